@@ -116,8 +116,10 @@ type PublishParams struct {
 	ClientMessageID string
 	SessionID       string
 	Now             time.Time
-	// DedupeSince: a message with the same ClientMessageID accepted at or after
-	// this time is returned instead of storing a new one.
+	// DedupeSince: a message of the same room with the same Sender and
+	// ClientMessageID accepted at or after this time is returned instead of
+	// storing a new one. Keys are per sender so that two users' clients cannot
+	// collide; an empty ClientMessageID is never deduplicated.
 	DedupeSince time.Time
 }
 

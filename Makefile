@@ -1,0 +1,91 @@
+# Parley developer commands. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+TMP := $(CURDIR)/.tmp
+BIN := $(TMP)/bin
+export PATH := $(BIN):$(PATH)
+
+# Pinned tool versions, installed into .tmp/bin by `make tools`.
+BUF_VERSION := v1.75.0
+PROTOC_GEN_GO_VERSION := v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
+GRPCURL_VERSION := v1.9.4
+# protovalidate's .proto rules, read from its Go module (no schema registry needed).
+PROTOVALIDATE_VERSION := v1.2.2
+
+MODULES := ./proto/... ./services/rooms/... ./services/gateway/...
+
+# Settings of `make run` (a local, single-machine development setup).
+RUN_DATA_DIR ?= $(TMP)/data
+RUN_GRPC_PORT ?= 50051
+RUN_METRICS_PORT ?= 9091
+RUN_SERVICE_TOKEN ?= dev-service-token
+RUN_ADMIN_TOKEN ?= dev-admin-token
+
+.PHONY: help
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: run
+run: build ## Build and run the rooms service on the embedded store, with dev tokens
+	@echo "Parley rooms service: gRPC on localhost:$(RUN_GRPC_PORT), metrics on http://localhost:$(RUN_METRICS_PORT)/metrics, data in $(RUN_DATA_DIR)"
+	@echo "Try, in another terminal (grpcurl: $(BIN)/grpcurl after 'make tools'):"
+	@echo "  grpcurl -plaintext localhost:$(RUN_GRPC_PORT) list"
+	@echo "  grpcurl -plaintext -H 'authorization: Bearer $(RUN_SERVICE_TOKEN)' -d '{\"namespace\":\"/\",\"room\":\"general\"}' localhost:$(RUN_GRPC_PORT) parley.rooms.v1.RoomsService/CreateRoom"
+	@echo "  grpcurl -plaintext -H 'authorization: Bearer $(RUN_ADMIN_TOKEN)' localhost:$(RUN_GRPC_PORT) parley.rooms.v1.AdminService/GetStats"
+	@echo "More in docs/admin.md. Ctrl-C stops the service."
+	@$(BIN)/rooms --listen :$(RUN_GRPC_PORT) --metrics-listen :$(RUN_METRICS_PORT) --data-dir $(RUN_DATA_DIR) \
+		--service-token $(RUN_SERVICE_TOKEN) --admin-token $(RUN_ADMIN_TOKEN)
+
+.PHONY: build
+build: ## Build the service binaries into .tmp/bin
+	go build -o $(BIN)/rooms ./services/rooms/cmd/rooms
+
+.PHONY: test
+test: tools ## Run every test of every module with the race detector
+	go test -race -count=1 $(MODULES)
+
+.PHONY: bench
+bench: ## Run the benchmarks
+	go test -run '^$$' -bench . -benchmem -count 6 $(MODULES)
+
+.PHONY: generate
+generate: tools protodeps ## Regenerate Go code from the .proto files
+	buf generate
+
+.PHONY: checkgenerate
+checkgenerate: generate ## Fail if the committed generated code is stale
+	@git diff --exit-code -- proto || (echo "generated code is out of date: run 'make generate' and commit" >&2; exit 1)
+	@test -z "$$(git status --porcelain -- proto)" || (git status --porcelain -- proto; echo "untracked generated files: run 'make generate' and commit" >&2; exit 1)
+
+.PHONY: lint
+lint: tools protodeps ## buf lint, buf format check, go vet and gofmt
+	buf lint
+	buf format --diff --exit-code proto
+	go vet $(MODULES)
+	@test -z "$$(gofmt -l proto services)" || (gofmt -l proto services; echo "gofmt needed" >&2; exit 1)
+
+.PHONY: tools
+tools: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(BIN)/grpcurl ## Install pinned tools into .tmp/bin
+
+$(BIN)/buf:
+	GOBIN=$(BIN) go install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
+$(BIN)/protoc-gen-go:
+	GOBIN=$(BIN) go install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+$(BIN)/protoc-gen-go-grpc:
+	GOBIN=$(BIN) go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+$(BIN)/grpcurl:
+	GOBIN=$(BIN) go install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
+
+.PHONY: protodeps
+protodeps: $(TMP)/protodeps/protovalidate/buf/validate/validate.proto
+
+$(TMP)/protodeps/protovalidate/buf/validate/validate.proto:
+	@dir=$$(GOFLAGS=-mod=mod go mod download -json github.com/bufbuild/protovalidate@$(PROTOVALIDATE_VERSION) | sed -n 's/^\t"Dir": "\(.*\)",$$/\1/p'); \
+	test -n "$$dir" || { echo "could not download github.com/bufbuild/protovalidate@$(PROTOVALIDATE_VERSION)" >&2; exit 1; }; \
+	mkdir -p $(TMP)/protodeps/protovalidate && cp -r "$$dir/proto/protovalidate/buf" $(TMP)/protodeps/protovalidate/ && chmod -R u+w $(TMP)/protodeps
+
+.PHONY: clean
+clean: ## Remove .tmp (tools, dev data)
+	rm -rf $(TMP)

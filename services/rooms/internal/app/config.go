@@ -1,0 +1,124 @@
+package app
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/parleyhq/parley/services/rooms/internal/server"
+)
+
+// envPrefix is put before a flag's upper-cased name to form its environment
+// variable: --data-dir is PARLEY_ROOMS_DATA_DIR.
+const envPrefix = "PARLEY_ROOMS_"
+
+// Config is everything the rooms service can be told at start.
+type Config struct {
+	Listen          string
+	MetricsListen   string
+	DataDir         string
+	SQLiteSync      string
+	ServiceToken    string
+	AdminToken      string
+	LogFormat       string
+	LogLevel        string
+	RateLimit       float64
+	RateBurst       int
+	SweepInterval   time.Duration
+	ShutdownTimeout time.Duration
+	Limits          server.Limits
+}
+
+func envName(flagName string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// parseConfig reads flags from args, each defaulting to its environment
+// variable, then to the built-in default. It returns flag.ErrHelp for --help.
+func parseConfig(args []string, getenv func(string) string, out io.Writer) (Config, error) {
+	c := Config{Limits: server.DefaultLimits()}
+	fs := flag.NewFlagSet("rooms", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.StringVar(&c.Listen, "listen", ":50051", "gRPC listen address")
+	fs.StringVar(&c.MetricsListen, "metrics-listen", ":9091", "HTTP listen address for /metrics and /healthz")
+	fs.StringVar(&c.DataDir, "data-dir", "./parley-data", "directory of the embedded SQLite store, created on first start")
+	fs.StringVar(&c.SQLiteSync, "sqlite-synchronous", "normal", "SQLite synchronous mode: normal (acknowledged messages survive a process crash) or full (they also survive a power loss, at the cost of an fsync per write)")
+	fs.StringVar(&c.ServiceToken, "service-token", "", "bearer token of gateways and internal services (required)")
+	fs.StringVar(&c.AdminToken, "admin-token", "", "bearer token of operators, needed by AdminService (required)")
+	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.Float64Var(&c.RateLimit, "rate-limit", 20000, "requests per second allowed to each credential (a stream counts once)")
+	fs.IntVar(&c.RateBurst, "rate-burst", 2000, "requests a credential may make at once above --rate-limit")
+	fs.DurationVar(&c.SweepInterval, "sweep-interval", time.Minute, "how often expired history and deduplication keys are removed")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long shutdown waits for calls in flight before cutting them")
+	l := &c.Limits
+	fs.IntVar(&l.MaxPayloadBytes, "max-payload-bytes", l.MaxPayloadBytes, "largest message payload accepted by Publish")
+	fs.IntVar(&l.DefaultPageSize, "default-page-size", l.DefaultPageSize, "ListRooms/ListMembers page size when the request sets none")
+	fs.IntVar(&l.MaxPageSize, "max-page-size", l.MaxPageSize, "largest ListRooms/ListMembers page")
+	fs.IntVar(&l.DefaultHistoryPage, "default-history-page", l.DefaultHistoryPage, "GetHistory limit when the request sets none")
+	fs.IntVar(&l.MaxHistoryPage, "max-history-page", l.MaxHistoryPage, "largest GetHistory page")
+	historyMax := uint(l.DefaultHistoryMaxMessages)
+	fs.UintVar(&historyMax, "history-max-messages", historyMax, "messages a room keeps when its options set no history_max_messages")
+	fs.DurationVar(&l.DedupeWindow, "dedupe-window", l.DedupeWindow, "how long a client_message_id makes publish retries idempotent")
+	fs.IntVar(&l.SubscriberBuffer, "subscriber-buffer", l.SubscriberBuffer, "events a subscriber may have queued before its stream is ended (it resumes from its last offset)")
+
+	fs.VisitAll(func(f *flag.Flag) { f.Usage = fmt.Sprintf("%s (env %s)", f.Usage, envName(f.Name)) })
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: rooms [flags]\n\nParley rooms service: rooms, membership and message history over gRPC.\nEvery flag may also be set by the environment variable named beside it.\n\n")
+		fs.PrintDefaults()
+	}
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if v := getenv(envName(f.Name)); v != "" && envErr == nil {
+			if err := f.Value.Set(v); err != nil {
+				envErr = fmt.Errorf("%s: %w", envName(f.Name), err)
+			}
+		}
+	})
+	if envErr != nil {
+		return c, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	l.DefaultHistoryMaxMessages = uint32(historyMax)
+	return c, c.validate()
+}
+
+func (c Config) validate() error {
+	var errs []error
+	if c.ServiceToken == "" || c.AdminToken == "" {
+		errs = append(errs, errors.New("--service-token and --admin-token are required"))
+	} else if c.ServiceToken == c.AdminToken {
+		errs = append(errs, errors.New("--service-token and --admin-token must differ"))
+	}
+	if c.SQLiteSync != "normal" && c.SQLiteSync != "full" {
+		errs = append(errs, fmt.Errorf("--sqlite-synchronous %q: want normal or full", c.SQLiteSync))
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("--log-format %q: want text or json", c.LogFormat))
+	}
+	l := c.Limits
+	for _, p := range []struct {
+		name string
+		v    int
+	}{
+		{"max-payload-bytes", l.MaxPayloadBytes}, {"default-page-size", l.DefaultPageSize}, {"max-page-size", l.MaxPageSize},
+		{"default-history-page", l.DefaultHistoryPage}, {"max-history-page", l.MaxHistoryPage}, {"subscriber-buffer", l.SubscriberBuffer},
+		{"rate-burst", c.RateBurst},
+	} {
+		if p.v <= 0 {
+			errs = append(errs, fmt.Errorf("--%s must be positive", p.name))
+		}
+	}
+	if c.RateLimit <= 0 || c.SweepInterval <= 0 || c.ShutdownTimeout <= 0 || l.DedupeWindow <= 0 {
+		errs = append(errs, errors.New("--rate-limit, --sweep-interval, --shutdown-timeout and --dedupe-window must be positive"))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,146 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"buf.build/go/protovalidate"
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
+	grpcauth "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	grpcvalidate "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/protovalidate"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/ratelimit"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+
+	roomsv1 "github.com/parleyhq/parley/proto/parley/rooms/v1"
+	"github.com/parleyhq/parley/services/rooms/internal/auth"
+	"github.com/parleyhq/parley/services/rooms/internal/server"
+)
+
+// GRPCOptions configure NewGRPCServer.
+type GRPCOptions struct {
+	ServiceToken, AdminToken string
+	RateLimit                float64
+	RateBurst                int
+	MaxPayloadBytes          int
+}
+
+// NewGRPCServer builds the rooms service's gRPC server: the interceptor chain
+// (metrics, logging, auth, rate limit, validation, recovery — the same for
+// unary and streaming calls), the two Parley services, health and reflection.
+// Health and reflection are open; everything else needs a credential.
+func NewGRPCServer(log *slog.Logger, reg prometheus.Registerer, opts GRPCOptions, d *server.Deps) (*grpc.Server, *health.Server, error) {
+	validator, err := protovalidate.New()
+	if err != nil {
+		return nil, nil, fmt.Errorf("protovalidate: %w", err)
+	}
+	metrics := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram(
+		grpcprom.WithHistogramBuckets([]float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}),
+	))
+	if err := reg.Register(metrics); err != nil {
+		return nil, nil, fmt.Errorf("register grpc metrics: %w", err)
+	}
+	tokens := auth.NewTokens(opts.ServiceToken, opts.AdminToken, "/"+roomsv1.AdminService_ServiceDesc.ServiceName+"/")
+	limiter := newRoleLimiter(opts.RateLimit, opts.RateBurst)
+	logger := logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
+		log.Log(ctx, slog.Level(lvl), msg, fields...)
+	})
+	logOpts := []logging.Option{
+		logging.WithLogOnEvents(logging.FinishCall),
+		logging.WithLevels(logLevel),
+	}
+	recoverOpts := []recovery.Option{recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
+		log.ErrorContext(ctx, "panic in handler", "panic", p, "stack", string(debug.Stack()))
+		return status.Error(codes.Internal, "internal error")
+	})}
+	needsAuth := selector.MatchFunc(func(_ context.Context, c interceptors.CallMeta) bool {
+		return c.Service != healthpb.Health_ServiceDesc.ServiceName &&
+			!strings.HasPrefix(c.Service, "grpc.reflection.")
+	})
+
+	srv := grpc.NewServer(
+		grpc.ChainUnaryInterceptor(
+			metrics.UnaryServerInterceptor(),
+			logging.UnaryServerInterceptor(logger, logOpts...),
+			selector.UnaryServerInterceptor(grpcauth.UnaryServerInterceptor(tokens.AuthFunc), needsAuth),
+			selector.UnaryServerInterceptor(ratelimit.UnaryServerInterceptor(limiter), needsAuth),
+			grpcvalidate.UnaryServerInterceptor(validator),
+			recovery.UnaryServerInterceptor(recoverOpts...),
+		),
+		grpc.ChainStreamInterceptor(
+			metrics.StreamServerInterceptor(),
+			logging.StreamServerInterceptor(logger, logOpts...),
+			selector.StreamServerInterceptor(grpcauth.StreamServerInterceptor(tokens.AuthFunc), needsAuth),
+			selector.StreamServerInterceptor(ratelimit.StreamServerInterceptor(limiter), needsAuth),
+			grpcvalidate.StreamServerInterceptor(validator),
+			recovery.StreamServerInterceptor(recoverOpts...),
+		),
+		// Room for the largest payload plus the rest of a PublishRequest.
+		grpc.MaxRecvMsgSize(opts.MaxPayloadBytes+16<<10),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+	)
+	roomsv1.RegisterRoomsServiceServer(srv, server.NewRooms(d))
+	roomsv1.RegisterAdminServiceServer(srv, server.NewAdmin(d))
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(srv, hs)
+	for _, name := range []string{"", roomsv1.RoomsService_ServiceDesc.ServiceName, roomsv1.AdminService_ServiceDesc.ServiceName} {
+		hs.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
+	}
+	reflection.Register(srv)
+	metrics.InitializeMetrics(srv)
+	return srv, hs, nil
+}
+
+// logLevel keeps successful calls out of the info log (a busy service makes
+// thousands a second), shows refused calls at info and failures at error.
+func logLevel(c codes.Code) logging.Level {
+	switch c {
+	case codes.OK:
+		return logging.LevelDebug
+	case codes.Internal, codes.Unknown, codes.DataLoss, codes.Unimplemented:
+		return logging.LevelError
+	case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted:
+		return logging.LevelWarn
+	}
+	return logging.LevelInfo
+}
+
+// roleLimiter gives each credential its own token bucket so an admin can still
+// get in while gateways saturate theirs.
+type roleLimiter struct {
+	service, admin *rate.Limiter
+}
+
+func newRoleLimiter(perSecond float64, burst int) *roleLimiter {
+	return &roleLimiter{
+		service: rate.NewLimiter(rate.Limit(perSecond), burst),
+		admin:   rate.NewLimiter(rate.Limit(perSecond), burst),
+	}
+}
+
+func (l *roleLimiter) Limit(ctx context.Context) error {
+	lim := l.service
+	if auth.RoleFrom(ctx) == auth.RoleAdmin {
+		lim = l.admin
+	}
+	if !lim.Allow() {
+		return fmt.Errorf("rate limit of the %s credential exceeded", auth.RoleFrom(ctx))
+	}
+	return nil
+}

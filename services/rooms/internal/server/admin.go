@@ -1,0 +1,54 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	roomsv1 "github.com/parleyhq/parley/proto/parley/rooms/v1"
+)
+
+// Admin implements roomsv1.AdminServiceServer.
+type Admin struct {
+	roomsv1.UnimplementedAdminServiceServer
+	d *Deps
+}
+
+// NewAdmin returns the AdminService implementation.
+func NewAdmin(d *Deps) *Admin { return &Admin{d: d} }
+
+func (s *Admin) PurgeHistory(ctx context.Context, req *roomsv1.PurgeHistoryRequest) (*roomsv1.PurgeHistoryResponse, error) {
+	n, err := s.d.Store.Purge(ctx, roomKey(req.GetNamespace(), req.GetRoom()), req.GetBeforeOffset())
+	if err != nil {
+		return nil, errStatus(ctx, s.d.Log, "purge history", err)
+	}
+	s.d.Log.InfoContext(ctx, "history purged", "namespace", req.GetNamespace(), "room", req.GetRoom(), "purged", n)
+	return &roomsv1.PurgeHistoryResponse{Purged: n}, nil
+}
+
+func (s *Admin) GetStats(ctx context.Context, req *roomsv1.GetStatsRequest) (*roomsv1.GetStatsResponse, error) {
+	st, err := s.d.Store.Stats(ctx, req.GetNamespace())
+	if err != nil {
+		return nil, errStatus(ctx, s.d.Log, "get stats", err)
+	}
+	return &roomsv1.GetStatsResponse{Rooms: st.Rooms, Members: st.Members, Sessions: st.Sessions, Messages: st.Messages}, nil
+}
+
+// Sweep runs the store's retention sweep every interval until ctx is done.
+// Failures are logged and retried at the next tick: a missed sweep only keeps
+// messages a little longer.
+func Sweep(ctx context.Context, d *Deps, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			now := d.now()
+			if err := d.Store.Sweep(ctx, now, now.Add(-d.Limits.DedupeWindow)); err != nil && ctx.Err() == nil {
+				d.Log.LogAttrs(ctx, slog.LevelError, "retention sweep failed", slog.Any("err", err))
+			}
+		}
+	}
+}

@@ -1,0 +1,151 @@
+package server
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	roomsv1 "github.com/parleyhq/parley/proto/parley/rooms/v1"
+	"github.com/parleyhq/parley/services/rooms/internal/store"
+)
+
+// errStatus turns an error from the store into the status the caller sees.
+// Unexpected errors are logged here, once, and reach the caller without detail.
+func errStatus(ctx context.Context, log *slog.Logger, op string, err error) error {
+	code := codes.Internal
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		code = codes.NotFound
+	case errors.Is(err, store.ErrAlreadyExists):
+		code = codes.AlreadyExists
+	case errors.Is(err, store.ErrRoomFull):
+		code = codes.ResourceExhausted
+	case errors.Is(err, store.ErrPrivate), errors.Is(err, store.ErrNotMember), errors.Is(err, store.ErrReadOnly):
+		code = codes.PermissionDenied
+	case errors.Is(err, context.Canceled):
+		code = codes.Canceled
+	case errors.Is(err, context.DeadlineExceeded):
+		code = codes.DeadlineExceeded
+	}
+	if code == codes.Internal {
+		log.ErrorContext(ctx, "store failure", "op", op, "err", err)
+		return status.Errorf(codes.Internal, "%s failed", op)
+	}
+	return status.Errorf(code, "%s: %v", op, err)
+}
+
+func roomKey(namespace, room string) store.RoomKey {
+	return store.RoomKey{Namespace: namespace, Name: room}
+}
+
+func toProtoRoom(r store.Room) *roomsv1.Room {
+	vis := roomsv1.Visibility_VISIBILITY_PUBLIC
+	if r.Options.Private {
+		vis = roomsv1.Visibility_VISIBILITY_PRIVATE
+	}
+	opts := &roomsv1.RoomOptions{
+		Visibility:         vis,
+		MaxMembers:         r.Options.MaxMembers,
+		ReadOnly:           r.Options.ReadOnly,
+		HistoryMaxMessages: r.Options.HistoryMaxMessages,
+	}
+	if r.Options.HistoryRetention > 0 {
+		opts.HistoryRetention = durationpb.New(r.Options.HistoryRetention)
+	}
+	return &roomsv1.Room{
+		Namespace:   r.Namespace,
+		Name:        r.Name,
+		Options:     opts,
+		LastOffset:  r.LastOffset,
+		MemberCount: r.MemberCount,
+		CreateTime:  timestamppb.New(r.CreateTime),
+		UpdateTime:  timestamppb.New(r.UpdateTime),
+	}
+}
+
+func toProtoMember(m store.Member) *roomsv1.Member {
+	return &roomsv1.Member{
+		UserId:       m.UserID,
+		JoinTime:     timestamppb.New(m.JoinTime),
+		Online:       m.Sessions > 0,
+		SessionCount: m.Sessions,
+	}
+}
+
+func toProtoMessage(m store.Message) *roomsv1.Message {
+	return &roomsv1.Message{
+		Namespace:       m.Room.Namespace,
+		Room:            m.Room.Name,
+		Offset:          m.Offset,
+		Sender:          m.Sender,
+		Payload:         m.Payload,
+		ClientMessageId: m.ClientMessageID,
+		SessionId:       m.SessionID,
+		CreateTime:      timestamppb.New(m.CreateTime),
+	}
+}
+
+func messageEvent(m *roomsv1.Message) *roomsv1.Event {
+	return &roomsv1.Event{Namespace: m.GetNamespace(), Room: m.GetRoom(), Kind: &roomsv1.Event_Message{Message: m}}
+}
+
+// retention reads an optional duration; validation has already bounded it.
+func retention(d *durationpb.Duration) time.Duration {
+	if d == nil {
+		return 0
+	}
+	return d.AsDuration()
+}
+
+// Page tokens are opaque to callers; they carry the last key of the previous
+// page so listing stays correct while rooms or members come and go.
+func encodeToken(parts ...string) string {
+	b := []byte{}
+	for i, p := range parts {
+		if i > 0 {
+			b = append(b, 0)
+		}
+		b = append(b, p...)
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeToken(tok string, n int) ([]string, error) {
+	if tok == "" {
+		return make([]string, n), nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, "malformed page_token")
+	}
+	parts := make([]string, 0, n)
+	start := 0
+	for i, c := range b {
+		if c == 0 {
+			parts = append(parts, string(b[start:i]))
+			start = i + 1
+		}
+	}
+	parts = append(parts, string(b[start:]))
+	if len(parts) != n {
+		return nil, status.Error(codes.InvalidArgument, fmt.Sprintf("malformed page_token (%d parts)", len(parts)))
+	}
+	return parts, nil
+}
+
+// pageSize applies the default and the cap to a requested page size.
+func pageSize(requested uint32, def, limit int) int {
+	n := int(requested)
+	if n == 0 {
+		n = def
+	}
+	return min(n, limit)
+}

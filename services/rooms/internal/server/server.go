@@ -1,0 +1,92 @@
+// Package server implements the rooms service's gRPC API (RoomsService and
+// AdminService) on top of a store.Store and a fanout.Hub. It turns requests into
+// store calls, store errors into gRPC status codes, and stored changes into
+// events for live subscribers.
+package server
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/parleyhq/parley/services/rooms/internal/fanout"
+	"github.com/parleyhq/parley/services/rooms/internal/store"
+)
+
+// Limits are the service's configurable bounds and defaults.
+type Limits struct {
+	MaxPayloadBytes           int           // largest accepted message payload
+	DefaultPageSize           int           // ListRooms/ListMembers page when none is asked for
+	MaxPageSize               int           // cap on any requested page size
+	DefaultHistoryPage        int           // GetHistory limit when none is asked for
+	MaxHistoryPage            int           // cap on GetHistory limit
+	DefaultHistoryMaxMessages uint32        // messages a room keeps unless its options say otherwise
+	DedupeWindow              time.Duration // how long a client_message_id makes retries idempotent
+	SubscriberBuffer          int           // events a subscription may have queued before it is ended
+}
+
+// DefaultLimits are the documented defaults of the rooms service's flags.
+func DefaultLimits() Limits {
+	return Limits{
+		MaxPayloadBytes:           64 << 10,
+		DefaultPageSize:           100,
+		MaxPageSize:               1000,
+		DefaultHistoryPage:        50,
+		MaxHistoryPage:            1000,
+		DefaultHistoryMaxMessages: 10000,
+		DedupeWindow:              10 * time.Minute,
+		SubscriberBuffer:          1024,
+	}
+}
+
+// Metrics are the service's own Prometheus metrics (RPC metrics come from the
+// interceptor chain).
+type Metrics struct {
+	published     prometheus.Counter
+	duplicates    prometheus.Counter
+	subscriptions prometheus.Gauge
+	ended         *prometheus.CounterVec
+}
+
+// NewMetrics registers the service metrics with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		published: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "parley_rooms_messages_published_total",
+			Help: "Messages stored by Publish (retries of a stored message excluded).",
+		}),
+		duplicates: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "parley_rooms_publish_duplicates_total",
+			Help: "Publishes answered from the deduplication window instead of stored again.",
+		}),
+		subscriptions: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "parley_rooms_subscriptions",
+			Help: "Open Subscribe streams.",
+		}),
+		ended: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_rooms_subscriptions_ended_total",
+			Help: "Subscribe streams ended, by reason (client, overflow, shutdown, error, rooms_deleted).",
+		}, []string{"reason"}),
+	}
+	reg.MustRegister(m.published, m.duplicates, m.subscriptions, m.ended)
+	return m
+}
+
+// Deps are what the servers need.
+type Deps struct {
+	Store   store.Store
+	Hub     *fanout.Hub
+	Limits  Limits
+	Log     *slog.Logger
+	Metrics *Metrics
+	// Now is the clock; tests may replace it.
+	Now func() time.Time
+}
+
+func (d *Deps) now() time.Time {
+	if d.Now != nil {
+		return d.Now()
+	}
+	return time.Now()
+}

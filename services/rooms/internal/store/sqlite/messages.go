@@ -1,0 +1,210 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/parleyhq/parley/services/rooms/internal/store"
+)
+
+// Publish implements store.Store. Its single immediate transaction is what
+// makes offsets gapless: no other write can run between reading the room's
+// last offset and storing the next one.
+func (s *Store) Publish(ctx context.Context, p store.PublishParams) (store.Message, bool, error) {
+	msg := store.Message{
+		Room:            p.Room,
+		Sender:          p.Sender,
+		Payload:         p.Payload,
+		ClientMessageID: p.ClientMessageID,
+		SessionID:       p.SessionID,
+	}
+	var duplicate bool
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		id, room, err := scanRoom(tx.StmtContext(ctx, s.st.roomW).QueryRowContext(ctx, p.Room.Namespace, p.Room.Name))
+		if err != nil {
+			return err
+		}
+		if p.Sender != "" {
+			if room.Options.ReadOnly {
+				return store.ErrReadOnly
+			}
+			var joined int64
+			err := tx.StmtContext(ctx, s.st.member).QueryRowContext(ctx, id, p.Sender).Scan(&joined)
+			if errors.Is(err, sql.ErrNoRows) {
+				return store.ErrNotMember
+			}
+			if err != nil {
+				return err
+			}
+		}
+		if p.ClientMessageID != "" {
+			duplicate, err = s.findDuplicate(ctx, tx, id, p, &msg)
+			if err != nil || duplicate {
+				return err
+			}
+		}
+
+		msg.Offset = room.LastOffset + 1
+		created := nanos(p.Now)
+		msg.CreateTime = fromNanos(created)
+		if _, err := tx.StmtContext(ctx, s.st.insertMessage).ExecContext(ctx, id, msg.Offset,
+			p.Sender, p.SessionID, p.ClientMessageID, p.Payload, created); err != nil {
+			return err
+		}
+		if _, err := tx.StmtContext(ctx, s.st.setLastOffset).ExecContext(ctx, msg.Offset, id); err != nil {
+			return err
+		}
+		if p.ClientMessageID != "" {
+			if _, err := tx.StmtContext(ctx, s.st.upsertDedupe).ExecContext(ctx, id, p.Sender, p.ClientMessageID, msg.Offset, created); err != nil {
+				return err
+			}
+		}
+		if limit := uint64(room.Options.HistoryMaxMessages); limit > 0 && msg.Offset > limit {
+			if _, err := tx.StmtContext(ctx, s.st.trim).ExecContext(ctx, id, msg.Offset-limit); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return store.Message{}, false, fmt.Errorf("publish %s/%s: %w", p.Room.Namespace, p.Room.Name, err)
+	}
+	return msg, duplicate, nil
+}
+
+// findDuplicate reports whether p's ClientMessageID was accepted at or after
+// p.DedupeSince and, if so, sets msg to the message accepted then. Should that
+// message be gone already (trimmed, purged or swept), msg keeps the fields of
+// p, which a retry repeats, with the first publish's offset and time.
+func (s *Store) findDuplicate(ctx context.Context, tx *sql.Tx, roomID int64, p store.PublishParams, msg *store.Message) (bool, error) {
+	var offset uint64
+	var created int64
+	err := tx.StmtContext(ctx, s.st.dedupe).QueryRowContext(ctx, roomID, p.Sender, p.ClientMessageID).Scan(&offset, &created)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return false, nil
+	case err != nil:
+		return false, err
+	case created < nanos(p.DedupeSince):
+		return false, nil
+	}
+	msg.Offset = offset
+	msg.CreateTime = fromNanos(created)
+	row := tx.StmtContext(ctx, s.st.message).QueryRowContext(ctx, roomID, offset)
+	first, err := scanMessage(row, p.Room)
+	switch {
+	case err == nil:
+		*msg = first
+	case !errors.Is(err, sql.ErrNoRows):
+		return false, err
+	}
+	return true, nil
+}
+
+// History implements store.Store.
+func (s *Store) History(ctx context.Context, q store.HistoryQuery) ([]store.Message, error) {
+	var (
+		stmt   *sql.Stmt
+		offset int64
+	)
+	switch q.Mode {
+	case store.HistoryLatest:
+		stmt, offset = s.st.historyDesc, math.MaxInt64
+	case store.HistoryBefore:
+		stmt, offset = s.st.historyDesc, clampOffset(q.Offset)
+	case store.HistoryAfter:
+		stmt, offset = s.st.historyAsc, clampOffset(q.Offset)
+	default:
+		return nil, fmt.Errorf("history of %s/%s: unknown mode %d", q.Room.Namespace, q.Room.Name, q.Mode)
+	}
+	var msgs []store.Message
+	err := s.read(ctx, func(tx *sql.Tx) error {
+		id, _, err := scanRoom(tx.StmtContext(ctx, s.st.roomR).QueryRowContext(ctx, q.Room.Namespace, q.Room.Name))
+		if err != nil || q.Limit <= 0 {
+			return err
+		}
+		rows, err := tx.StmtContext(ctx, stmt).QueryContext(ctx, id, offset, q.Limit)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		msgs = make([]store.Message, 0, min(q.Limit, 256))
+		for rows.Next() {
+			m, err := scanMessage(rows, q.Room)
+			if err != nil {
+				return err
+			}
+			msgs = append(msgs, m)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("history of %s/%s: %w", q.Room.Namespace, q.Room.Name, err)
+	}
+	if stmt == s.st.historyDesc {
+		slices.Reverse(msgs) // read newest first to apply the limit at the right end
+	}
+	return msgs, nil
+}
+
+// scanMessage reads a row of messageCols.
+func scanMessage(row scanner, room store.RoomKey) (store.Message, error) {
+	m := store.Message{Room: room}
+	var created int64
+	if err := row.Scan(&m.Offset, &m.Sender, &m.SessionID, &m.ClientMessageID, &m.Payload, &created); err != nil {
+		return store.Message{}, err
+	}
+	m.CreateTime = fromNanos(created)
+	return m, nil
+}
+
+// Purge implements store.Store.
+func (s *Store) Purge(ctx context.Context, key store.RoomKey, before uint64) (uint64, error) {
+	var n int64
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		id, _, err := scanRoom(tx.StmtContext(ctx, s.st.roomW).QueryRowContext(ctx, key.Namespace, key.Name))
+		if err != nil {
+			return err
+		}
+		res, err := tx.StmtContext(ctx, s.st.purge).ExecContext(ctx, id, clampOffset(before))
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("purge %s/%s: %w", key.Namespace, key.Name, err)
+	}
+	return uint64(n), nil
+}
+
+// Sweep implements store.Store.
+func (s *Store) Sweep(ctx context.Context, now, dedupeBefore time.Time) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.StmtContext(ctx, s.st.sweepMsgs).ExecContext(ctx, nanos(now)); err != nil {
+			return err
+		}
+		_, err := tx.StmtContext(ctx, s.st.sweepDedup).ExecContext(ctx, nanos(dedupeBefore))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sweep: %w", err)
+	}
+	return nil
+}
+
+// Stats implements store.Store.
+func (s *Store) Stats(ctx context.Context, namespace string) (store.Stats, error) {
+	var st store.Stats
+	err := s.st.stats.QueryRowContext(ctx, namespace).Scan(&st.Rooms, &st.Members, &st.Sessions, &st.Messages)
+	if err != nil {
+		return store.Stats{}, fmt.Errorf("stats %q: %w", namespace, err)
+	}
+	return st, nil
+}

@@ -1,0 +1,157 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/parleyhq/parley/services/rooms/internal/store"
+)
+
+// CreateRoom implements store.Store.
+func (s *Store) CreateRoom(ctx context.Context, key store.RoomKey, opts store.RoomOptions, now time.Time) (store.Room, error) {
+	res, err := s.st.insertRoom.ExecContext(ctx, key.Namespace, key.Name,
+		opts.Private, opts.MaxMembers, opts.ReadOnly, opts.HistoryMaxMessages,
+		int64(opts.HistoryRetention), nanos(now), nanos(now))
+	if err == nil {
+		err = rowsAffected(res, store.ErrAlreadyExists)
+	}
+	if err != nil {
+		return store.Room{}, fmt.Errorf("create room %s/%s: %w", key.Namespace, key.Name, err)
+	}
+	return store.Room{
+		RoomKey:    key,
+		Options:    opts,
+		CreateTime: fromNanos(nanos(now)),
+		UpdateTime: fromNanos(nanos(now)),
+	}, nil
+}
+
+// GetRoom implements store.Store.
+func (s *Store) GetRoom(ctx context.Context, key store.RoomKey) (store.Room, error) {
+	_, room, err := scanRoom(s.st.roomR.QueryRowContext(ctx, key.Namespace, key.Name))
+	if err != nil {
+		return store.Room{}, fmt.Errorf("get room %s/%s: %w", key.Namespace, key.Name, err)
+	}
+	return room, nil
+}
+
+// ListRooms implements store.Store.
+func (s *Store) ListRooms(ctx context.Context, q store.ListRoomsQuery) ([]store.Room, error) {
+	if q.Limit <= 0 {
+		return nil, nil
+	}
+	var upper any
+	if u, ok := prefixEnd(q.Prefix); ok {
+		upper = u
+	}
+	rows, err := s.st.listRooms.QueryContext(ctx, q.After.Namespace, q.After.Name,
+		q.Namespace, q.Prefix, upper, q.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("list rooms: %w", err)
+	}
+	defer rows.Close()
+	var rooms []store.Room
+	for rows.Next() {
+		_, room, err := scanRoom(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list rooms: %w", err)
+		}
+		rooms = append(rooms, room)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list rooms: %w", err)
+	}
+	return rooms, nil
+}
+
+// prefixEnd returns the smallest string above every string with the given
+// prefix, and false when there is none (an empty prefix, or one of 0xff
+// bytes only). SQLite compares text bytewise, like Go.
+func prefixEnd(prefix string) (string, bool) {
+	b := []byte(prefix)
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] < 0xff {
+			b[i]++
+			return string(b[:i+1]), true
+		}
+	}
+	return "", false
+}
+
+// UpdateRoom implements store.Store.
+func (s *Store) UpdateRoom(ctx context.Context, key store.RoomKey, patch store.RoomOptionsPatch, now time.Time) (store.Room, error) {
+	var retention any
+	if patch.HistoryRetention != nil {
+		retention = int64(*patch.HistoryRetention)
+	}
+	_, room, err := scanRoom(s.st.updateRoom.QueryRowContext(ctx, key.Namespace, key.Name,
+		nullable(patch.Private), nullable(patch.MaxMembers), nullable(patch.ReadOnly),
+		nullable(patch.HistoryMaxMessages), retention, nanos(now)))
+	if err != nil {
+		return store.Room{}, fmt.Errorf("update room %s/%s: %w", key.Namespace, key.Name, err)
+	}
+	return room, nil
+}
+
+// nullable returns *p, or nil (SQL NULL) for a nil p.
+func nullable[T any](p *T) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+// DeleteRoom implements store.Store. Foreign keys remove the room's members,
+// sessions, messages and deduplication keys with it.
+func (s *Store) DeleteRoom(ctx context.Context, key store.RoomKey) error {
+	res, err := s.st.deleteRoom.ExecContext(ctx, key.Namespace, key.Name)
+	if err == nil {
+		err = rowsAffected(res, store.ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("delete room %s/%s: %w", key.Namespace, key.Name, err)
+	}
+	return nil
+}
+
+// rowsAffected returns none if the statement changed no row.
+func rowsAffected(res sql.Result, none error) error {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return none
+	}
+	return nil
+}
+
+type scanner interface {
+	Scan(dest ...any) error
+}
+
+// scanRoom reads a row of roomCols. A missing row is store.ErrNotFound.
+func scanRoom(row scanner) (int64, store.Room, error) {
+	var (
+		id               int64
+		r                store.Room
+		retention        int64
+		created, updated int64
+	)
+	err := row.Scan(&id, &r.Namespace, &r.Name, &r.Options.Private, &r.Options.MaxMembers,
+		&r.Options.ReadOnly, &r.Options.HistoryMaxMessages, &retention, &r.LastOffset,
+		&r.MemberCount, &created, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, store.Room{}, store.ErrNotFound
+	}
+	if err != nil {
+		return 0, store.Room{}, err
+	}
+	r.Options.HistoryRetention = time.Duration(retention)
+	r.CreateTime = fromNanos(created)
+	r.UpdateTime = fromNanos(updated)
+	return id, r, nil
+}

@@ -1,0 +1,271 @@
+// Package sqlite is the embedded storage backend of the rooms service: it
+// implements store.Store on one SQLite database file, through the pure-Go
+// modernc.org/sqlite driver, so that the service needs no database server.
+//
+// All writes go through one connection whose transactions start with BEGIN
+// IMMEDIATE, so a room's next offset is read and assigned inside one
+// serialized transaction. Reads use a separate pool; in WAL mode they see the
+// last committed state without waiting for the writer.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/parleyhq/parley/services/rooms/internal/store"
+
+	// The driver registers itself as "sqlite".
+	_ "modernc.org/sqlite"
+)
+
+// Options tune a Store.
+type Options struct {
+	// Synchronous is SQLite's synchronous setting: "NORMAL" (the default, ""),
+	// which keeps every committed transaction across a crash of the process,
+	// or "FULL", which also keeps it across a crash of the machine.
+	Synchronous string
+}
+
+// Store is a store.Store backed by one SQLite database file.
+type Store struct {
+	w, r *sql.DB
+	st   statements
+}
+
+var _ store.Store = (*Store)(nil)
+
+// schemaVersion is stored in PRAGMA user_version. A database written by a
+// newer version is refused rather than misread.
+const schemaVersion = 1
+
+// The messages and dedupe tables hold most of the rows; WITHOUT ROWID keeps
+// each of them in its primary-key b-tree so that a room's messages are read
+// and trimmed as one contiguous range. Sessions hang off members so that
+// removing a member or a room removes its sessions with it.
+const schema = `
+CREATE TABLE IF NOT EXISTS rooms (
+	id           INTEGER PRIMARY KEY,
+	namespace    TEXT    NOT NULL,
+	name         TEXT    NOT NULL,
+	private      INTEGER NOT NULL,
+	max_members  INTEGER NOT NULL,
+	read_only    INTEGER NOT NULL,
+	history_max  INTEGER NOT NULL,
+	retention_ns INTEGER NOT NULL,
+	last_offset  INTEGER NOT NULL,
+	member_count INTEGER NOT NULL,
+	create_time  INTEGER NOT NULL,
+	update_time  INTEGER NOT NULL,
+	UNIQUE (namespace, name)
+);
+CREATE TABLE IF NOT EXISTS members (
+	room_id   INTEGER NOT NULL REFERENCES rooms (id) ON DELETE CASCADE,
+	user_id   TEXT    NOT NULL,
+	join_time INTEGER NOT NULL,
+	PRIMARY KEY (room_id, user_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sessions (
+	room_id    INTEGER NOT NULL,
+	user_id    TEXT    NOT NULL,
+	session_id TEXT    NOT NULL,
+	PRIMARY KEY (room_id, user_id, session_id),
+	FOREIGN KEY (room_id, user_id) REFERENCES members (room_id, user_id) ON DELETE CASCADE
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS messages (
+	room_id     INTEGER NOT NULL REFERENCES rooms (id) ON DELETE CASCADE,
+	offset      INTEGER NOT NULL,
+	sender      TEXT    NOT NULL,
+	session_id  TEXT    NOT NULL,
+	client_id   TEXT    NOT NULL,
+	payload     TEXT    NOT NULL,
+	create_time INTEGER NOT NULL,
+	PRIMARY KEY (room_id, offset)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dedupe (
+	room_id     INTEGER NOT NULL REFERENCES rooms (id) ON DELETE CASCADE,
+	sender      TEXT    NOT NULL,
+	client_id   TEXT    NOT NULL,
+	offset      INTEGER NOT NULL,
+	create_time INTEGER NOT NULL,
+	PRIMARY KEY (room_id, sender, client_id)
+) WITHOUT ROWID;
+`
+
+// busyTimeout bounds how long a connection waits for a lock held by another
+// process sharing the file (or by a checkpoint) before failing with
+// SQLITE_BUSY. Within this process the writer pool already serializes writes.
+const busyTimeout = 5 * time.Second
+
+// Open opens the database at path, creating the file, its parent directory
+// and the schema if they do not exist.
+func Open(ctx context.Context, path string, opts Options) (*Store, error) {
+	synchronous := strings.ToUpper(opts.Synchronous)
+	switch synchronous {
+	case "":
+		synchronous = "NORMAL"
+	case "NORMAL", "FULL":
+	default:
+		return nil, fmt.Errorf("open %s: synchronous %q: want NORMAL or FULL", path, opts.Synchronous)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(abs), 0o750); err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+
+	s := &Store{}
+	if err := s.open(ctx, abs, synchronous); err != nil {
+		return nil, errors.Join(fmt.Errorf("open %s: %w", path, err), s.Close())
+	}
+	return s, nil
+}
+
+func (s *Store) open(ctx context.Context, path, synchronous string) error {
+	busy := fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds())
+	var err error
+	// The writer is opened, and the schema settled, before any reader exists,
+	// so that readers only ever see a database in WAL mode.
+	s.w, err = sql.Open("sqlite", dsn(path,
+		[]string{busy, "foreign_keys(1)", "journal_mode(WAL)", "synchronous(" + synchronous + ")"},
+		"_txlock=immediate"))
+	if err != nil {
+		return err
+	}
+	s.w.SetMaxOpenConns(1)
+	if err := migrate(ctx, s.w); err != nil {
+		return err
+	}
+
+	s.r, err = sql.Open("sqlite", dsn(path, []string{busy, "query_only(1)"}))
+	if err != nil {
+		return err
+	}
+	n := max(4, runtime.GOMAXPROCS(0))
+	s.r.SetMaxOpenConns(n)
+	// Idle readers are kept so that their prepared statements are reused.
+	s.r.SetMaxIdleConns(n)
+	if err := s.r.PingContext(ctx); err != nil {
+		return err
+	}
+	return s.st.prepare(ctx, s.w, s.r)
+}
+
+// dsn builds a file: URI so that any path, including one with '?' or '#',
+// reaches SQLite intact.
+func dsn(path string, pragmas []string, extra ...string) string {
+	q := make([]string, 0, len(pragmas)+len(extra))
+	for _, p := range pragmas {
+		q = append(q, "_pragma="+url.QueryEscape(p))
+	}
+	q = append(q, extra...)
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(path), RawQuery: strings.Join(q, "&")}
+	return u.String()
+}
+
+func migrate(ctx context.Context, db *sql.DB) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() // after Commit, a no-op whose error says so
+	var v int
+	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return err
+	}
+	if v > schemaVersion {
+		return fmt.Errorf("schema version %d is newer than this program's %d", v, schemaVersion)
+	}
+	if _, err := tx.ExecContext(ctx, schema); err != nil {
+		return fmt.Errorf("create schema: %w", err)
+	}
+	if v < schemaVersion {
+		// PRAGMA takes no bound parameters.
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", schemaVersion)); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+// Close closes the database. It must not be called while other calls run.
+func (s *Store) Close() error {
+	err := s.st.close()
+	if s.r != nil {
+		err = errors.Join(err, s.r.Close())
+	}
+	if s.w != nil {
+		err = errors.Join(err, s.w.Close())
+	}
+	return err
+}
+
+// write runs fn in an immediate transaction on the writer connection.
+func (s *Store) write(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		return errors.Join(err, ignoreDone(tx.Rollback()))
+	}
+	return tx.Commit()
+}
+
+// read runs fn in a read transaction, so that the statements it runs see one
+// snapshot of the database.
+func (s *Store) read(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() // nothing to keep: ending it either way frees the snapshot
+	return fn(tx)
+}
+
+// ignoreDone drops the error of rolling back a transaction that database/sql
+// already rolled back because its context ended.
+func ignoreDone(err error) error {
+	if errors.Is(err, sql.ErrTxDone) {
+		return nil
+	}
+	return err
+}
+
+// nanos converts t to the stored form, clamping times outside int64
+// nanoseconds (such as the zero time) to the nearest representable one.
+func nanos(t time.Time) int64 {
+	switch {
+	case t.Before(minTime):
+		return math.MinInt64
+	case t.After(maxTime):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
+var (
+	minTime = time.Unix(0, math.MinInt64)
+	maxTime = time.Unix(0, math.MaxInt64)
+)
+
+func fromNanos(ns int64) time.Time {
+	return time.Unix(0, ns).UTC()
+}
+
+// clampOffset converts an offset argument to SQLite's signed integers.
+// Stored offsets never come near the limit, so a larger argument means the
+// same as the largest one.
+func clampOffset(u uint64) int64 {
+	return int64(min(u, math.MaxInt64))
+}

@@ -1,0 +1,211 @@
+package sqlite_test
+
+import (
+	"database/sql"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/parleyhq/parley/services/rooms/internal/store"
+	"github.com/parleyhq/parley/services/rooms/internal/store/sqlite"
+	"github.com/parleyhq/parley/services/rooms/internal/store/storetest"
+)
+
+func open(t testing.TB, path string) *sqlite.Store {
+	t.Helper()
+	s, err := sqlite.Open(t.Context(), path, sqlite.Options{})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return open(t, filepath.Join(t.TempDir(), "rooms.db"))
+	})
+}
+
+func TestConformanceSynchronousFull(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "rooms.db"), sqlite.Options{Synchronous: "FULL"})
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		return s
+	})
+}
+
+var (
+	key = store.RoomKey{Namespace: "acme", Name: "general"}
+	t0  = time.Date(2031, time.March, 4, 5, 6, 7, 123456789, time.FixedZone("UTC+2", 2*60*60))
+)
+
+// TestPublishSurvivesReopen checks that an acknowledged publish is in the
+// file: both for a process that stopped without closing the store, as after a
+// crash, and after a clean close.
+func TestPublishSurvivesReopen(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "data", "rooms.db")
+	first := open(t, path)
+	if _, err := first.CreateRoom(ctx, key, store.RoomOptions{}, t0); err != nil {
+		t.Fatal(err)
+	}
+	want, _, err := first.Publish(ctx, store.PublishParams{Room: key, Payload: "kept", ClientMessageID: "c1", Now: t0})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The first store is left open and unused, as if its process had died.
+	second := open(t, path)
+	checkHistory(t, second, want)
+	if err := second.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	third := open(t, path)
+	defer third.Close()
+	checkHistory(t, third, want)
+	next, dup, err := third.Publish(ctx, store.PublishParams{Room: key, Payload: "kept", ClientMessageID: "c1", Now: t0, DedupeSince: t0})
+	if err != nil || !dup || next.Offset != 1 {
+		t.Errorf("Publish of a duplicate after reopening: offset %d, duplicate %v, error %v; want 1, true, nil", next.Offset, dup, err)
+	}
+}
+
+func checkHistory(t *testing.T, s *sqlite.Store, want store.Message) {
+	t.Helper()
+	msgs, err := s.History(t.Context(), store.HistoryQuery{Room: key, Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != 1 || msgs[0] != want {
+		t.Errorf("History after reopening: %+v, want [%+v]", msgs, want)
+	}
+}
+
+func TestTimesAreUTC(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "rooms.db"))
+	defer s.Close()
+	room, err := s.CreateRoom(t.Context(), key, store.RoomOptions{}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if room.CreateTime.Location() != time.UTC || !room.CreateTime.Equal(t0) {
+		t.Errorf("CreateTime %v, want %v in UTC", room.CreateTime, t0)
+	}
+	room, err = s.GetRoom(t.Context(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if room.UpdateTime.Location() != time.UTC || !room.UpdateTime.Equal(t0) {
+		t.Errorf("UpdateTime %v, want %v in UTC", room.UpdateTime, t0)
+	}
+}
+
+// TestOpenSettings checks what Open leaves in the file for any later opener:
+// WAL mode and the schema version.
+func TestOpenSettings(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "new", "dir", "rooms.db")
+	if err := open(t, path).Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var mode string
+	var version int
+	if err := db.QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.QueryRow("PRAGMA user_version").Scan(&version); err != nil {
+		t.Fatal(err)
+	}
+	if mode != "wal" || version != 1 {
+		t.Errorf("journal_mode %q, user_version %d; want wal, 1", mode, version)
+	}
+}
+
+func TestOpenRefusesNewerSchema(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "rooms.db")
+	if err := open(t, path).Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("PRAGMA user_version = 99"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := sqlite.Open(t.Context(), path, sqlite.Options{}); err == nil {
+		s.Close()
+		t.Fatal("Open of a database with a newer schema succeeded")
+	}
+}
+
+func TestOpenRefusesUnknownSynchronous(t *testing.T) {
+	if s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "rooms.db"), sqlite.Options{Synchronous: "OFF"}); err == nil {
+		s.Close()
+		t.Fatal("Open with synchronous OFF succeeded")
+	}
+}
+
+// TestOpenOddPath checks that a path with URI metacharacters is a plain path.
+func TestOpenOddPath(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "a dir?with#odd%chars")
+	s := open(t, filepath.Join(dir, "rooms.db"))
+	if _, err := s.CreateRoom(t.Context(), key, store.RoomOptions{}, t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, filepath.Join(dir, "rooms.db"))
+	defer s.Close()
+	if _, err := s.GetRoom(t.Context(), key); err != nil {
+		t.Fatalf("GetRoom after reopening: %v", err)
+	}
+}
+
+func BenchmarkPublish(b *testing.B) {
+	for _, sync := range []string{"NORMAL", "FULL"} {
+		b.Run(sync, func(b *testing.B) {
+			s, err := sqlite.Open(b.Context(), filepath.Join(b.TempDir(), "rooms.db"), sqlite.Options{Synchronous: sync})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			if _, err := s.CreateRoom(b.Context(), key, store.RoomOptions{HistoryMaxMessages: 1000}, t0); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := s.Join(b.Context(), store.JoinParams{Room: key, UserID: "u1", SessionID: "s1", Now: t0}); err != nil {
+				b.Fatal(err)
+			}
+			i := 0
+			for b.Loop() {
+				i++
+				_, _, err := s.Publish(b.Context(), store.PublishParams{
+					Room:            key,
+					Sender:          "u1",
+					Payload:         "a message of typical length for a chat room, give or take",
+					ClientMessageID: fmt.Sprintf("c%d", i),
+					SessionID:       "s1",
+					Now:             t0.Add(time.Duration(i) * time.Millisecond),
+					DedupeSince:     t0,
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,161 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// statements are prepared once in Open. Those used by writes are prepared on
+// the writer and those used by reads on the reader pool, since database/sql
+// only lets a transaction use statements of its own *sql.DB.
+type statements struct {
+	all []*sql.Stmt
+
+	// Writer.
+	insertRoom, updateRoom, deleteRoom, roomW        *sql.Stmt
+	member, insertMember, deleteMember, addMembers   *sql.Stmt
+	insertSession, deleteSession, countSessions      *sql.Stmt
+	dedupe, message, insertMessage, setLastOffset    *sql.Stmt
+	upsertDedupe, trim, purge, sweepMsgs, sweepDedup *sql.Stmt
+
+	// Readers.
+	roomR, listRooms, listMembers, historyDesc, historyAsc, stats *sql.Stmt
+}
+
+const roomCols = `id, namespace, name, private, max_members, read_only, history_max,
+	retention_ns, last_offset, member_count, create_time, update_time`
+
+const messageCols = `offset, sender, session_id, client_id, payload, create_time`
+
+const (
+	qInsertRoom = `INSERT INTO rooms (namespace, name, private, max_members, read_only,
+		history_max, retention_ns, last_offset, member_count, create_time, update_time)
+	VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?)
+	ON CONFLICT (namespace, name) DO NOTHING`
+
+	// A NULL argument leaves its column as it is.
+	qUpdateRoom = `UPDATE rooms SET
+		private = coalesce(?3, private),
+		max_members = coalesce(?4, max_members),
+		read_only = coalesce(?5, read_only),
+		history_max = coalesce(?6, history_max),
+		retention_ns = coalesce(?7, retention_ns),
+		update_time = ?8
+	WHERE namespace = ?1 AND name = ?2
+	RETURNING ` + roomCols
+
+	qDeleteRoom = `DELETE FROM rooms WHERE namespace = ? AND name = ?`
+
+	qRoom = `SELECT ` + roomCols + ` FROM rooms WHERE namespace = ? AND name = ?`
+
+	qMember       = `SELECT join_time FROM members WHERE room_id = ? AND user_id = ?`
+	qInsertMember = `INSERT INTO members (room_id, user_id, join_time) VALUES (?, ?, ?)`
+	qDeleteMember = `DELETE FROM members WHERE room_id = ? AND user_id = ?`
+	qAddMembers   = `UPDATE rooms SET member_count = member_count + ? WHERE id = ?`
+
+	qInsertSession = `INSERT INTO sessions (room_id, user_id, session_id) VALUES (?, ?, ?)
+	ON CONFLICT DO NOTHING`
+	qDeleteSession = `DELETE FROM sessions WHERE room_id = ? AND user_id = ? AND session_id = ?`
+	qCountSessions = `SELECT count(*) FROM sessions WHERE room_id = ? AND user_id = ?`
+
+	qDedupe        = `SELECT offset, create_time FROM dedupe WHERE room_id = ? AND sender = ? AND client_id = ?`
+	qMessage       = `SELECT ` + messageCols + ` FROM messages WHERE room_id = ? AND offset = ?`
+	qInsertMessage = `INSERT INTO messages (room_id, offset, sender, session_id, client_id,
+		payload, create_time)
+	VALUES (?, ?, ?, ?, ?, ?, ?)`
+	qSetLastOffset = `UPDATE rooms SET last_offset = ? WHERE id = ?`
+	qUpsertDedupe  = `INSERT INTO dedupe (room_id, sender, client_id, offset, create_time) VALUES (?, ?, ?, ?, ?)
+	ON CONFLICT (room_id, sender, client_id) DO UPDATE
+	SET offset = excluded.offset, create_time = excluded.create_time`
+	qTrim  = `DELETE FROM messages WHERE room_id = ? AND offset <= ?`
+	qPurge = `DELETE FROM messages WHERE room_id = ?1 AND (?2 = 0 OR offset < ?2)`
+
+	// ?1 is now; a room without retention yields NULL, which deletes nothing.
+	qSweepMessages = `DELETE FROM messages
+	WHERE room_id IN (SELECT id FROM rooms WHERE retention_ns > 0)
+		AND create_time < ?1 - (SELECT retention_ns FROM rooms WHERE id = messages.room_id)`
+	qSweepDedupe = `DELETE FROM dedupe WHERE create_time < ?`
+
+	// ?3 is the namespace filter ('' for all); ?4 and ?5 bound the name for
+	// the prefix filter, ?5 NULL when no name is above every match.
+	qListRooms = `SELECT ` + roomCols + ` FROM rooms
+	WHERE (namespace, name) > (?1, ?2)
+		AND (?3 = '' OR namespace = ?3)
+		AND name >= ?4 AND (?5 IS NULL OR name < ?5)
+	ORDER BY namespace, name
+	LIMIT ?6`
+
+	qListMembers = `SELECT m.user_id, m.join_time,
+		(SELECT count(*) FROM sessions s WHERE s.room_id = m.room_id AND s.user_id = m.user_id)
+	FROM members m
+	WHERE m.room_id = ? AND m.user_id > ?
+	ORDER BY m.user_id
+	LIMIT ?`
+
+	// HistoryLatest and HistoryBefore read backwards from an offset,
+	// HistoryAfter forwards.
+	qHistoryDesc = `SELECT ` + messageCols + ` FROM messages
+	WHERE room_id = ? AND offset < ? ORDER BY offset DESC LIMIT ?`
+	qHistoryAsc = `SELECT ` + messageCols + ` FROM messages
+	WHERE room_id = ? AND offset > ? ORDER BY offset LIMIT ?`
+
+	qStats = `WITH r AS (SELECT id FROM rooms WHERE ?1 = '' OR namespace = ?1)
+	SELECT
+		(SELECT count(*) FROM r),
+		(SELECT count(*) FROM members WHERE room_id IN r),
+		(SELECT count(*) FROM sessions WHERE room_id IN r),
+		(SELECT count(*) FROM messages WHERE room_id IN r)`
+)
+
+func (st *statements) prepare(ctx context.Context, w, r *sql.DB) error {
+	for _, p := range []struct {
+		dst   **sql.Stmt
+		db    *sql.DB
+		query string
+	}{
+		{&st.insertRoom, w, qInsertRoom},
+		{&st.updateRoom, w, qUpdateRoom},
+		{&st.deleteRoom, w, qDeleteRoom},
+		{&st.roomW, w, qRoom},
+		{&st.member, w, qMember},
+		{&st.insertMember, w, qInsertMember},
+		{&st.deleteMember, w, qDeleteMember},
+		{&st.addMembers, w, qAddMembers},
+		{&st.insertSession, w, qInsertSession},
+		{&st.deleteSession, w, qDeleteSession},
+		{&st.countSessions, w, qCountSessions},
+		{&st.dedupe, w, qDedupe},
+		{&st.message, w, qMessage},
+		{&st.insertMessage, w, qInsertMessage},
+		{&st.setLastOffset, w, qSetLastOffset},
+		{&st.upsertDedupe, w, qUpsertDedupe},
+		{&st.trim, w, qTrim},
+		{&st.purge, w, qPurge},
+		{&st.sweepMsgs, w, qSweepMessages},
+		{&st.sweepDedup, w, qSweepDedupe},
+		{&st.roomR, r, qRoom},
+		{&st.listRooms, r, qListRooms},
+		{&st.listMembers, r, qListMembers},
+		{&st.historyDesc, r, qHistoryDesc},
+		{&st.historyAsc, r, qHistoryAsc},
+		{&st.stats, r, qStats},
+	} {
+		stmt, err := p.db.PrepareContext(ctx, p.query)
+		if err != nil {
+			return fmt.Errorf("prepare %q: %w", p.query, err)
+		}
+		*p.dst = stmt
+		st.all = append(st.all, stmt)
+	}
+	return nil
+}
+
+func (st *statements) close() error {
+	var err error
+	for _, stmt := range st.all {
+		err = errors.Join(err, stmt.Close())
+	}
+	return err
+}
