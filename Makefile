@@ -51,8 +51,9 @@ bench: ## Run the benchmarks
 	go test -run '^$$' -bench . -benchmem -count 6 $(MODULES)
 
 .PHONY: generate
-generate: tools protodeps ## Regenerate Go code from the .proto files
+generate: tools protodeps ## Regenerate Go code (and the descriptors reflection serves) from the .proto files
 	buf generate
+	buf build --path proto/parley --exclude-imports -o proto/apidesc/parley.binpb
 
 .PHONY: checkgenerate
 checkgenerate: generate ## Fail if the committed generated code is stale

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/parleyhq/parley/services/rooms/internal/fanout"
 	"github.com/parleyhq/parley/services/rooms/internal/server"
@@ -127,8 +128,8 @@ func httpHandler(reg *prometheus.Registry, hs *health.Server) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		resp, err := hs.Check(r.Context(), nil)
-		if err != nil || resp.GetStatus().String() != "SERVING" {
+		resp, err := hs.Check(r.Context(), &healthpb.HealthCheckRequest{})
+		if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
 			http.Error(w, "not serving", http.StatusServiceUnavailable)
 			return
 		}

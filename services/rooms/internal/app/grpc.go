@@ -25,8 +25,11 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
+	reflectionv1 "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	reflectionv1alpha "google.golang.org/grpc/reflection/grpc_reflection_v1alpha"
 	"google.golang.org/grpc/status"
 
+	"github.com/parleyhq/parley/proto/apidesc"
 	roomsv1 "github.com/parleyhq/parley/proto/parley/rooms/v1"
 	"github.com/parleyhq/parley/services/rooms/internal/auth"
 	"github.com/parleyhq/parley/services/rooms/internal/server"
@@ -102,7 +105,14 @@ func NewGRPCServer(log *slog.Logger, reg prometheus.Registerer, opts GRPCOptions
 	for _, name := range []string{"", roomsv1.RoomsService_ServiceDesc.ServiceName, roomsv1.AdminService_ServiceDesc.ServiceName} {
 		hs.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}
-	reflection.Register(srv)
+	desc, err := apidesc.NewResolver()
+	if err != nil {
+		return nil, nil, err
+	}
+	refl := reflection.NewServerV1(reflection.ServerOptions{Services: srv, DescriptorResolver: desc})
+	reflectionv1.RegisterServerReflectionServer(srv, refl)
+	// grpcurl and most tools still ask the v1alpha service first.
+	reflectionv1alpha.RegisterServerReflectionServer(srv, reflection.NewServer(reflection.ServerOptions{Services: srv, DescriptorResolver: desc}))
 	metrics.InitializeMetrics(srv)
 	return srv, hs, nil
 }

@@ -126,6 +126,14 @@ func TestGracefulShutdown(t *testing.T) {
 	if _, err := stream.Recv(); err != nil {
 		t.Fatal(err)
 	}
+	health, err := http.Get("http://" + p.MetricsAddr + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	health.Body.Close()
+	if health.StatusCode != http.StatusOK {
+		t.Errorf("/healthz status %d, want 200", health.StatusCode)
+	}
 	resp, err := http.Get("http://" + p.MetricsAddr + "/metrics")
 	if err != nil {
 		t.Fatal(err)

@@ -20,26 +20,27 @@ import (
 // errStatus turns an error from the store into the status the caller sees.
 // Unexpected errors are logged here, once, and reach the caller without detail.
 func errStatus(ctx context.Context, log *slog.Logger, op string, err error) error {
-	code := codes.Internal
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		code = codes.NotFound
-	case errors.Is(err, store.ErrAlreadyExists):
-		code = codes.AlreadyExists
-	case errors.Is(err, store.ErrRoomFull):
-		code = codes.ResourceExhausted
-	case errors.Is(err, store.ErrPrivate), errors.Is(err, store.ErrNotMember), errors.Is(err, store.ErrReadOnly):
-		code = codes.PermissionDenied
-	case errors.Is(err, context.Canceled):
-		code = codes.Canceled
-	case errors.Is(err, context.DeadlineExceeded):
-		code = codes.DeadlineExceeded
+	for _, m := range []struct {
+		target error
+		code   codes.Code
+	}{
+		{store.ErrNotFound, codes.NotFound},
+		{store.ErrAlreadyExists, codes.AlreadyExists},
+		{store.ErrRoomFull, codes.ResourceExhausted},
+		{store.ErrPrivate, codes.PermissionDenied},
+		{store.ErrNotMember, codes.PermissionDenied},
+		{store.ErrReadOnly, codes.PermissionDenied},
+		{context.Canceled, codes.Canceled},
+		{context.DeadlineExceeded, codes.DeadlineExceeded},
+	} {
+		// The sentinel's own text is enough: the caller knows which room it
+		// asked about, and the wrapped detail is for logs.
+		if errors.Is(err, m.target) {
+			return status.Errorf(m.code, "%s: %v", op, m.target)
+		}
 	}
-	if code == codes.Internal {
-		log.ErrorContext(ctx, "store failure", "op", op, "err", err)
-		return status.Errorf(codes.Internal, "%s failed", op)
-	}
-	return status.Errorf(code, "%s: %v", op, err)
+	log.ErrorContext(ctx, "store failure", "op", op, "err", err)
+	return status.Errorf(codes.Internal, "%s failed", op)
 }
 
 func roomKey(namespace, room string) store.RoomKey {

@@ -198,6 +198,8 @@ func (sub *subscriber) end(err error) error {
 		st = status.Errorf(codes.Unavailable, "service is shutting down; resubscribe with after_offset %s", sub.offsets())
 	case errors.Is(err, context.Canceled), status.Code(err) == codes.Canceled:
 		reason, st = "client", status.Error(codes.Canceled, "subscription canceled")
+	case errors.Is(err, context.DeadlineExceeded), status.Code(err) == codes.DeadlineExceeded:
+		reason, st = "client", status.Error(codes.DeadlineExceeded, "subscription deadline reached")
 	case status.Code(err) == codes.Unknown:
 		st = errStatus(sub.stream.Context(), sub.s.d.Log, "subscribe", err)
 	}
