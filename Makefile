@@ -22,29 +22,46 @@ RUN_GRPC_PORT ?= 50051
 RUN_METRICS_PORT ?= 9091
 RUN_SERVICE_TOKEN ?= dev-service-token
 RUN_ADMIN_TOKEN ?= dev-admin-token
+RUN_GATEWAY_PORT ?= 3000
+
+NODE_TESTS := services/gateway/test/node
 
 .PHONY: help
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: run
-run: build ## Build and run the rooms service on the embedded store, with dev tokens
-	@echo "Parley rooms service: gRPC on localhost:$(RUN_GRPC_PORT), metrics on http://localhost:$(RUN_METRICS_PORT)/metrics, data in $(RUN_DATA_DIR)"
-	@echo "Try, in another terminal (grpcurl: $(BIN)/grpcurl after 'make tools'):"
+run: build ## Build and run the rooms service (embedded store) and the gateway, with dev tokens
+	@echo "Parley is starting:"
+	@echo "  socket.io gateway   http://localhost:$(RUN_GATEWAY_PORT)  (namespace /, every socket auto-joined to room1)"
+	@echo "  rooms service gRPC  localhost:$(RUN_GRPC_PORT)  (metrics http://localhost:$(RUN_METRICS_PORT)/metrics, data in $(RUN_DATA_DIR))"
+	@echo "Connect any socket.io v4 client, e.g. in Node:"
+	@echo "  const s = io('http://localhost:$(RUN_GATEWAY_PORT)'); s.on('receive message', m => console.log(m)); s.emit('send message', 'room1', 'hello')"
+	@echo "Administer with grpcurl ($(BIN)/grpcurl after 'make tools'; more in docs/admin.md):"
 	@echo "  grpcurl -plaintext localhost:$(RUN_GRPC_PORT) list"
-	@echo "  grpcurl -plaintext -H 'authorization: Bearer $(RUN_SERVICE_TOKEN)' -d '{\"namespace\":\"/\",\"room\":\"general\"}' localhost:$(RUN_GRPC_PORT) parley.rooms.v1.RoomsService/CreateRoom"
 	@echo "  grpcurl -plaintext -H 'authorization: Bearer $(RUN_ADMIN_TOKEN)' localhost:$(RUN_GRPC_PORT) parley.rooms.v1.AdminService/GetStats"
-	@echo "More in docs/admin.md. Ctrl-C stops the service."
-	@$(BIN)/rooms --listen :$(RUN_GRPC_PORT) --metrics-listen :$(RUN_METRICS_PORT) --data-dir $(RUN_DATA_DIR) \
-		--service-token $(RUN_SERVICE_TOKEN) --admin-token $(RUN_ADMIN_TOKEN)
+	@echo "Ctrl-C stops both."
+	@trap 'kill $$(jobs -p) 2>/dev/null; wait' INT TERM; \
+	$(BIN)/rooms --listen :$(RUN_GRPC_PORT) --metrics-listen :$(RUN_METRICS_PORT) --data-dir $(RUN_DATA_DIR) \
+		--service-token $(RUN_SERVICE_TOKEN) --admin-token $(RUN_ADMIN_TOKEN) & \
+	$(BIN)/gateway --listen :$(RUN_GATEWAY_PORT) --rooms-addr localhost:$(RUN_GRPC_PORT) \
+		--service-token $(RUN_SERVICE_TOKEN) --cors-origins '*' & \
+	wait -n; status=$$?; kill $$(jobs -p) 2>/dev/null; wait; exit $$status
 
 .PHONY: build
 build: ## Build the service binaries into .tmp/bin
 	go build -o $(BIN)/rooms ./services/rooms/cmd/rooms
+	go build -o $(BIN)/gateway ./services/gateway/cmd/gateway
 
 .PHONY: test
-test: tools ## Run every test of every module with the race detector
-	go test -race -count=1 $(MODULES)
+test: tools node-deps ## Run every test of every module with the race detector
+	go test -race -count=1 -timeout 20m $(MODULES)
+
+.PHONY: node-deps
+node-deps: $(NODE_TESTS)/node_modules/.package-lock.json ## Install the Node test clients (npm ci)
+
+$(NODE_TESTS)/node_modules/.package-lock.json: $(NODE_TESTS)/package-lock.json
+	cd $(NODE_TESTS) && npm ci --no-audit --no-fund
 
 .PHONY: bench
 bench: ## Run the benchmarks

@@ -117,11 +117,12 @@ func NewGRPCServer(log *slog.Logger, reg prometheus.Registerer, opts GRPCOptions
 	return srv, hs, nil
 }
 
-// logLevel keeps successful calls out of the info log (a busy service makes
-// thousands a second), shows refused calls at info and failures at error.
+// logLevel keeps successful and caller-canceled calls (a busy service makes
+// thousands a second) out of the info log, shows refused calls at info and
+// failures at error.
 func logLevel(c codes.Code) logging.Level {
 	switch c {
-	case codes.OK:
+	case codes.OK, codes.Canceled:
 		return logging.LevelDebug
 	case codes.Internal, codes.Unknown, codes.DataLoss, codes.Unimplemented:
 		return logging.LevelError

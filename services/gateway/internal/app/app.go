@@ -1,0 +1,195 @@
+// Package app wires the gateway together: configuration, logging, the gRPC
+// connection to the rooms service, the fan-out hub, the socket.io server with
+// Parley's namespaces, and the HTTP server for socket.io, /healthz and
+// /metrics. It runs them until the context ends, then shuts them down in order.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/zishang520/socket.io/servers/socket/v3"
+	"github.com/zishang520/socket.io/v3/pkg/types"
+	"golang.org/x/sync/errgroup"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	roomsv1 "github.com/parleyhq/parley/proto/parley/rooms/v1"
+	"github.com/parleyhq/parley/services/gateway/internal/chat"
+	"github.com/parleyhq/parley/services/gateway/internal/fanout"
+	"github.com/parleyhq/parley/services/gateway/internal/roomsclient"
+)
+
+// Run runs the gateway until ctx is done.
+func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := parseConfig(args, getenv, stdout)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(cfg, stderr)
+	if err != nil {
+		return err
+	}
+
+	conn, err := roomsclient.Dial(cfg.RoomsAddr, cfg.ServiceToken)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	rooms := roomsv1.NewRoomsServiceClient(conn)
+	health := healthpb.NewHealthClient(conn)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := newMetrics(reg)
+	hub := fanout.NewHub(rooms, log, metrics, fanout.Options{QueueLimit: cfg.SendQueue, Replay: 256})
+	defer hub.Close()
+
+	gw, err := chat.New(chat.Config{
+		Namespaces: cfg.Namespaces, JWTSecret: []byte(cfg.JWTSecret), Limits: cfg.Limits,
+		Rooms: rooms, Hub: hub, Log: log, Metrics: metrics,
+	})
+	if err != nil {
+		return err
+	}
+	if err := setupWithRetry(ctx, gw, log); err != nil {
+		return err
+	}
+
+	var draining atomic.Bool
+	io := socket.NewServer(nil, socketOptions(cfg, &draining))
+	gw.Attach(io)
+
+	mux := http.NewServeMux()
+	mux.Handle("/socket.io/", io.ServeHandler(nil))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		hctx, cancel := context.WithTimeout(r.Context(), time.Second)
+		defer cancel()
+		resp, err := health.Check(hctx, &healthpb.HealthCheckRequest{Service: roomsv1.RoomsService_ServiceDesc.ServiceName})
+		if draining.Load() || err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+			http.Error(w, "not ready: rooms service unreachable or gateway shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+
+	var lc net.ListenConfig
+	lis, err := lc.Listen(ctx, "tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	httpSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	log.Info("gateway serving", "addr", lis.Addr().String(), "rooms_addr", cfg.RoomsAddr, "namespaces", namespaceNames(cfg.Namespaces))
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := httpSrv.Serve(lis); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http server: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		log.Info("gateway shutting down")
+		// New handshakes are refused first; then every socket is closed
+		// with "transport close", so clients reconnect (to this gateway's
+		// successor or another one behind the balancer).
+		draining.Store(true)
+		io.Close(nil)
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+		defer cancel()
+		return httpSrv.Shutdown(sctx)
+	})
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	log.Info("gateway stopped")
+	return nil
+}
+
+// setupWithRetry creates the default rooms, waiting for the rooms service if
+// it is still starting (as under `make run`, which starts both at once).
+func setupWithRetry(ctx context.Context, gw *chat.Gateway, log *slog.Logger) error {
+	delay := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := gw.Setup(sctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil || attempt == 30 {
+			return fmt.Errorf("set up namespaces: %w", err)
+		}
+		log.Warn("rooms service not ready; retrying", "err", err, "attempt", attempt)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 2*time.Second)
+	}
+}
+
+func socketOptions(cfg Config, draining *atomic.Bool) *socket.ServerOptions {
+	opts := socket.DefaultServerOptions()
+	opts.SetPingInterval(cfg.PingInterval)
+	opts.SetPingTimeout(cfg.PingTimeout)
+	// Frames are allowed well past the message limit so that an oversized
+	// message reaches the handler and gets an error ack instead of a
+	// transport close.
+	opts.SetMaxHttpBufferSize(int64(4*cfg.Limits.MaxMessageBytes + 64<<10))
+	opts.SetTransports(types.NewSet(socket.Polling, socket.WebSocket))
+	opts.SetAllowUpgrades(true)
+	opts.SetAllowEIO3(cfg.AllowEIO3)
+	opts.SetServeClient(false)
+	if cfg.CORSOrigins != "" {
+		var origins []string
+		for _, o := range strings.Split(cfg.CORSOrigins, ",") {
+			origins = append(origins, strings.TrimSpace(o))
+		}
+		var origin any = origins
+		if len(origins) == 1 && origins[0] == "*" {
+			origin = "*"
+		}
+		opts.SetCors(&types.Cors{Origin: origin, Credentials: origin != "*"})
+	}
+	opts.SetAllowRequest(func(*types.HttpContext) error {
+		if draining.Load() {
+			return errors.New("gateway shutting down")
+		}
+		return nil
+	})
+	return opts
+}
+
+func namespaceNames(ns []chat.Namespace) []string {
+	names := make([]string, 0, len(ns))
+	for _, n := range ns {
+		names = append(names, n.Name)
+	}
+	return names
+}
+
+func newLogger(cfg Config, w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return slog.New(slog.NewTextHandler(w, opts)), nil
+}

@@ -1,0 +1,129 @@
+package app
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/parleyhq/parley/services/gateway/internal/chat"
+)
+
+const envPrefix = "PARLEY_GATEWAY_"
+
+// Config is everything the gateway can be told at start.
+type Config struct {
+	Listen          string
+	RoomsAddr       string
+	ServiceToken    string
+	JWTSecret       string
+	ConfigFile      string
+	CORSOrigins     string
+	AllowEIO3       bool
+	PingInterval    time.Duration
+	PingTimeout     time.Duration
+	SendQueue       int
+	ShutdownTimeout time.Duration
+	LogFormat       string
+	LogLevel        string
+	Limits          chat.Limits
+	Namespaces      []chat.Namespace
+}
+
+// fileConfig is the JSON file given with --config.
+type fileConfig struct {
+	Namespaces []chat.Namespace `json:"namespaces"`
+}
+
+// defaultNamespaces serve the classic socket.io chat with no set-up: "/"
+// without sign-in, every socket in room1, rooms created on first join.
+func defaultNamespaces() []chat.Namespace {
+	return []chat.Namespace{{Name: "/", DefaultRooms: []string{"room1"}, CreateRooms: true}}
+}
+
+func envName(flagName string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func parseConfig(args []string, getenv func(string) string, out io.Writer) (Config, error) {
+	c := Config{}
+	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.StringVar(&c.Listen, "listen", ":3000", "HTTP listen address (socket.io at /socket.io/, /healthz, /metrics)")
+	fs.StringVar(&c.RoomsAddr, "rooms-addr", "localhost:50051", "gRPC address of the rooms service")
+	fs.StringVar(&c.ServiceToken, "service-token", "", "service credential for the rooms service (required)")
+	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "HS256 secret of client tokens, required when a namespace has auth")
+	fs.StringVar(&c.ConfigFile, "config", "", `JSON file of namespaces: {"namespaces":[{"name":"/","auth":false,"default_rooms":["room1"],"room_pattern":"","create_rooms":true}]}; without it, "/" serves the classic chat`)
+	fs.StringVar(&c.CORSOrigins, "cors-origins", "", "comma-separated origins allowed to connect from browsers on other origins (* for any); empty allows same-origin only")
+	fs.BoolVar(&c.AllowEIO3, "allow-eio3", false, "also accept socket.io v2 clients (Engine.IO protocol 3)")
+	fs.DurationVar(&c.PingInterval, "ping-interval", 25*time.Second, "Engine.IO ping interval")
+	fs.DurationVar(&c.PingTimeout, "ping-timeout", 20*time.Second, "Engine.IO ping timeout")
+	fs.IntVar(&c.SendQueue, "send-queue", 256, "packets that may wait to be written to one socket before it is disconnected as too slow")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long shutdown waits for connections to close")
+	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+	l := &c.Limits
+	fs.IntVar(&l.MaxMessageBytes, "max-message-bytes", 16<<10, "largest `send message` payload, JSON-encoded (larger: error ack resource_exhausted)")
+	fs.Float64Var(&l.EventRate, "event-rate", 20, "events per second one socket may send, sustained")
+	fs.IntVar(&l.EventBurst, "event-burst", 50, "events one socket may send at once")
+	fs.IntVar(&l.MaxRooms, "max-rooms", 16, "rooms one socket may be in")
+	fs.IntVar(&l.HistoryOnJoin, "history-on-join", 50, "messages returned in a join ack")
+	fs.DurationVar(&l.CallTimeout, "call-timeout", 5*time.Second, "deadline of each call to the rooms service")
+
+	fs.VisitAll(func(f *flag.Flag) { f.Usage = fmt.Sprintf("%s (env %s)", f.Usage, envName(f.Name)) })
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: gateway [flags]\n\nParley gateway: socket.io v4 clients in, rooms service RPCs out.\nEvery flag may also be set by the environment variable named beside it.\n\n")
+		fs.PrintDefaults()
+	}
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if v := getenv(envName(f.Name)); v != "" && envErr == nil {
+			if err := f.Value.Set(v); err != nil {
+				envErr = fmt.Errorf("%s: %w", envName(f.Name), err)
+			}
+		}
+	})
+	if envErr != nil {
+		return c, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	c.Namespaces = defaultNamespaces()
+	if c.ConfigFile != "" {
+		b, err := os.ReadFile(c.ConfigFile)
+		if err != nil {
+			return c, fmt.Errorf("--config: %w", err)
+		}
+		var fc fileConfig
+		dec := json.NewDecoder(strings.NewReader(string(b)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&fc); err != nil {
+			return c, fmt.Errorf("--config %s: %w", c.ConfigFile, err)
+		}
+		c.Namespaces = fc.Namespaces
+	}
+	return c, c.validate()
+}
+
+func (c Config) validate() error {
+	var errs []error
+	if c.ServiceToken == "" {
+		errs = append(errs, errors.New("--service-token is required"))
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("--log-format %q: want text or json", c.LogFormat))
+	}
+	l := c.Limits
+	if l.MaxMessageBytes <= 0 || l.EventRate <= 0 || l.EventBurst <= 0 || l.MaxRooms <= 0 || l.HistoryOnJoin < 0 || l.HistoryOnJoin > 1000 || l.CallTimeout <= 0 || c.SendQueue <= 0 {
+		errs = append(errs, errors.New("limits must be positive (and --history-on-join at most 1000)"))
+	}
+	return errors.Join(errs...)
+}

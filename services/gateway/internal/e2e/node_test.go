@@ -1,0 +1,45 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// TestNodeClientContract runs the npm socket.io-client contract suite
+// (services/gateway/test/node) against a real gateway, once per transport.
+func TestNodeClientContract(t *testing.T) {
+	dir := filepath.Join(repoRoot(), "services", "gateway", "test", "node")
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "socket.io-client")); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("socket.io-client is not installed: run npm ci in %s (make test does)", dir)
+		}
+		t.Skipf("socket.io-client is not installed: run npm ci in %s", dir)
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("node is not installed")
+		}
+		t.Skip("node is not installed")
+	}
+	s := startStack(t)
+	_, url := s.gateway("127.0.0.1:0")
+	for _, transport := range []string{"websocket", "polling"} {
+		t.Run(transport, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, node, "--test", "--test-reporter=spec")
+			cmd.Dir = dir
+			cmd.Env = append(os.Environ(), "GATEWAY_URL="+url, "JWT_SECRET="+jwtSecret, "TRANSPORTS="+transport)
+			out, err := cmd.CombinedOutput()
+			t.Logf("node --test (%s):\n%s", transport, out)
+			if err != nil {
+				t.Fatalf("node contract suite failed over %s: %v", transport, err)
+			}
+		})
+	}
+}
