@@ -10,6 +10,7 @@ import (
 	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
@@ -1775,11 +1776,222 @@ func (x *SubscribeResponse) GetEvent() *Event {
 	return nil
 }
 
+// SaveSessionRequest is the input of SaveSession.
+type SaveSessionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Namespace the session belongs to.
+	Namespace string `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	// The client's private session id.
+	SessionId string `protobuf:"bytes,2,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// The gateway's record, opaque to the rooms service.
+	Data []byte `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
+	// How long the session may be restored.
+	Ttl           *durationpb.Duration `protobuf:"bytes,4,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SaveSessionRequest) Reset() {
+	*x = SaveSessionRequest{}
+	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SaveSessionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SaveSessionRequest) ProtoMessage() {}
+
+func (x *SaveSessionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SaveSessionRequest.ProtoReflect.Descriptor instead.
+func (*SaveSessionRequest) Descriptor() ([]byte, []int) {
+	return file_parley_rooms_v1_rooms_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *SaveSessionRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *SaveSessionRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *SaveSessionRequest) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *SaveSessionRequest) GetTtl() *durationpb.Duration {
+	if x != nil {
+		return x.Ttl
+	}
+	return nil
+}
+
+// SaveSessionResponse is the output of SaveSession.
+type SaveSessionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SaveSessionResponse) Reset() {
+	*x = SaveSessionResponse{}
+	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SaveSessionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SaveSessionResponse) ProtoMessage() {}
+
+func (x *SaveSessionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SaveSessionResponse.ProtoReflect.Descriptor instead.
+func (*SaveSessionResponse) Descriptor() ([]byte, []int) {
+	return file_parley_rooms_v1_rooms_proto_rawDescGZIP(), []int{30}
+}
+
+// TakeSessionRequest is the input of TakeSession.
+type TakeSessionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Namespace the session belongs to.
+	Namespace string `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	// The client's private session id.
+	SessionId     string `protobuf:"bytes,2,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TakeSessionRequest) Reset() {
+	*x = TakeSessionRequest{}
+	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TakeSessionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TakeSessionRequest) ProtoMessage() {}
+
+func (x *TakeSessionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TakeSessionRequest.ProtoReflect.Descriptor instead.
+func (*TakeSessionRequest) Descriptor() ([]byte, []int) {
+	return file_parley_rooms_v1_rooms_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *TakeSessionRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *TakeSessionRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+// TakeSessionResponse is the output of TakeSession.
+type TakeSessionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The record given to SaveSession.
+	Data          []byte `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TakeSessionResponse) Reset() {
+	*x = TakeSessionResponse{}
+	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TakeSessionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TakeSessionResponse) ProtoMessage() {}
+
+func (x *TakeSessionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TakeSessionResponse.ProtoReflect.Descriptor instead.
+func (*TakeSessionResponse) Descriptor() ([]byte, []int) {
+	return file_parley_rooms_v1_rooms_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *TakeSessionResponse) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
 var File_parley_rooms_v1_rooms_proto protoreflect.FileDescriptor
 
 const file_parley_rooms_v1_rooms_proto_rawDesc = "" +
 	"\n" +
-	"\x1bparley/rooms/v1/rooms.proto\x12\x0fparley.rooms.v1\x1a\x1bbuf/validate/validate.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bparley/rooms/v1/types.proto\"\xb9\x01\n" +
+	"\x1bparley/rooms/v1/rooms.proto\x12\x0fparley.rooms.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bparley/rooms/v1/types.proto\"\xb9\x01\n" +
 	"\x11CreateRoomRequest\x12:\n" +
 	"\tnamespace\x18\x01 \x01(\tB\x1c\xbaH\x19r\x17\x18@2\x13^/[A-Za-z0-9_.~-]*$R\tnamespace\x120\n" +
 	"\x04room\x18\x02 \x01(\tB\x1c\xbaH\x19r\x17\x10\x01\x18\x80\x012\x10^[^\\p{C}\\p{Z}]+$R\x04room\x126\n" +
@@ -1888,7 +2100,22 @@ const file_parley_rooms_v1_rooms_proto_rawDesc = "" +
 	"\fafter_offset\x18\x03 \x01(\x04H\x00R\vafterOffset\x88\x01\x01B\x0f\n" +
 	"\r_after_offset\"A\n" +
 	"\x11SubscribeResponse\x12,\n" +
-	"\x05event\x18\x01 \x01(\v2\x16.parley.rooms.v1.EventR\x05event2\xb1\t\n" +
+	"\x05event\x18\x01 \x01(\v2\x16.parley.rooms.v1.EventR\x05event\"\xed\x01\n" +
+	"\x12SaveSessionRequest\x12:\n" +
+	"\tnamespace\x18\x01 \x01(\tB\x1c\xbaH\x19r\x17\x18@2\x13^/[A-Za-z0-9_.~-]*$R\tnamespace\x12:\n" +
+	"\n" +
+	"session_id\x18\x02 \x01(\tB\x1b\xbaH\x18r\x16\x10\x01\x18@2\x10^[A-Za-z0-9_-]+$R\tsessionId\x12\x1d\n" +
+	"\x04data\x18\x03 \x01(\fB\t\xbaH\x06z\x04\x18\x80\x80\x04R\x04data\x12@\n" +
+	"\x03ttl\x18\x04 \x01(\v2\x19.google.protobuf.DurationB\x13\xbaH\x10\xc8\x01\x01\xaa\x01\n" +
+	"\"\x04\b\x80\xa3\x052\x02\b\x01R\x03ttl\"\x15\n" +
+	"\x13SaveSessionResponse\"\x8c\x01\n" +
+	"\x12TakeSessionRequest\x12:\n" +
+	"\tnamespace\x18\x01 \x01(\tB\x1c\xbaH\x19r\x17\x18@2\x13^/[A-Za-z0-9_.~-]*$R\tnamespace\x12:\n" +
+	"\n" +
+	"session_id\x18\x02 \x01(\tB\x1b\xbaH\x18r\x16\x10\x01\x18@2\x10^[A-Za-z0-9_-]+$R\tsessionId\")\n" +
+	"\x13TakeSessionResponse\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data2\xe5\n" +
+	"\n" +
 	"\fRoomsService\x12U\n" +
 	"\n" +
 	"CreateRoom\x12\".parley.rooms.v1.CreateRoomRequest\x1a#.parley.rooms.v1.CreateRoomResponse\x12L\n" +
@@ -1909,7 +2136,9 @@ const file_parley_rooms_v1_rooms_proto_rawDesc = "" +
 	"\aPublish\x12\x1f.parley.rooms.v1.PublishRequest\x1a .parley.rooms.v1.PublishResponse\x12U\n" +
 	"\n" +
 	"GetHistory\x12\".parley.rooms.v1.GetHistoryRequest\x1a#.parley.rooms.v1.GetHistoryResponse\x12T\n" +
-	"\tSubscribe\x12!.parley.rooms.v1.SubscribeRequest\x1a\".parley.rooms.v1.SubscribeResponse0\x01B:Z8github.com/parleyhq/parley/proto/parley/rooms/v1;roomsv1b\x06proto3"
+	"\tSubscribe\x12!.parley.rooms.v1.SubscribeRequest\x1a\".parley.rooms.v1.SubscribeResponse0\x01\x12X\n" +
+	"\vSaveSession\x12#.parley.rooms.v1.SaveSessionRequest\x1a$.parley.rooms.v1.SaveSessionResponse\x12X\n" +
+	"\vTakeSession\x12#.parley.rooms.v1.TakeSessionRequest\x1a$.parley.rooms.v1.TakeSessionResponseB:Z8github.com/parleyhq/parley/proto/parley/rooms/v1;roomsv1b\x06proto3"
 
 var (
 	file_parley_rooms_v1_rooms_proto_rawDescOnce sync.Once
@@ -1923,7 +2152,7 @@ func file_parley_rooms_v1_rooms_proto_rawDescGZIP() []byte {
 	return file_parley_rooms_v1_rooms_proto_rawDescData
 }
 
-var file_parley_rooms_v1_rooms_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_parley_rooms_v1_rooms_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_parley_rooms_v1_rooms_proto_goTypes = []any{
 	(*CreateRoomRequest)(nil),     // 0: parley.rooms.v1.CreateRoomRequest
 	(*CreateRoomResponse)(nil),    // 1: parley.rooms.v1.CreateRoomResponse
@@ -1954,64 +2183,74 @@ var file_parley_rooms_v1_rooms_proto_goTypes = []any{
 	(*SubscribeRequest)(nil),      // 26: parley.rooms.v1.SubscribeRequest
 	(*RoomSubscription)(nil),      // 27: parley.rooms.v1.RoomSubscription
 	(*SubscribeResponse)(nil),     // 28: parley.rooms.v1.SubscribeResponse
-	(*RoomOptions)(nil),           // 29: parley.rooms.v1.RoomOptions
-	(*Room)(nil),                  // 30: parley.rooms.v1.Room
-	(*fieldmaskpb.FieldMask)(nil), // 31: google.protobuf.FieldMask
-	(*Member)(nil),                // 32: parley.rooms.v1.Member
-	(*timestamppb.Timestamp)(nil), // 33: google.protobuf.Timestamp
-	(*Message)(nil),               // 34: parley.rooms.v1.Message
-	(*Event)(nil),                 // 35: parley.rooms.v1.Event
+	(*SaveSessionRequest)(nil),    // 29: parley.rooms.v1.SaveSessionRequest
+	(*SaveSessionResponse)(nil),   // 30: parley.rooms.v1.SaveSessionResponse
+	(*TakeSessionRequest)(nil),    // 31: parley.rooms.v1.TakeSessionRequest
+	(*TakeSessionResponse)(nil),   // 32: parley.rooms.v1.TakeSessionResponse
+	(*RoomOptions)(nil),           // 33: parley.rooms.v1.RoomOptions
+	(*Room)(nil),                  // 34: parley.rooms.v1.Room
+	(*fieldmaskpb.FieldMask)(nil), // 35: google.protobuf.FieldMask
+	(*Member)(nil),                // 36: parley.rooms.v1.Member
+	(*timestamppb.Timestamp)(nil), // 37: google.protobuf.Timestamp
+	(*Message)(nil),               // 38: parley.rooms.v1.Message
+	(*Event)(nil),                 // 39: parley.rooms.v1.Event
+	(*durationpb.Duration)(nil),   // 40: google.protobuf.Duration
 }
 var file_parley_rooms_v1_rooms_proto_depIdxs = []int32{
-	29, // 0: parley.rooms.v1.CreateRoomRequest.options:type_name -> parley.rooms.v1.RoomOptions
-	30, // 1: parley.rooms.v1.CreateRoomResponse.room:type_name -> parley.rooms.v1.Room
-	30, // 2: parley.rooms.v1.GetRoomResponse.room:type_name -> parley.rooms.v1.Room
-	30, // 3: parley.rooms.v1.ListRoomsResponse.rooms:type_name -> parley.rooms.v1.Room
-	29, // 4: parley.rooms.v1.UpdateRoomRequest.options:type_name -> parley.rooms.v1.RoomOptions
-	31, // 5: parley.rooms.v1.UpdateRoomRequest.update_mask:type_name -> google.protobuf.FieldMask
-	30, // 6: parley.rooms.v1.UpdateRoomResponse.room:type_name -> parley.rooms.v1.Room
-	30, // 7: parley.rooms.v1.JoinRoomResponse.room:type_name -> parley.rooms.v1.Room
-	32, // 8: parley.rooms.v1.JoinRoomResponse.member:type_name -> parley.rooms.v1.Member
-	32, // 9: parley.rooms.v1.AddMemberResponse.member:type_name -> parley.rooms.v1.Member
-	32, // 10: parley.rooms.v1.EndSessionResponse.member:type_name -> parley.rooms.v1.Member
-	32, // 11: parley.rooms.v1.ListMembersResponse.members:type_name -> parley.rooms.v1.Member
-	33, // 12: parley.rooms.v1.PublishResponse.create_time:type_name -> google.protobuf.Timestamp
-	34, // 13: parley.rooms.v1.GetHistoryResponse.messages:type_name -> parley.rooms.v1.Message
+	33, // 0: parley.rooms.v1.CreateRoomRequest.options:type_name -> parley.rooms.v1.RoomOptions
+	34, // 1: parley.rooms.v1.CreateRoomResponse.room:type_name -> parley.rooms.v1.Room
+	34, // 2: parley.rooms.v1.GetRoomResponse.room:type_name -> parley.rooms.v1.Room
+	34, // 3: parley.rooms.v1.ListRoomsResponse.rooms:type_name -> parley.rooms.v1.Room
+	33, // 4: parley.rooms.v1.UpdateRoomRequest.options:type_name -> parley.rooms.v1.RoomOptions
+	35, // 5: parley.rooms.v1.UpdateRoomRequest.update_mask:type_name -> google.protobuf.FieldMask
+	34, // 6: parley.rooms.v1.UpdateRoomResponse.room:type_name -> parley.rooms.v1.Room
+	34, // 7: parley.rooms.v1.JoinRoomResponse.room:type_name -> parley.rooms.v1.Room
+	36, // 8: parley.rooms.v1.JoinRoomResponse.member:type_name -> parley.rooms.v1.Member
+	36, // 9: parley.rooms.v1.AddMemberResponse.member:type_name -> parley.rooms.v1.Member
+	36, // 10: parley.rooms.v1.EndSessionResponse.member:type_name -> parley.rooms.v1.Member
+	36, // 11: parley.rooms.v1.ListMembersResponse.members:type_name -> parley.rooms.v1.Member
+	37, // 12: parley.rooms.v1.PublishResponse.create_time:type_name -> google.protobuf.Timestamp
+	38, // 13: parley.rooms.v1.GetHistoryResponse.messages:type_name -> parley.rooms.v1.Message
 	27, // 14: parley.rooms.v1.SubscribeRequest.rooms:type_name -> parley.rooms.v1.RoomSubscription
-	35, // 15: parley.rooms.v1.SubscribeResponse.event:type_name -> parley.rooms.v1.Event
-	0,  // 16: parley.rooms.v1.RoomsService.CreateRoom:input_type -> parley.rooms.v1.CreateRoomRequest
-	2,  // 17: parley.rooms.v1.RoomsService.GetRoom:input_type -> parley.rooms.v1.GetRoomRequest
-	4,  // 18: parley.rooms.v1.RoomsService.ListRooms:input_type -> parley.rooms.v1.ListRoomsRequest
-	6,  // 19: parley.rooms.v1.RoomsService.UpdateRoom:input_type -> parley.rooms.v1.UpdateRoomRequest
-	8,  // 20: parley.rooms.v1.RoomsService.DeleteRoom:input_type -> parley.rooms.v1.DeleteRoomRequest
-	10, // 21: parley.rooms.v1.RoomsService.JoinRoom:input_type -> parley.rooms.v1.JoinRoomRequest
-	12, // 22: parley.rooms.v1.RoomsService.LeaveRoom:input_type -> parley.rooms.v1.LeaveRoomRequest
-	14, // 23: parley.rooms.v1.RoomsService.AddMember:input_type -> parley.rooms.v1.AddMemberRequest
-	16, // 24: parley.rooms.v1.RoomsService.KickMember:input_type -> parley.rooms.v1.KickMemberRequest
-	18, // 25: parley.rooms.v1.RoomsService.EndSession:input_type -> parley.rooms.v1.EndSessionRequest
-	20, // 26: parley.rooms.v1.RoomsService.ListMembers:input_type -> parley.rooms.v1.ListMembersRequest
-	22, // 27: parley.rooms.v1.RoomsService.Publish:input_type -> parley.rooms.v1.PublishRequest
-	24, // 28: parley.rooms.v1.RoomsService.GetHistory:input_type -> parley.rooms.v1.GetHistoryRequest
-	26, // 29: parley.rooms.v1.RoomsService.Subscribe:input_type -> parley.rooms.v1.SubscribeRequest
-	1,  // 30: parley.rooms.v1.RoomsService.CreateRoom:output_type -> parley.rooms.v1.CreateRoomResponse
-	3,  // 31: parley.rooms.v1.RoomsService.GetRoom:output_type -> parley.rooms.v1.GetRoomResponse
-	5,  // 32: parley.rooms.v1.RoomsService.ListRooms:output_type -> parley.rooms.v1.ListRoomsResponse
-	7,  // 33: parley.rooms.v1.RoomsService.UpdateRoom:output_type -> parley.rooms.v1.UpdateRoomResponse
-	9,  // 34: parley.rooms.v1.RoomsService.DeleteRoom:output_type -> parley.rooms.v1.DeleteRoomResponse
-	11, // 35: parley.rooms.v1.RoomsService.JoinRoom:output_type -> parley.rooms.v1.JoinRoomResponse
-	13, // 36: parley.rooms.v1.RoomsService.LeaveRoom:output_type -> parley.rooms.v1.LeaveRoomResponse
-	15, // 37: parley.rooms.v1.RoomsService.AddMember:output_type -> parley.rooms.v1.AddMemberResponse
-	17, // 38: parley.rooms.v1.RoomsService.KickMember:output_type -> parley.rooms.v1.KickMemberResponse
-	19, // 39: parley.rooms.v1.RoomsService.EndSession:output_type -> parley.rooms.v1.EndSessionResponse
-	21, // 40: parley.rooms.v1.RoomsService.ListMembers:output_type -> parley.rooms.v1.ListMembersResponse
-	23, // 41: parley.rooms.v1.RoomsService.Publish:output_type -> parley.rooms.v1.PublishResponse
-	25, // 42: parley.rooms.v1.RoomsService.GetHistory:output_type -> parley.rooms.v1.GetHistoryResponse
-	28, // 43: parley.rooms.v1.RoomsService.Subscribe:output_type -> parley.rooms.v1.SubscribeResponse
-	30, // [30:44] is the sub-list for method output_type
-	16, // [16:30] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	39, // 15: parley.rooms.v1.SubscribeResponse.event:type_name -> parley.rooms.v1.Event
+	40, // 16: parley.rooms.v1.SaveSessionRequest.ttl:type_name -> google.protobuf.Duration
+	0,  // 17: parley.rooms.v1.RoomsService.CreateRoom:input_type -> parley.rooms.v1.CreateRoomRequest
+	2,  // 18: parley.rooms.v1.RoomsService.GetRoom:input_type -> parley.rooms.v1.GetRoomRequest
+	4,  // 19: parley.rooms.v1.RoomsService.ListRooms:input_type -> parley.rooms.v1.ListRoomsRequest
+	6,  // 20: parley.rooms.v1.RoomsService.UpdateRoom:input_type -> parley.rooms.v1.UpdateRoomRequest
+	8,  // 21: parley.rooms.v1.RoomsService.DeleteRoom:input_type -> parley.rooms.v1.DeleteRoomRequest
+	10, // 22: parley.rooms.v1.RoomsService.JoinRoom:input_type -> parley.rooms.v1.JoinRoomRequest
+	12, // 23: parley.rooms.v1.RoomsService.LeaveRoom:input_type -> parley.rooms.v1.LeaveRoomRequest
+	14, // 24: parley.rooms.v1.RoomsService.AddMember:input_type -> parley.rooms.v1.AddMemberRequest
+	16, // 25: parley.rooms.v1.RoomsService.KickMember:input_type -> parley.rooms.v1.KickMemberRequest
+	18, // 26: parley.rooms.v1.RoomsService.EndSession:input_type -> parley.rooms.v1.EndSessionRequest
+	20, // 27: parley.rooms.v1.RoomsService.ListMembers:input_type -> parley.rooms.v1.ListMembersRequest
+	22, // 28: parley.rooms.v1.RoomsService.Publish:input_type -> parley.rooms.v1.PublishRequest
+	24, // 29: parley.rooms.v1.RoomsService.GetHistory:input_type -> parley.rooms.v1.GetHistoryRequest
+	26, // 30: parley.rooms.v1.RoomsService.Subscribe:input_type -> parley.rooms.v1.SubscribeRequest
+	29, // 31: parley.rooms.v1.RoomsService.SaveSession:input_type -> parley.rooms.v1.SaveSessionRequest
+	31, // 32: parley.rooms.v1.RoomsService.TakeSession:input_type -> parley.rooms.v1.TakeSessionRequest
+	1,  // 33: parley.rooms.v1.RoomsService.CreateRoom:output_type -> parley.rooms.v1.CreateRoomResponse
+	3,  // 34: parley.rooms.v1.RoomsService.GetRoom:output_type -> parley.rooms.v1.GetRoomResponse
+	5,  // 35: parley.rooms.v1.RoomsService.ListRooms:output_type -> parley.rooms.v1.ListRoomsResponse
+	7,  // 36: parley.rooms.v1.RoomsService.UpdateRoom:output_type -> parley.rooms.v1.UpdateRoomResponse
+	9,  // 37: parley.rooms.v1.RoomsService.DeleteRoom:output_type -> parley.rooms.v1.DeleteRoomResponse
+	11, // 38: parley.rooms.v1.RoomsService.JoinRoom:output_type -> parley.rooms.v1.JoinRoomResponse
+	13, // 39: parley.rooms.v1.RoomsService.LeaveRoom:output_type -> parley.rooms.v1.LeaveRoomResponse
+	15, // 40: parley.rooms.v1.RoomsService.AddMember:output_type -> parley.rooms.v1.AddMemberResponse
+	17, // 41: parley.rooms.v1.RoomsService.KickMember:output_type -> parley.rooms.v1.KickMemberResponse
+	19, // 42: parley.rooms.v1.RoomsService.EndSession:output_type -> parley.rooms.v1.EndSessionResponse
+	21, // 43: parley.rooms.v1.RoomsService.ListMembers:output_type -> parley.rooms.v1.ListMembersResponse
+	23, // 44: parley.rooms.v1.RoomsService.Publish:output_type -> parley.rooms.v1.PublishResponse
+	25, // 45: parley.rooms.v1.RoomsService.GetHistory:output_type -> parley.rooms.v1.GetHistoryResponse
+	28, // 46: parley.rooms.v1.RoomsService.Subscribe:output_type -> parley.rooms.v1.SubscribeResponse
+	30, // 47: parley.rooms.v1.RoomsService.SaveSession:output_type -> parley.rooms.v1.SaveSessionResponse
+	32, // 48: parley.rooms.v1.RoomsService.TakeSession:output_type -> parley.rooms.v1.TakeSessionResponse
+	33, // [33:49] is the sub-list for method output_type
+	17, // [17:33] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_parley_rooms_v1_rooms_proto_init() }
@@ -2031,7 +2270,7 @@ func file_parley_rooms_v1_rooms_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_parley_rooms_v1_rooms_proto_rawDesc), len(file_parley_rooms_v1_rooms_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   29,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -33,6 +33,8 @@ const (
 	RoomsService_Publish_FullMethodName     = "/parley.rooms.v1.RoomsService/Publish"
 	RoomsService_GetHistory_FullMethodName  = "/parley.rooms.v1.RoomsService/GetHistory"
 	RoomsService_Subscribe_FullMethodName   = "/parley.rooms.v1.RoomsService/Subscribe"
+	RoomsService_SaveSession_FullMethodName = "/parley.rooms.v1.RoomsService/SaveSession"
+	RoomsService_TakeSession_FullMethodName = "/parley.rooms.v1.RoomsService/TakeSession"
 )
 
 // RoomsServiceClient is the client API for RoomsService service.
@@ -91,6 +93,13 @@ type RoomsServiceClient interface {
 	// with UNAVAILABLE when the service shuts down; in both cases resubscribe with the
 	// last offset received.
 	Subscribe(ctx context.Context, in *SubscribeRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SubscribeResponse], error)
+	// SaveSession keeps a gateway's record of a disconnected client session
+	// (socket.io connection state recovery) for ttl, so that whichever gateway
+	// the client reconnects to can restore it. Saving an id again replaces it.
+	SaveSession(ctx context.Context, in *SaveSessionRequest, opts ...grpc.CallOption) (*SaveSessionResponse, error)
+	// TakeSession returns a saved session and deletes it, so that it is restored
+	// at most once. NOT_FOUND when there is none or it expired.
+	TakeSession(ctx context.Context, in *TakeSessionRequest, opts ...grpc.CallOption) (*TakeSessionResponse, error)
 }
 
 type roomsServiceClient struct {
@@ -250,6 +259,26 @@ func (c *roomsServiceClient) Subscribe(ctx context.Context, in *SubscribeRequest
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type RoomsService_SubscribeClient = grpc.ServerStreamingClient[SubscribeResponse]
 
+func (c *roomsServiceClient) SaveSession(ctx context.Context, in *SaveSessionRequest, opts ...grpc.CallOption) (*SaveSessionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SaveSessionResponse)
+	err := c.cc.Invoke(ctx, RoomsService_SaveSession_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *roomsServiceClient) TakeSession(ctx context.Context, in *TakeSessionRequest, opts ...grpc.CallOption) (*TakeSessionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TakeSessionResponse)
+	err := c.cc.Invoke(ctx, RoomsService_TakeSession_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RoomsServiceServer is the server API for RoomsService service.
 // All implementations must embed UnimplementedRoomsServiceServer
 // for forward compatibility.
@@ -306,6 +335,13 @@ type RoomsServiceServer interface {
 	// with UNAVAILABLE when the service shuts down; in both cases resubscribe with the
 	// last offset received.
 	Subscribe(*SubscribeRequest, grpc.ServerStreamingServer[SubscribeResponse]) error
+	// SaveSession keeps a gateway's record of a disconnected client session
+	// (socket.io connection state recovery) for ttl, so that whichever gateway
+	// the client reconnects to can restore it. Saving an id again replaces it.
+	SaveSession(context.Context, *SaveSessionRequest) (*SaveSessionResponse, error)
+	// TakeSession returns a saved session and deletes it, so that it is restored
+	// at most once. NOT_FOUND when there is none or it expired.
+	TakeSession(context.Context, *TakeSessionRequest) (*TakeSessionResponse, error)
 	mustEmbedUnimplementedRoomsServiceServer()
 }
 
@@ -357,6 +393,12 @@ func (UnimplementedRoomsServiceServer) GetHistory(context.Context, *GetHistoryRe
 }
 func (UnimplementedRoomsServiceServer) Subscribe(*SubscribeRequest, grpc.ServerStreamingServer[SubscribeResponse]) error {
 	return status.Error(codes.Unimplemented, "method Subscribe not implemented")
+}
+func (UnimplementedRoomsServiceServer) SaveSession(context.Context, *SaveSessionRequest) (*SaveSessionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SaveSession not implemented")
+}
+func (UnimplementedRoomsServiceServer) TakeSession(context.Context, *TakeSessionRequest) (*TakeSessionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method TakeSession not implemented")
 }
 func (UnimplementedRoomsServiceServer) mustEmbedUnimplementedRoomsServiceServer() {}
 func (UnimplementedRoomsServiceServer) testEmbeddedByValue()                      {}
@@ -624,6 +666,42 @@ func _RoomsService_Subscribe_Handler(srv interface{}, stream grpc.ServerStream) 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type RoomsService_SubscribeServer = grpc.ServerStreamingServer[SubscribeResponse]
 
+func _RoomsService_SaveSession_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SaveSessionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RoomsServiceServer).SaveSession(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RoomsService_SaveSession_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RoomsServiceServer).SaveSession(ctx, req.(*SaveSessionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RoomsService_TakeSession_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TakeSessionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RoomsServiceServer).TakeSession(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RoomsService_TakeSession_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RoomsServiceServer).TakeSession(ctx, req.(*TakeSessionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // RoomsService_ServiceDesc is the grpc.ServiceDesc for RoomsService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -682,6 +760,14 @@ var RoomsService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetHistory",
 			Handler:    _RoomsService_GetHistory_Handler,
+		},
+		{
+			MethodName: "SaveSession",
+			Handler:    _RoomsService_SaveSession_Handler,
+		},
+		{
+			MethodName: "TakeSession",
+			Handler:    _RoomsService_TakeSession_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -267,6 +267,33 @@ func TestRPCStatusCodes(t *testing.T) {
 			_, err := s.admin.PurgeHistory(ctx, &roomsv1.PurgeHistoryRequest{Namespace: "/", Room: "nope"})
 			return err
 		}, codes.NotFound},
+		{"save session ok", svc, func(ctx context.Context) error {
+			_, err := s.rooms.SaveSession(ctx, &roomsv1.SaveSessionRequest{Namespace: "/", SessionId: "pid-1", Data: []byte("{}"), Ttl: durationpb.New(60e9)})
+			return err
+		}, codes.OK},
+		{"save session without ttl", svc, func(ctx context.Context) error {
+			_, err := s.rooms.SaveSession(ctx, &roomsv1.SaveSessionRequest{Namespace: "/", SessionId: "pid-1", Data: []byte("{}")})
+			return err
+		}, codes.InvalidArgument},
+		{"save session too big", svc, func(ctx context.Context) error {
+			_, err := s.rooms.SaveSession(ctx, &roomsv1.SaveSessionRequest{Namespace: "/", SessionId: "pid-1", Data: make([]byte, 65537), Ttl: durationpb.New(60e9)})
+			return err
+		}, codes.InvalidArgument},
+		{"take session ok", svc, func(ctx context.Context) error {
+			resp, err := s.rooms.TakeSession(ctx, &roomsv1.TakeSessionRequest{Namespace: "/", SessionId: "pid-1"})
+			if err == nil && string(resp.GetData()) != "{}" {
+				t.Errorf("TakeSession data %q, want {}", resp.GetData())
+			}
+			return err
+		}, codes.OK},
+		{"take session twice", svc, func(ctx context.Context) error {
+			_, err := s.rooms.TakeSession(ctx, &roomsv1.TakeSessionRequest{Namespace: "/", SessionId: "pid-1"})
+			return err
+		}, codes.NotFound},
+		{"take session no token", noToken, func(ctx context.Context) error {
+			_, err := s.rooms.TakeSession(ctx, &roomsv1.TakeSessionRequest{Namespace: "/", SessionId: "pid-1"})
+			return err
+		}, codes.Unauthenticated},
 		{"delete ok", svc, func(ctx context.Context) error {
 			_, err := s.rooms.DeleteRoom(ctx, &roomsv1.DeleteRoomRequest{Namespace: "/", Room: "tiny"})
 			return err

@@ -280,3 +280,19 @@ func (s *Rooms) GetHistory(ctx context.Context, req *roomsv1.GetHistoryRequest) 
 	}
 	return resp, nil
 }
+
+func (s *Rooms) SaveSession(ctx context.Context, req *roomsv1.SaveSessionRequest) (*roomsv1.SaveSessionResponse, error) {
+	expire := s.d.now().Add(req.GetTtl().AsDuration())
+	if err := s.d.Store.SaveSession(ctx, req.GetNamespace(), req.GetSessionId(), req.GetData(), expire); err != nil {
+		return nil, errStatus(ctx, s.d.Log, "save session", err)
+	}
+	return &roomsv1.SaveSessionResponse{}, nil
+}
+
+func (s *Rooms) TakeSession(ctx context.Context, req *roomsv1.TakeSessionRequest) (*roomsv1.TakeSessionResponse, error) {
+	data, err := s.d.Store.TakeSession(ctx, req.GetNamespace(), req.GetSessionId(), s.d.now())
+	if err != nil {
+		return nil, errStatus(ctx, s.d.Log, "take session", err)
+	}
+	return &roomsv1.TakeSessionResponse{Data: data}, nil
+}

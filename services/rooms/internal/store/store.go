@@ -192,11 +192,20 @@ type Store interface {
 	// Purge deletes messages with Offset < before, or all when before is 0, and
 	// returns how many. LastOffset is unchanged. ErrNotFound if missing.
 	Purge(ctx context.Context, key RoomKey, before uint64) (uint64, error)
-	// Sweep deletes messages older than their room's HistoryRetention at now, and
-	// forgets deduplication keys accepted before dedupeBefore.
+	// Sweep deletes messages older than their room's HistoryRetention at now and
+	// saved sessions expired at now, and forgets deduplication keys accepted
+	// before dedupeBefore.
 	Sweep(ctx context.Context, now, dedupeBefore time.Time) error
 	// Stats counts rooms, memberships, sessions and messages ("" namespace: all).
 	Stats(ctx context.Context, namespace string) (Stats, error)
+
+	// SaveSession stores data under (namespace, id) until expire, replacing
+	// what was there.
+	SaveSession(ctx context.Context, namespace, id string, data []byte, expire time.Time) error
+	// TakeSession returns and deletes what SaveSession stored, atomically, so
+	// two callers never both get it. ErrNotFound if there is none or it
+	// expired at now.
+	TakeSession(ctx context.Context, namespace, id string, now time.Time) ([]byte, error)
 
 	// Close releases the store's resources.
 	Close() error

@@ -190,7 +190,10 @@ func (s *Store) Sweep(ctx context.Context, now, dedupeBefore time.Time) error {
 		if _, err := tx.StmtContext(ctx, s.st.sweepMsgs).ExecContext(ctx, nanos(now)); err != nil {
 			return err
 		}
-		_, err := tx.StmtContext(ctx, s.st.sweepDedup).ExecContext(ctx, nanos(dedupeBefore))
+		if _, err := tx.StmtContext(ctx, s.st.sweepDedup).ExecContext(ctx, nanos(dedupeBefore)); err != nil {
+			return err
+		}
+		_, err := tx.StmtContext(ctx, s.st.sweepSessions).ExecContext(ctx, nanos(now))
 		return err
 	})
 	if err != nil {

@@ -98,6 +98,13 @@ CREATE TABLE IF NOT EXISTS dedupe (
 	create_time INTEGER NOT NULL,
 	PRIMARY KEY (room_id, sender, client_id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS saved_sessions (
+	namespace   TEXT    NOT NULL,
+	id          TEXT    NOT NULL,
+	data        BLOB    NOT NULL,
+	expire_time INTEGER NOT NULL,
+	PRIMARY KEY (namespace, id)
+) WITHOUT ROWID;
 `
 
 // busyTimeout bounds how long a connection waits for a lock held by another

@@ -19,6 +19,7 @@ type statements struct {
 	insertSession, deleteSession, countSessions      *sql.Stmt
 	dedupe, message, insertMessage, setLastOffset    *sql.Stmt
 	upsertDedupe, trim, purge, sweepMsgs, sweepDedup *sql.Stmt
+	saveSession, takeSession, sweepSessions          *sql.Stmt
 
 	// Readers.
 	roomR, listRooms, listMembers, historyDesc, historyAsc, stats *sql.Stmt
@@ -78,6 +79,12 @@ const (
 		AND create_time < ?1 - (SELECT retention_ns FROM rooms WHERE id = messages.room_id)`
 	qSweepDedupe = `DELETE FROM dedupe WHERE create_time < ?`
 
+	qSaveSession = `INSERT INTO saved_sessions (namespace, id, data, expire_time) VALUES (?, ?, ?, ?)
+	ON CONFLICT (namespace, id) DO UPDATE SET data = excluded.data, expire_time = excluded.expire_time`
+	// Deleting with RETURNING makes taking a session one atomic statement.
+	qTakeSession   = `DELETE FROM saved_sessions WHERE namespace = ? AND id = ? RETURNING data, expire_time`
+	qSweepSessions = `DELETE FROM saved_sessions WHERE expire_time <= ?`
+
 	// ?3 is the namespace filter ('' for all); ?4 and ?5 bound the name for
 	// the prefix filter, ?5 NULL when no name is above every match.
 	qListRooms = `SELECT ` + roomCols + ` FROM rooms
@@ -135,6 +142,9 @@ func (st *statements) prepare(ctx context.Context, w, r *sql.DB) error {
 		{&st.purge, w, qPurge},
 		{&st.sweepMsgs, w, qSweepMessages},
 		{&st.sweepDedup, w, qSweepDedupe},
+		{&st.saveSession, w, qSaveSession},
+		{&st.takeSession, w, qTakeSession},
+		{&st.sweepSessions, w, qSweepSessions},
 		{&st.roomR, r, qRoom},
 		{&st.listRooms, r, qListRooms},
 		{&st.listMembers, r, qListMembers},

@@ -49,6 +49,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ConcurrentPublish", testConcurrentPublish},
 		{"ConcurrentDedupe", testConcurrentDedupe},
 		{"ConcurrentJoin", testConcurrentJoin},
+		{"SavedSessions", testSavedSessions},
+		{"ConcurrentTakeSession", testConcurrentTakeSession},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
