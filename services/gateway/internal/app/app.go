@@ -57,7 +57,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	gw, err := chat.New(chat.Config{
 		Namespaces: cfg.Namespaces, JWTSecret: []byte(cfg.JWTSecret), Limits: cfg.Limits,
-		Rooms: rooms, Hub: hub, Log: log, Metrics: metrics,
+		RecoveryWindow: cfg.RecoveryWindow, Rooms: rooms, Hub: hub, Log: log, Metrics: metrics,
 	})
 	if err != nil {
 		return err
@@ -67,7 +67,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 
 	var draining atomic.Bool
-	io := socket.NewServer(nil, socketOptions(cfg, &draining))
+	opts := socketOptions(cfg, &draining)
+	opts.SetAdapter(gw.Adapter())
+	io := socket.NewServer(nil, opts)
 	gw.Attach(io)
 
 	mux := http.NewServeMux()
@@ -109,6 +111,11 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		io.Close(nil)
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 		defer cancel()
+		// Closed sockets are being saved for recovery and their sessions
+		// ended: let those calls land before the connection goes.
+		if err := gw.Wait(sctx); err != nil {
+			log.Error("shutdown: rooms service calls still pending", "err", err)
+		}
 		return httpSrv.Shutdown(sctx)
 	})
 	if err := g.Wait(); err != nil {
@@ -154,6 +161,12 @@ func socketOptions(cfg Config, draining *atomic.Bool) *socket.ServerOptions {
 	opts.SetAllowUpgrades(true)
 	opts.SetAllowEIO3(cfg.AllowEIO3)
 	opts.SetServeClient(false)
+	csr := socket.DefaultConnectionStateRecovery()
+	csr.SetMaxDisconnectionDuration(cfg.RecoveryWindow.Milliseconds())
+	// A restored session was authenticated when it first connected, and its
+	// rooms come back through the adapter, not the middleware's auto-join.
+	csr.SetSkipMiddlewares(true)
+	opts.SetConnectionStateRecovery(csr)
 	if cfg.CORSOrigins != "" {
 		var origins []string
 		for _, o := range strings.Split(cfg.CORSOrigins, ",") {

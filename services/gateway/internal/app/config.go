@@ -26,6 +26,7 @@ type Config struct {
 	AllowEIO3       bool
 	PingInterval    time.Duration
 	PingTimeout     time.Duration
+	RecoveryWindow  time.Duration
 	SendQueue       int
 	ShutdownTimeout time.Duration
 	LogFormat       string
@@ -62,6 +63,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	fs.BoolVar(&c.AllowEIO3, "allow-eio3", false, "also accept socket.io v2 clients (Engine.IO protocol 3)")
 	fs.DurationVar(&c.PingInterval, "ping-interval", 25*time.Second, "Engine.IO ping interval")
 	fs.DurationVar(&c.PingTimeout, "ping-timeout", 20*time.Second, "Engine.IO ping timeout")
+	fs.DurationVar(&c.RecoveryWindow, "recovery-window", 2*time.Minute, "how long a disconnected client can reconnect and get its rooms and missed messages back (connection state recovery)")
 	fs.IntVar(&c.SendQueue, "send-queue", 256, "packets that may wait to be written to one socket before it is disconnected as too slow")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long shutdown waits for connections to close")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
@@ -122,8 +124,8 @@ func (c Config) validate() error {
 		errs = append(errs, fmt.Errorf("--log-format %q: want text or json", c.LogFormat))
 	}
 	l := c.Limits
-	if l.MaxMessageBytes <= 0 || l.EventRate <= 0 || l.EventBurst <= 0 || l.MaxRooms <= 0 || l.HistoryOnJoin < 0 || l.HistoryOnJoin > 1000 || l.CallTimeout <= 0 || c.SendQueue <= 0 {
-		errs = append(errs, errors.New("limits must be positive (and --history-on-join at most 1000)"))
+	if l.MaxMessageBytes <= 0 || l.EventRate <= 0 || l.EventBurst <= 0 || l.MaxRooms <= 0 || l.HistoryOnJoin < 0 || l.HistoryOnJoin > 1000 || l.CallTimeout <= 0 || c.SendQueue <= 0 || c.RecoveryWindow < time.Second {
+		errs = append(errs, errors.New("limits must be positive (--history-on-join at most 1000, --recovery-window at least 1s)"))
 	}
 	return errors.Join(errs...)
 }

@@ -63,7 +63,10 @@ type Config struct {
 	Namespaces []Namespace
 	JWTSecret  []byte
 	Limits     Limits
-	Rooms      roomsv1.RoomsServiceClient
+	// RecoveryWindow is how long a disconnected client's session can be
+	// restored (socket.io connection state recovery).
+	RecoveryWindow time.Duration
+	Rooms          roomsv1.RoomsServiceClient
 	Hub        *fanout.Hub
 	Log        *slog.Logger
 	Metrics    Metrics
@@ -72,6 +75,24 @@ type Config struct {
 // Gateway serves the configured namespaces on a socket.io server.
 type Gateway struct {
 	cfg Config
+	// bg tracks rooms service calls made after a socket is gone (ending its
+	// sessions, saving it for recovery), which shutdown must let finish.
+	bg sync.WaitGroup
+}
+
+// Wait blocks until background calls finish or ctx ends.
+func (g *Gateway) Wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		g.bg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // New checks the configuration and returns a Gateway.
@@ -123,8 +144,11 @@ func (g *Gateway) Attach(io *socket.Server) {
 		nsp.Use(g.admit(ns))
 		nsp.On("connection", func(args ...any) {
 			s := args[0].(*socket.Socket)
-			if c, ok := s.Data().(*client); ok {
-				c.serve()
+			switch d := s.Data().(type) {
+			case *client:
+				d.serve()
+			case *restored:
+				g.resume(ns, s, d)
 			}
 		})
 	}
@@ -190,13 +214,13 @@ type client struct {
 	limiter *rate.Limiter
 
 	mu     sync.Mutex
-	rooms  map[string]struct{} // joined rooms, in this namespace
+	rooms  map[string]uint64 // joined rooms -> the offset the join's history reached
 	closed bool
 }
 
 func (g *Gateway) newClient(ns *Namespace, s *socket.Socket, user string) *client {
 	c := &client{
-		g: g, ns: ns, sock: s, user: user, rooms: map[string]struct{}{},
+		g: g, ns: ns, sock: s, user: user, rooms: map[string]uint64{},
 		limiter: rate.NewLimiter(rate.Limit(g.cfg.Limits.EventRate), g.cfg.Limits.EventBurst),
 	}
 	c.conn = fanout.NewConn(string(s.Id()), s.Conn(), func() {
@@ -225,7 +249,7 @@ func (c *client) serve() {
 func (c *client) release() {
 	c.mu.Lock()
 	rooms := c.rooms
-	c.rooms = map[string]struct{}{}
+	c.rooms = map[string]uint64{}
 	c.mu.Unlock()
 	for room := range rooms {
 		k := c.key(room)
@@ -396,7 +420,7 @@ func (c *client) join(room string) (map[string]any, error) {
 			return nil, err
 		}
 		c.mu.Lock()
-		c.rooms[room] = struct{}{}
+		c.rooms[room] = last
 		c.mu.Unlock()
 	}
 	return map[string]any{
@@ -596,7 +620,7 @@ func (c *client) disconnect(args []any) {
 	// A transport can fail inside a write the fan-out makes while holding a
 	// room's lock, and socket.io then runs this handler on that goroutine:
 	// everything that takes the fan-out's locks happens elsewhere.
-	go func() {
+	c.g.bg.Go(func() {
 		for _, room := range rooms {
 			k := c.key(room)
 			c.g.cfg.Hub.Remove(k, c.conn)
@@ -615,7 +639,7 @@ func (c *client) disconnect(args []any) {
 				c.g.cfg.Log.Error("ending session after disconnect failed", "namespace", c.ns.Name, "room", room, "user", c.user, "err", err)
 			}
 		}
-	}()
+	})
 }
 
 func firstString(args []any) (string, bool) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 )
@@ -12,20 +11,7 @@ import (
 // TestNodeClientContract runs the npm socket.io-client contract suite
 // (services/gateway/test/node) against a real gateway, once per transport.
 func TestNodeClientContract(t *testing.T) {
-	dir := filepath.Join(repoRoot(), "services", "gateway", "test", "node")
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "socket.io-client")); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("socket.io-client is not installed: run npm ci in %s (make test does)", dir)
-		}
-		t.Skipf("socket.io-client is not installed: run npm ci in %s", dir)
-	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("node is not installed")
-		}
-		t.Skip("node is not installed")
-	}
+	dir, node := nodeDir(t)
 	s := startStack(t)
 	_, url := s.gateway("127.0.0.1:0")
 	for _, transport := range []string{"websocket", "polling"} {

@@ -41,13 +41,19 @@ type Conn struct {
 	pending atomic.Int64
 	slow    atomic.Bool
 	done    engine.SendCallback
+
+	// mu orders message writes: each message packet ends with the socket's
+	// offset vector as of that packet, and the vectors must reach the client
+	// in the order they were computed.
+	mu  sync.Mutex
+	pos map[string]uint64 // room -> last offset written (or seen at join)
 }
 
 // NewConn wraps the engine.io socket of the socket.io socket with the given id.
 // onSlow is called once, on its own goroutine, if the socket's send queue
 // overflows; it should disconnect the socket.
 func NewConn(id string, eio engine.Socket, onSlow func()) *Conn {
-	c := &Conn{id: id, eio: eio, onSlow: onSlow}
+	c := &Conn{id: id, eio: eio, onSlow: onSlow, pos: make(map[string]uint64)}
 	c.done = func(transports.Transport) { c.pending.Add(-1) }
 	return c
 }
@@ -60,9 +66,40 @@ type Packet struct {
 	text string
 }
 
+// MessagePacket is a "receive message" packet encoded once without its last
+// argument, the offset string connection state recovery needs, which each
+// socket appends for itself.
+type MessagePacket struct {
+	room   string
+	offset uint64
+	open   string // the packet text up to the closing bracket
+}
+
 // write queues p on c unless c is over its bound. The engine keeps writes of
 // one socket in order; the pending count falls as the transport flushes them.
 func (c *Conn) write(p Packet, limit int64) bool {
+	if !c.reserve(limit) {
+		return false
+	}
+	c.eio.Write(strings.NewReader(p.text), nil, c.done)
+	return true
+}
+
+// writeMessage queues a message packet ending with c's offset vector.
+func (c *Conn) writeMessage(p MessagePacket, limit int64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.reserve(limit) {
+		return false
+	}
+	c.pos[p.room] = p.offset
+	text := p.open + `,"` + EncodeOffsets(c.pos) + `"]`
+	c.eio.Write(strings.NewReader(text), nil, c.done)
+	return true
+}
+
+// reserve counts one more queued packet, or marks c slow when it is full.
+func (c *Conn) reserve(limit int64) bool {
 	if c.slow.Load() {
 		return false
 	}
@@ -75,8 +112,19 @@ func (c *Conn) write(p Packet, limit int64) bool {
 		}
 		return false
 	}
-	c.eio.Write(strings.NewReader(p.text), nil, c.done)
 	return true
+}
+
+func (c *Conn) setPos(room string, off uint64) {
+	c.mu.Lock()
+	c.pos[room] = off
+	c.mu.Unlock()
+}
+
+func (c *Conn) dropPos(room string) {
+	c.mu.Lock()
+	delete(c.pos, room)
+	c.mu.Unlock()
 }
 
 // Metrics are the fan-out's hooks into the gateway's metrics.
@@ -140,9 +188,8 @@ type roomSub struct {
 }
 
 type sent struct {
-	offset  uint64
 	session string
-	packet  Packet
+	packet  MessagePacket
 }
 
 // ErrClosed is returned once the hub is shutting down.
@@ -210,15 +257,16 @@ func (h *Hub) Add(ctx context.Context, k Key, c *Conn, seen uint64) error {
 	}
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
+	c.setPos(k.Room, seen)
 	if rs.delivered > seen {
-		if len(rs.recent) == 0 || rs.recent[0].offset > seen+1 {
+		if len(rs.recent) == 0 || rs.recent[0].packet.offset > seen+1 {
 			if err := h.catchUp(ctx, rs, c, seen); err != nil {
 				return err
 			}
 		} else {
 			for _, m := range rs.recent {
-				if m.offset > seen && m.session != c.id {
-					c.write(m.packet, int64(h.opts.QueueLimit))
+				if m.packet.offset > seen && m.session != c.id {
+					c.writeMessage(m.packet, int64(h.opts.QueueLimit))
 				}
 			}
 		}
@@ -249,7 +297,7 @@ func (h *Hub) catchUp(ctx context.Context, rs *roomSub, c *Conn, seen uint64) er
 				return nil
 			}
 			if m.GetSessionId() != c.id {
-				c.write(h.encodeMessage(rs.key, m), int64(h.opts.QueueLimit))
+				c.writeMessage(h.EncodeMessage(rs.key, m), int64(h.opts.QueueLimit))
 			}
 			seen = m.GetOffset()
 		}
@@ -268,6 +316,7 @@ func (h *Hub) Remove(k Key, c *Conn) {
 	rs.mu.Lock()
 	delete(rs.members, c)
 	rs.mu.Unlock()
+	c.dropPos(k.Room)
 }
 
 // Close ends every upstream subscription and waits for them.
@@ -380,20 +429,20 @@ func (h *Hub) dispatch(rs *roomSub, ev *roomsv1.Event) {
 	switch k := ev.GetKind().(type) {
 	case *roomsv1.Event_Message:
 		m := k.Message
-		p := h.encodeMessage(rs.key, m)
+		p := h.EncodeMessage(rs.key, m)
 		rs.mu.Lock()
 		if m.GetOffset() <= rs.delivered {
 			rs.mu.Unlock()
 			return
 		}
 		rs.delivered = m.GetOffset()
-		rs.recent = append(rs.recent, sent{offset: m.GetOffset(), session: m.GetSessionId(), packet: p})
+		rs.recent = append(rs.recent, sent{session: m.GetSessionId(), packet: p})
 		if len(rs.recent) > h.opts.Replay {
 			rs.recent = rs.recent[len(rs.recent)-h.opts.Replay:]
 		}
 		for c, seen := range rs.members {
 			if m.GetOffset() > seen && c.id != m.GetSessionId() {
-				if !c.write(p, limit) && c.slow.Load() {
+				if !c.writeMessage(p, limit) && c.slow.Load() {
 					h.metrics.Dropped()
 				}
 			}
@@ -446,16 +495,29 @@ func uitoa(u uint64) string {
 	return string(b)
 }
 
-func (h *Hub) encodeMessage(k Key, m *roomsv1.Message) Packet {
+// EncodeMessage encodes the "receive message" packet of m once.
+func (h *Hub) EncodeMessage(k Key, m *roomsv1.Message) MessagePacket {
 	// Gateways publish JSON; other publishers may not, and their text is
 	// passed on as a string rather than breaking the packet.
 	var msg any = json.RawMessage(m.GetPayload())
 	if !json.Valid([]byte(m.GetPayload())) {
 		msg = m.GetPayload()
 	}
-	return h.encode(k.Namespace, "receive message", msg, Meta{
+	p := h.encode(k.Namespace, "receive message", msg, Meta{
 		Room: k.Room, ID: MessageID(m), Offset: m.GetOffset(), From: m.GetSender(), TS: m.GetCreateTime().AsTime().UnixMilli(),
 	})
+	return MessagePacket{room: k.Room, offset: m.GetOffset(), open: strings.TrimSuffix(p.text, "]")}
+}
+
+// WriteMessages writes stored messages of one room to c, as a restored
+// session's catch-up, with room in its queue for all of them. Like live
+// delivery, it skips what c itself sent.
+func (h *Hub) WriteMessages(k Key, c *Conn, msgs []*roomsv1.Message) {
+	for _, m := range msgs {
+		if m.GetSessionId() != c.id {
+			c.writeMessage(h.EncodeMessage(k, m), int64(h.opts.QueueLimit+len(msgs)))
+		}
+	}
 }
 
 // encode builds the socket.io EVENT packet once.

@@ -1,0 +1,203 @@
+package chat
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/zishang520/socket.io/servers/socket/v3"
+	"github.com/zishang520/socket.io/v3/pkg/types"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	roomsv1 "github.com/parleyhq/parley/proto/parley/rooms/v1"
+	"github.com/parleyhq/parley/services/gateway/internal/fanout"
+)
+
+// Connection state recovery, backed by the rooms service rather than gateway
+// memory, so that it survives a gateway restart and works across gateways:
+//
+//   - every "receive message" a socket gets ends with the socket's offset in
+//     each of its rooms (fanout.EncodeOffsets); the client keeps the last one;
+//   - when a socket disconnects for a recoverable reason, its record (user,
+//     rooms, and the offset each join's history reached) is saved in the
+//     rooms service under the socket.io private session id, for the window;
+//   - a client reconnecting with that id and its last offset string is
+//     restored by whichever gateway it reaches: same socket id, same rooms,
+//     and every message after its offsets, in order, before live delivery.
+
+// savedSession is the record kept in the rooms service.
+type savedSession struct {
+	SID   string            `json:"sid"`
+	User  string            `json:"user"`
+	Rooms map[string]uint64 `json:"rooms"`
+}
+
+// restored is a socket's data between RestoreSession and its connection.
+type restored struct {
+	user string
+	pos  map[string]uint64 // room -> last offset the client has
+}
+
+// maxCatchUp bounds the messages one room may replay to a restored socket;
+// further behind, the session is not restored and the client starts afresh
+// (and reads history itself).
+const maxCatchUp = 1000
+
+// adapterBuilder makes the socket.io adapter of each namespace.
+type adapterBuilder struct{ g *Gateway }
+
+// Adapter returns the socket.io adapter constructor that saves and restores
+// sessions through the rooms service.
+func (g *Gateway) Adapter() socket.AdapterConstructor { return adapterBuilder{g: g} }
+
+func (b adapterBuilder) New(nsp socket.Namespace) socket.Adapter {
+	a := &sessionAdapter{Adapter: socket.MakeAdapter(), g: b.g, ns: nsp.Name()}
+	a.Prototype(a)
+	a.Construct(nsp)
+	return a
+}
+
+// sessionAdapter keeps socket.io's in-memory adapter for everything but
+// sessions.
+type sessionAdapter struct {
+	socket.Adapter
+	g  *Gateway
+	ns string
+}
+
+// PersistSession saves a socket that disconnected for a recoverable reason.
+// It runs inside socket.io's close path, which may be inside a fan-out write,
+// so the call to the rooms service happens in the background.
+func (a *sessionAdapter) PersistSession(s *socket.SessionToPersist) {
+	c, ok := s.Data.(*client)
+	if !ok {
+		return
+	}
+	c.mu.Lock()
+	rec := savedSession{SID: string(s.Sid), User: c.user, Rooms: make(map[string]uint64, len(c.rooms))}
+	for r, off := range c.rooms {
+		rec.Rooms[r] = off
+	}
+	c.mu.Unlock()
+	data, err := json.Marshal(rec)
+	if err != nil {
+		a.g.cfg.Log.Error("encoding session failed", "namespace", a.ns, "err", err)
+		return
+	}
+	pid := string(s.Pid)
+	a.g.bg.Go(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), a.g.cfg.Limits.CallTimeout)
+		defer cancel()
+		_, err := a.g.cfg.Rooms.SaveSession(ctx, &roomsv1.SaveSessionRequest{
+			Namespace: a.ns, SessionId: pid, Data: data, Ttl: durationpb.New(a.g.cfg.RecoveryWindow),
+		})
+		if err != nil {
+			a.g.cfg.Log.Error("saving session for recovery failed", "namespace", a.ns, "socket", rec.SID, "err", err)
+		}
+	})
+}
+
+// RestoreSession takes the saved session of pid, if any, and decides whether
+// the client can be brought up to date from offset. Returning nil gives the
+// client a fresh session (it sees recovered === false).
+func (a *sessionAdapter) RestoreSession(pid socket.PrivateSessionId, offset string) (*socket.Session, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), a.g.cfg.Limits.CallTimeout)
+	defer cancel()
+	resp, err := a.g.cfg.Rooms.TakeSession(ctx, &roomsv1.TakeSessionRequest{Namespace: a.ns, SessionId: string(pid)})
+	if status.Code(err) == codes.NotFound || status.Code(err) == codes.InvalidArgument {
+		return nil, nil
+	}
+	if err != nil {
+		a.g.cfg.Log.Error("taking saved session failed", "namespace", a.ns, "err", err)
+		return nil, nil
+	}
+	var rec savedSession
+	if err := json.Unmarshal(resp.GetData(), &rec); err != nil {
+		a.g.cfg.Log.Error("decoding saved session failed", "namespace", a.ns, "err", err)
+		return nil, nil
+	}
+	client := fanout.DecodeOffsets(offset)
+	pos := make(map[string]uint64, len(rec.Rooms))
+	for room, joined := range rec.Rooms {
+		pos[room] = joined
+		if off, ok := client[room]; ok && off > joined {
+			pos[room] = off
+		}
+		r, err := a.g.cfg.Rooms.GetRoom(ctx, &roomsv1.GetRoomRequest{Namespace: a.ns, Room: room})
+		if err != nil || r.GetRoom().GetLastOffset() > pos[room]+maxCatchUp {
+			a.g.cfg.Log.Info("session not restored", "namespace", a.ns, "socket", rec.SID, "room", room, "err", err)
+			return nil, nil
+		}
+	}
+	return &socket.Session{
+		SessionToPersist: &socket.SessionToPersist{
+			Sid:   socket.SocketId(rec.SID),
+			Pid:   pid,
+			Rooms: types.NewSet[socket.Room](),
+			Data:  &restored{user: rec.User, pos: pos},
+		},
+	}, nil
+}
+
+// resume brings a restored socket back into its rooms and sends it what it
+// missed. Each room's subscription is registered before its history is read,
+// so nothing published meanwhile falls between replay and live delivery.
+func (g *Gateway) resume(ns *Namespace, s *socket.Socket, r *restored) {
+	c := g.newClient(ns, s, r.user)
+	s.SetData(c)
+	for room, seen := range r.pos {
+		if err := c.rejoin(room, seen); err != nil {
+			g.cfg.Log.Error("restoring room failed", "namespace", ns.Name, "room", room, "socket", s.Id(), "err", err)
+		}
+	}
+	g.cfg.Log.Debug("session restored", "namespace", ns.Name, "socket", s.Id(), "user", r.user, "rooms", len(r.pos))
+	c.serve()
+}
+
+func (c *client) rejoin(room string, seen uint64) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 4*c.g.cfg.Limits.CallTimeout)
+	defer cancel()
+	k := c.key(room)
+	if err := c.g.cfg.Hub.Acquire(ctx, k); err != nil {
+		return err
+	}
+	_, err := c.g.cfg.Rooms.JoinRoom(ctx, &roomsv1.JoinRoomRequest{Namespace: c.ns.Name, Room: room, UserId: c.user, SessionId: string(c.sock.Id())})
+	if err == nil {
+		seen, err = c.catchUp(ctx, k, seen)
+	}
+	if err == nil {
+		err = c.g.cfg.Hub.Add(ctx, k, c.conn, seen)
+	}
+	if err != nil {
+		c.g.cfg.Hub.Release(k)
+		return err
+	}
+	c.mu.Lock()
+	c.rooms[room] = seen
+	c.mu.Unlock()
+	return nil
+}
+
+// catchUp sends the room's messages after seen and returns the last offset sent.
+func (c *client) catchUp(ctx context.Context, k fanout.Key, seen uint64) (uint64, error) {
+	for {
+		resp, err := c.g.cfg.Rooms.GetHistory(ctx, &roomsv1.GetHistoryRequest{
+			Namespace: k.Namespace, Room: k.Room, Limit: maxCatchUp,
+			Cursor: &roomsv1.GetHistoryRequest_AfterOffset{AfterOffset: seen},
+		})
+		if err != nil {
+			return seen, err
+		}
+		msgs := resp.GetMessages()
+		if len(msgs) == 0 {
+			return seen, nil
+		}
+		c.g.cfg.Hub.WriteMessages(k, c.conn, msgs)
+		seen = msgs[len(msgs)-1].GetOffset()
+		if !resp.GetHasMore() {
+			return seen, nil
+		}
+	}
+}
+

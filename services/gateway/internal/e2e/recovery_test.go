@@ -1,0 +1,131 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+
+	roomsv1 "github.com/parleyhq/parley/proto/parley/rooms/v1"
+)
+
+// nodeDir returns the Node test package, failing under CI and skipping
+// elsewhere when its dependencies are not installed.
+func nodeDir(t *testing.T) (dir, node string) {
+	t.Helper()
+	dir = filepath.Join(repoRoot(), "services", "gateway", "test", "node")
+	_, modErr := os.Stat(filepath.Join(dir, "node_modules", "socket.io-client"))
+	node, nodeErr := exec.LookPath("node")
+	if modErr != nil || nodeErr != nil {
+		msg := fmt.Sprintf("node (%v) and socket.io-client in %s (%v) are needed: make node-deps", nodeErr, dir, modErr)
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return dir, node
+}
+
+// TestRecoveryAcrossGatewayRestart stops the gateway under a stock
+// socket.io-client v4, publishes while it is down, and starts a new gateway
+// process on the same address: the client must come back with
+// socket.recovered === true, its socket id, and every message exactly once,
+// in order. The new process shares nothing with the old one but the rooms
+// service, as another instance behind a load balancer would.
+func TestRecoveryAcrossGatewayRestart(t *testing.T) {
+	dir, node := nodeDir(t)
+	for _, transport := range []string{"websocket", "polling"} {
+		t.Run(transport, func(t *testing.T) {
+			s := startStack(t)
+			addr := freeAddr(t)
+			gw, url := s.gateway(addr)
+			room := fmt.Sprintf("restart-%s-%d", transport, time.Now().UnixNano())
+			publish := s.publisher(t, room)
+
+			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, node, "restart.mjs")
+			cmd.Dir = dir
+			cmd.Env = append(os.Environ(), "GATEWAY_URL="+url, "ROOM="+room, "TRANSPORTS="+transport)
+			stdin, _ := cmd.StdinPipe()
+			stdout, _ := cmd.StdoutPipe()
+			cmd.Stderr = os.Stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer cmd.Wait()
+			lines := bufio.NewScanner(stdout)
+			expect := func(prefix string) string {
+				t.Helper()
+				for lines.Scan() {
+					line := lines.Text()
+					t.Logf("client: %s", line)
+					if strings.HasPrefix(line, "FAIL") {
+						t.Fatalf("client: %s", line)
+					}
+					if rest, ok := strings.CutPrefix(line, prefix); ok {
+						return strings.TrimSpace(rest)
+					}
+				}
+				t.Fatalf("client ended before %q", prefix)
+				return ""
+			}
+			next := func() { io.WriteString(stdin, "go\n") }
+
+			expect("JOINED")
+			publish("before")
+			next()
+			expect("READY")
+			gw.terminate(t)
+			expect("DISCONNECTED")
+			for i := 1; i <= 3; i++ {
+				publish(fmt.Sprintf("missed-%d", i))
+			}
+			s.gateway(addr)
+			next()
+			expect("RECOVERED")
+			publish("after")
+			next()
+			var got []string
+			if err := json.Unmarshal([]byte(expect("GOT")), &got); err != nil {
+				t.Fatal(err)
+			}
+			want := []string{"before", "missed-1", "missed-2", "missed-3", "after"}
+			if !slices.Equal(got, want) {
+				t.Fatalf("client received %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+// publisher returns a function publishing system messages (JSON strings) to
+// the room straight through the rooms service, as an internal service would.
+func (s *stack) publisher(t *testing.T, room string) func(text string) {
+	t.Helper()
+	conn, err := grpc.NewClient(s.roomsAdr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	rooms := roomsv1.NewRoomsServiceClient(conn)
+	return func(text string) {
+		t.Helper()
+		ctx := metadata.AppendToOutgoingContext(t.Context(), "authorization", "Bearer "+serviceToken)
+		payload, _ := json.Marshal(text)
+		if _, err := rooms.Publish(ctx, &roomsv1.PublishRequest{Namespace: "/", Room: room, Payload: string(payload)}); err != nil {
+			t.Fatalf("publish %q: %v", text, err)
+		}
+	}
+}
