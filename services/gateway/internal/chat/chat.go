@@ -67,9 +67,9 @@ type Config struct {
 	// restored (socket.io connection state recovery).
 	RecoveryWindow time.Duration
 	Rooms          roomsv1.RoomsServiceClient
-	Hub        *fanout.Hub
-	Log        *slog.Logger
-	Metrics    Metrics
+	Hub            *fanout.Hub
+	Log            *slog.Logger
+	Metrics        Metrics
 }
 
 // Gateway serves the configured namespaces on a socket.io server.

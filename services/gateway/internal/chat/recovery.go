@@ -200,4 +200,3 @@ func (c *client) catchUp(ctx context.Context, k fanout.Key, seen uint64) (uint64
 		}
 	}
 }
-
