@@ -40,6 +40,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	if cfg.ProtocolFixture {
+		return runProtocolFixture(ctx, cfg, log)
+	}
 
 	conn, err := roomsclient.Dial(cfg.RoomsAddr, cfg.ServiceToken)
 	if err != nil {

@@ -29,6 +29,7 @@ type Config struct {
 	RecoveryWindow  time.Duration
 	SendQueue       int
 	ShutdownTimeout time.Duration
+	ProtocolFixture bool
 	LogFormat       string
 	LogLevel        string
 	Limits          chat.Limits
@@ -66,6 +67,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	fs.DurationVar(&c.RecoveryWindow, "recovery-window", 2*time.Minute, "how long a disconnected client can reconnect and get its rooms and missed messages back (connection state recovery)")
 	fs.IntVar(&c.SendQueue, "send-queue", 256, "packets that may wait to be written to one socket before it is disconnected as too slow")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long shutdown waits for connections to close")
+	fs.BoolVar(&c.ProtocolFixture, "protocol-fixture", false, "serve only the echo namespaces / and /custom the socket.io protocol test suite expects (ping 300ms/200ms, maxPayload 1e6, any origin), for conformance runs; needs no rooms service")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	l := &c.Limits
@@ -117,7 +119,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 
 func (c Config) validate() error {
 	var errs []error
-	if c.ServiceToken == "" {
+	if c.ServiceToken == "" && !c.ProtocolFixture {
 		errs = append(errs, errors.New("--service-token is required"))
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
