@@ -56,6 +56,8 @@ type Limits struct {
 type Metrics interface {
 	Event(name, result string)
 	Connected(namespace string, delta int)
+	// Dropped counts sockets disconnected because their send queue was full.
+	Dropped()
 }
 
 // Config is what a Gateway needs.
@@ -225,6 +227,7 @@ func (g *Gateway) newClient(ns *Namespace, s *socket.Socket, user string) *clien
 	}
 	c.conn = fanout.NewConn(string(s.Id()), s.Conn(), func() {
 		g.cfg.Log.Warn("socket send queue full; disconnecting", "namespace", ns.Name, "socket", s.Id(), "user", c.user)
+		g.cfg.Metrics.Dropped()
 		s.Conn().Close(true)
 	})
 	return c

@@ -132,8 +132,6 @@ type Metrics interface {
 	// Delivered observes the time from a message's acceptance by the rooms
 	// service to its packet being queued on local sockets.
 	Delivered(since time.Duration)
-	// Dropped counts sockets disconnected for a full send queue.
-	Dropped()
 }
 
 // Options configure a Hub.
@@ -442,9 +440,7 @@ func (h *Hub) dispatch(rs *roomSub, ev *roomsv1.Event) {
 		}
 		for c, seen := range rs.members {
 			if m.GetOffset() > seen && c.id != m.GetSessionId() {
-				if !c.writeMessage(p, limit) && c.slow.Load() {
-					h.metrics.Dropped()
-				}
+				c.writeMessage(p, limit)
 			}
 		}
 		rs.mu.Unlock()

@@ -1,0 +1,153 @@
+package e2e
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// gatewayMetric sums the samples of a gateway metric whose line starts with
+// prefix (a name, optionally with labels).
+func gatewayMetric(t *testing.T, url, prefix string) float64 {
+	t.Helper()
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var sum float64
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#") || !strings.HasPrefix(line, prefix) {
+			continue
+		}
+		f, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+		if err != nil {
+			t.Fatalf("metric line %q: %v", line, err)
+		}
+		sum += f
+	}
+	return sum
+}
+
+func healthz(t *testing.T, url string) int {
+	t.Helper()
+	resp, err := http.Get(url + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestHealthAndMetrics checks that /healthz follows the rooms service's
+// reachability and that /metrics counts connections and events.
+func TestHealthAndMetrics(t *testing.T) {
+	s := startStack(t)
+	_, url := s.gateway("127.0.0.1:0")
+	if code := healthz(t, url); code != http.StatusOK {
+		t.Fatalf("/healthz = %d with the rooms service up, want 200", code)
+	}
+	c := dialGo(t, url+"/", nil)
+	c.mustOK("join", "metrics-room")
+	c.call("no such event")
+	for _, m := range []struct {
+		prefix string
+		want   float64
+	}{
+		{`parley_gateway_connections{namespace="/"}`, 1},
+		{`parley_gateway_events_total{event="join",result="ok"}`, 1},
+		{`parley_gateway_events_total{event="unknown",result="unimplemented"}`, 1},
+	} {
+		if got := gatewayMetric(t, url, m.prefix); got != m.want {
+			t.Errorf("%s = %v, want %v", m.prefix, got, m.want)
+		}
+	}
+	s.rooms.kill()
+	if code := healthz(t, url); code != http.StatusServiceUnavailable {
+		t.Fatalf("/healthz = %d with the rooms service down, want 503", code)
+	}
+}
+
+// TestSlowClientIsDisconnected joins a raw websocket client that then stops
+// reading while a burst is published to its room: the gateway must cut it
+// off once its send queue is full, and keep delivering to a healthy member.
+func TestSlowClientIsDisconnected(t *testing.T) {
+	s := startStack(t)
+	_, url := s.gateway("127.0.0.1:0", "--send-queue", "8")
+	room := fmt.Sprintf("slow-%d", time.Now().UnixNano())
+
+	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(url, "http")+"/socket.io/?EIO=4&transport=websocket", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	read := func(prefix string) {
+		t.Helper()
+		for {
+			ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+			_, b, err := ws.ReadMessage()
+			if err != nil {
+				t.Fatalf("waiting for %q: %v", prefix, err)
+			}
+			if strings.HasPrefix(string(b), prefix) {
+				return
+			}
+		}
+	}
+	read("0{")
+	ws.WriteMessage(websocket.TextMessage, []byte("40"))
+	read("40{")
+	ws.WriteMessage(websocket.TextMessage, []byte(`421["join",`+strconvQuote(room)+`]`))
+	read("431[")
+
+	healthy := dialGo(t, url+"/", nil)
+	healthy.mustOK("join", room)
+	publish := s.publisher(t, room)
+	big := strings.Repeat("x", 16<<10)
+	const total = 2000
+	for i := range total {
+		publish(fmt.Sprintf("%d %s", i, big))
+	}
+	for i := range total {
+		a := healthy.nextMessage()
+		if msg, _ := a[0].(string); !strings.HasPrefix(msg, strconv.Itoa(i)+" ") {
+			t.Fatalf("healthy client got message %.20q, want number %d", msg, i)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for gatewayMetric(t, url, "parley_gateway_send_queue_drops_total") < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the slow client was never disconnected")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func strconvQuote(s string) string { return strconv.Quote(s) }
+
+// TestMaxRoomsPerSocket fills a socket's room allowance (room1 counts) and
+// expects the next join to be refused with resource_exhausted.
+func TestMaxRoomsPerSocket(t *testing.T) {
+	s := startStack(t)
+	_, url := s.gateway("127.0.0.1:0", "--max-rooms", "3")
+	c := dialGo(t, url+"/", nil)
+	c.mustOK("join", "cap-a")
+	c.mustOK("join", "cap-b")
+	a := c.call("join", "cap-c")
+	if errObj, _ := a["error"].(map[string]any); a["ok"] != false || errObj["code"] != "resource_exhausted" {
+		t.Fatalf("fourth room: ack %v, want ok:false resource_exhausted", a)
+	}
+	c.mustOK("join", "cap-b") // rejoining a room it is in is not a new room
+	c.mustOK("leave", "cap-a")
+	c.mustOK("join", "cap-c")
+}
