@@ -71,7 +71,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	l := &c.Limits
-	fs.IntVar(&l.MaxMessageBytes, "max-message-bytes", 16<<10, "largest `send message` payload, JSON-encoded (larger: error ack resource_exhausted)")
+	fs.IntVar(&l.MaxMessageBytes, "max-message-bytes", 16<<10, "largest \"send message\" payload, JSON-encoded (larger: error ack resource_exhausted)")
 	fs.Float64Var(&l.EventRate, "event-rate", 20, "events per second one socket may send, sustained")
 	fs.IntVar(&l.EventBurst, "event-burst", 50, "events one socket may send at once")
 	fs.IntVar(&l.MaxRooms, "max-rooms", 16, "rooms one socket may be in")

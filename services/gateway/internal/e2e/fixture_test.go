@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/gorilla/websocket"
 )
 
 // pollingClient speaks raw Engine.IO v4 long-polling, so the test sees the
@@ -106,6 +108,61 @@ func TestProtocolFixture(t *testing.T) {
 			if p := c.next(&buf); !strings.HasPrefix(p, want) {
 				t.Fatalf("sent %s: got %q, want %q", tt.send, p, want)
 			}
+		}
+	}
+}
+
+// TestEIO3AndCORS checks the transport options: socket.io v2 clients
+// (Engine.IO 3) only with --allow-eio3, and cross-origin browsers only from
+// the origins in --cors-origins.
+func TestEIO3AndCORS(t *testing.T) {
+	s := startStack(t)
+	_, plain := s.gateway("127.0.0.1:0")
+	_, open := s.gateway("127.0.0.1:0", "--allow-eio3", "--cors-origins", "http://app.example")
+
+	get := func(url, origin string) (*http.Response, string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp, string(b)
+	}
+
+	if resp, body := get(plain+"/socket.io/?EIO=3&transport=polling", ""); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("EIO=3 without --allow-eio3: %d %s, want 400", resp.StatusCode, body)
+	}
+	resp, body := get(open+"/socket.io/?EIO=3&transport=polling", "")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `:0{`) || !strings.Contains(body, `"sid":"`) {
+		t.Errorf("EIO=3 with --allow-eio3: %d %q, want an Engine.IO 3 open packet", resp.StatusCode, body)
+	}
+
+	resp, _ = get(open+"/socket.io/?EIO=4&transport=polling", "http://app.example")
+	if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "http://app.example" {
+		t.Errorf("allowed origin: Access-Control-Allow-Origin %q, want http://app.example", got)
+	}
+	wsURL := "ws" + strings.TrimPrefix(open, "http") + "/socket.io/?EIO=4&transport=websocket"
+	for _, tt := range []struct {
+		origin string
+		ok     bool
+	}{{"http://app.example", true}, {"http://evil.example", false}} {
+		h := http.Header{"Origin": {tt.origin}}
+		ws, resp, err := websocket.DefaultDialer.Dial(wsURL, h)
+		if ws != nil {
+			ws.Close()
+		}
+		if (err == nil) != tt.ok {
+			status := 0
+			if resp != nil {
+				status = resp.StatusCode
+			}
+			t.Errorf("websocket from %s: err %v (status %d), want allowed=%v", tt.origin, err, status, tt.ok)
 		}
 	}
 }
