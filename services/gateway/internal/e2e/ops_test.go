@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	roomsv1 "github.com/parleyhq/parley/proto/parley/rooms/v1"
 )
 
 // gatewayMetric sums the samples of a gateway metric whose line starts with
@@ -150,4 +152,42 @@ func TestMaxRoomsPerSocket(t *testing.T) {
 	c.mustOK("join", "cap-b") // rejoining a room it is in is not a new room
 	c.mustOK("leave", "cap-a")
 	c.mustOK("join", "cap-c")
+}
+
+// TestServerManagedRooms checks that a join is a request the rooms service
+// may refuse, and that each refusal reaches the client as its error code.
+func TestServerManagedRooms(t *testing.T) {
+	s := startStack(t)
+	_, url := s.gateway("127.0.0.1:0")
+	admin := s.roomsClient(t)
+	ctx := s.serviceCtx(t)
+	for _, r := range []*roomsv1.CreateRoomRequest{
+		{Namespace: "/secure", Room: "vip", Options: &roomsv1.RoomOptions{Visibility: roomsv1.Visibility_VISIBILITY_PRIVATE}},
+		{Namespace: "/secure", Room: "duo", Options: &roomsv1.RoomOptions{MaxMembers: 1}},
+	} {
+		if _, err := admin.CreateRoom(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := admin.AddMember(ctx, &roomsv1.AddMemberRequest{Namespace: "/secure", Room: "vip", UserId: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	alice := dialGo(t, url+"/secure", map[string]any{"token": token(t, "alice")})
+	bob := dialGo(t, url+"/secure", map[string]any{"token": token(t, "bob")})
+	alice.mustOK("join", "vip")
+	alice.mustOK("join", "duo")
+	tests := []struct {
+		room, code string
+	}{
+		{"vip", "permission_denied"},  // private, bob was not added
+		{"duo", "resource_exhausted"}, // full
+		{"missing-but-creatable", ""}, // /secure may create rooms
+	}
+	for _, tt := range tests {
+		a := bob.call("join", tt.room)
+		errObj, _ := a["error"].(map[string]any)
+		if tt.code == "" && a["ok"] != true || tt.code != "" && errObj["code"] != tt.code {
+			t.Errorf("bob joins %s: ack %v, want code %q", tt.room, a, tt.code)
+		}
+	}
 }

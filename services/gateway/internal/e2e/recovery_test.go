@@ -110,19 +110,30 @@ func TestRecoveryAcrossGatewayRestart(t *testing.T) {
 	}
 }
 
-// publisher returns a function publishing system messages (JSON strings) to
-// the room straight through the rooms service, as an internal service would.
-func (s *stack) publisher(t *testing.T, room string) func(text string) {
+// roomsClient connects to the stack's rooms service, as an internal service
+// would; use it with serviceCtx.
+func (s *stack) roomsClient(t *testing.T) roomsv1.RoomsServiceClient {
 	t.Helper()
 	conn, err := grpc.NewClient(s.roomsAdr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	rooms := roomsv1.NewRoomsServiceClient(conn)
+	return roomsv1.NewRoomsServiceClient(conn)
+}
+
+func (s *stack) serviceCtx(t *testing.T) context.Context {
+	return metadata.AppendToOutgoingContext(t.Context(), "authorization", "Bearer "+serviceToken)
+}
+
+// publisher returns a function publishing system messages (JSON strings) to
+// the room straight through the rooms service.
+func (s *stack) publisher(t *testing.T, room string) func(text string) {
+	t.Helper()
+	rooms := s.roomsClient(t)
 	return func(text string) {
 		t.Helper()
-		ctx := metadata.AppendToOutgoingContext(t.Context(), "authorization", "Bearer "+serviceToken)
+		ctx := s.serviceCtx(t)
 		payload, _ := json.Marshal(text)
 		if _, err := rooms.Publish(ctx, &roomsv1.PublishRequest{Namespace: "/", Room: room, Payload: string(payload)}); err != nil {
 			t.Fatalf("publish %q: %v", text, err)
