@@ -24,7 +24,11 @@ RUN_SERVICE_TOKEN ?= dev-service-token
 RUN_ADMIN_TOKEN ?= dev-admin-token
 RUN_GATEWAY_PORT ?= 3000
 
+RUN_JWT_SECRET ?= dev-jwt-secret
+
 NODE_TESTS := services/gateway/test/node
+WEB := services/gateway/web
+WEB_BUNDLE := services/gateway/internal/web/static/app.js
 
 .PHONY: help
 help: ## Show this help
@@ -33,10 +37,12 @@ help: ## Show this help
 .PHONY: run
 run: build ## Build and run the rooms service (embedded store) and the gateway, with dev tokens
 	@echo "Parley is starting:"
-	@echo "  socket.io gateway   http://localhost:$(RUN_GATEWAY_PORT)  (namespace /, every socket auto-joined to room1)"
+	@echo "  chat page           http://localhost:$(RUN_GATEWAY_PORT)/  (sign in with any display name: development tokens are on)"
+	@echo "  socket.io gateway   http://localhost:$(RUN_GATEWAY_PORT)  (namespace / serves the classic chat, every socket in room1; /chat needs a token)"
 	@echo "  rooms service gRPC  localhost:$(RUN_GRPC_PORT)  (metrics http://localhost:$(RUN_METRICS_PORT)/metrics, data in $(RUN_DATA_DIR))"
 	@echo "Connect any socket.io v4 client, e.g. in Node:"
 	@echo "  const s = io('http://localhost:$(RUN_GATEWAY_PORT)'); s.on('receive message', m => console.log(m)); s.emit('send message', 'room1', 'hello')"
+	@echo "A sample token for /chat (user alice): $$($(BIN)/gateway token --jwt-secret $(RUN_JWT_SECRET) alice)"
 	@echo "Administer with grpcurl ($(BIN)/grpcurl after 'make tools'; more in docs/admin.md):"
 	@echo "  grpcurl -plaintext localhost:$(RUN_GRPC_PORT) list"
 	@echo "  grpcurl -plaintext -H 'authorization: Bearer $(RUN_ADMIN_TOKEN)' localhost:$(RUN_GRPC_PORT) parley.rooms.v1.AdminService/GetStats"
@@ -45,17 +51,24 @@ run: build ## Build and run the rooms service (embedded store) and the gateway, 
 	$(BIN)/rooms --listen :$(RUN_GRPC_PORT) --metrics-listen :$(RUN_METRICS_PORT) --data-dir $(RUN_DATA_DIR) \
 		--service-token $(RUN_SERVICE_TOKEN) --admin-token $(RUN_ADMIN_TOKEN) & \
 	$(BIN)/gateway --listen :$(RUN_GATEWAY_PORT) --rooms-addr localhost:$(RUN_GRPC_PORT) \
-		--service-token $(RUN_SERVICE_TOKEN) --cors-origins '*' & \
+		--service-token $(RUN_SERVICE_TOKEN) --cors-origins '*' --config services/gateway/dev.json \
+		--jwt-secret $(RUN_JWT_SECRET) --dev-tokens & \
 	wait -n; status=$$?; kill $$(jobs -p) 2>/dev/null; wait; exit $$status
 
 .PHONY: build
-build: ## Build the service binaries into .tmp/bin
+build: web ## Build the service binaries into .tmp/bin
 	go build -o $(BIN)/rooms ./services/rooms/cmd/rooms
 	go build -o $(BIN)/gateway ./services/gateway/cmd/gateway
 
 .PHONY: test
-test: tools node-deps ## Run every test of every module with the race detector
+test: tools node-deps web ## Run every test of every module with the race detector
 	go test -race -count=1 -timeout 20m $(MODULES)
+
+.PHONY: web
+web: $(WEB_BUNDLE) ## Bundle the chat page's script with socket.io-client (npm) for embedding in the gateway
+
+$(WEB_BUNDLE): $(WEB)/package-lock.json $(WEB)/src/app.js
+	cd $(WEB) && npm ci --no-audit --no-fund && npm run --silent build
 
 .PHONY: node-deps
 node-deps: $(NODE_TESTS)/node_modules/.package-lock.json ## Install the Node test clients (npm ci)

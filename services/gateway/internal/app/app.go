@@ -28,10 +28,15 @@ import (
 	"github.com/parleyhq/parley/services/gateway/internal/chat"
 	"github.com/parleyhq/parley/services/gateway/internal/fanout"
 	"github.com/parleyhq/parley/services/gateway/internal/roomsclient"
+	"github.com/parleyhq/parley/services/gateway/internal/web"
 )
 
-// Run runs the gateway until ctx is done.
+// Run runs the gateway until ctx is done; `token` as the first argument
+// prints a client token instead.
 func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "token" {
+		return runToken(args[1:], getenv, stdout)
+	}
 	cfg, err := parseConfig(args, getenv, stdout)
 	if err != nil {
 		return err
@@ -78,6 +83,14 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	mux := http.NewServeMux()
 	mux.Handle("/socket.io/", io.ServeHandler(nil))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	if cfg.Web {
+		opts := web.Options{Namespace: cfg.WebNamespace, DevTokenTTL: 12 * time.Hour}
+		if cfg.DevTokens {
+			opts.DevSecret = []byte(cfg.JWTSecret)
+			log.Warn("development sign-in is on: anyone can get a token for any display name (--dev-tokens)")
+		}
+		mux.Handle("/", web.Handler(opts))
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		hctx, cancel := context.WithTimeout(r.Context(), time.Second)
 		defer cancel()

@@ -30,6 +30,9 @@ type Config struct {
 	SendQueue       int
 	ShutdownTimeout time.Duration
 	ProtocolFixture bool
+	Web             bool
+	WebNamespace    string
+	DevTokens       bool
 	LogFormat       string
 	LogLevel        string
 	Limits          chat.Limits
@@ -67,6 +70,9 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	fs.DurationVar(&c.RecoveryWindow, "recovery-window", 2*time.Minute, "how long a disconnected client can reconnect and get its rooms and missed messages back (connection state recovery)")
 	fs.IntVar(&c.SendQueue, "send-queue", 256, "packets that may wait to be written to one socket before it is disconnected as too slow")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long shutdown waits for connections to close")
+	fs.BoolVar(&c.Web, "web", true, "serve the chat page at /")
+	fs.StringVar(&c.WebNamespace, "web-namespace", "/chat", "namespace the chat page connects to (it should require auth)")
+	fs.BoolVar(&c.DevTokens, "dev-tokens", false, "DEVELOPMENT ONLY: let the chat page sign anyone in under a display name, with a token signed by --jwt-secret")
 	fs.BoolVar(&c.ProtocolFixture, "protocol-fixture", false, "serve only the echo namespaces / and /custom the socket.io protocol test suite expects (ping 300ms/200ms, maxPayload 1e6, any origin), for conformance runs; needs no rooms service")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -80,7 +86,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 
 	fs.VisitAll(func(f *flag.Flag) { f.Usage = fmt.Sprintf("%s (env %s)", f.Usage, envName(f.Name)) })
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: gateway [flags]\n\nParley gateway: socket.io v4 clients in, rooms service RPCs out.\nEvery flag may also be set by the environment variable named beside it.\n\n")
+		fmt.Fprintf(fs.Output(), "Usage: gateway [flags]\n       gateway token [--jwt-secret S] [--ttl D] USER\n\nParley gateway: socket.io v4 clients in, rooms service RPCs out.\nEvery flag may also be set by the environment variable named beside it.\n\n")
 		fs.PrintDefaults()
 	}
 	var envErr error
@@ -121,6 +127,9 @@ func (c Config) validate() error {
 	var errs []error
 	if c.ServiceToken == "" && !c.ProtocolFixture {
 		errs = append(errs, errors.New("--service-token is required"))
+	}
+	if c.DevTokens && c.JWTSecret == "" {
+		errs = append(errs, errors.New("--dev-tokens needs --jwt-secret"))
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("--log-format %q: want text or json", c.LogFormat))

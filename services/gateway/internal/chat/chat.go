@@ -244,6 +244,7 @@ func (c *client) serve() {
 	c.on("send message", c.handleSend)
 	c.on("history", c.handleHistory)
 	c.on("members", c.handleMembers)
+	c.on("rooms", c.handleRooms)
 	s.OnAny(c.handleAny)
 	s.On("disconnect", func(args ...any) { c.disconnect(args) })
 }
@@ -262,7 +263,7 @@ func (c *client) release() {
 }
 
 // known lists the events with handlers; the catch-all answers the rest.
-var known = map[string]bool{"join": true, "leave": true, "switch room": true, "send message": true, "history": true, "members": true}
+var known = map[string]bool{"join": true, "leave": true, "switch room": true, "send message": true, "history": true, "members": true, "rooms": true}
 
 // handler handles one event's arguments (without the ack) and returns the
 // ack's fields, or an error.
@@ -601,6 +602,25 @@ func (c *client) handleMembers(args []any) (map[string]any, error) {
 		return nil, err
 	}
 	return map[string]any{"members": membersJSON(resp.GetMembers())}, nil
+}
+
+// handleRooms lists the namespace's rooms (the first 100 by name) with their
+// member counts.
+func (c *client) handleRooms([]any) (map[string]any, error) {
+	ctx, cancel := c.ctx()
+	defer cancel()
+	resp, err := c.g.cfg.Rooms.ListRooms(ctx, &roomsv1.ListRoomsRequest{Namespace: c.ns.Name, PageSize: 100})
+	if err != nil {
+		return nil, err
+	}
+	rooms := make([]map[string]any, 0, len(resp.GetRooms()))
+	for _, r := range resp.GetRooms() {
+		if r.GetOptions().GetVisibility() == roomsv1.Visibility_VISIBILITY_PRIVATE {
+			continue
+		}
+		rooms = append(rooms, map[string]any{"name": r.GetName(), "members": r.GetMemberCount()})
+	}
+	return map[string]any{"rooms": rooms}, nil
 }
 
 // disconnect leaves every room: a guest's membership ends with its socket; a

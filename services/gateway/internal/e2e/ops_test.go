@@ -114,7 +114,7 @@ func TestSlowClientIsDisconnected(t *testing.T) {
 
 	healthy := dialGo(t, url+"/", nil)
 	healthy.mustOK("join", room)
-	publish := s.publisher(t, room)
+	publish := s.publisher(t, "/", room)
 	big := strings.Repeat("x", 16<<10)
 	const total = 2000
 	for i := range total {

@@ -182,7 +182,8 @@ func (s *stack) roomsMetric(t testing.TB, name string) float64 {
 // testConfig is the namespaces the e2e gateways serve.
 const testConfig = `{"namespaces": [
 	{"name": "/", "default_rooms": ["room1"], "create_rooms": true},
-	{"name": "/secure", "auth": true, "create_rooms": true}
+	{"name": "/secure", "auth": true, "create_rooms": true},
+	{"name": "/chat", "auth": true, "default_rooms": ["general"], "create_rooms": true}
 ]}`
 
 func startStack(t testing.TB) *stack {

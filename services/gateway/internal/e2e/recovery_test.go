@@ -52,7 +52,7 @@ func TestRecoveryAcrossGatewayRestart(t *testing.T) {
 			addr := freeAddr(t)
 			gw, url := s.gateway(addr)
 			room := fmt.Sprintf("restart-%s-%d", transport, time.Now().UnixNano())
-			publish := s.publisher(t, room)
+			publish := s.publisher(t, "/", room)
 
 			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 			defer cancel()
@@ -128,14 +128,14 @@ func (s *stack) serviceCtx(t *testing.T) context.Context {
 
 // publisher returns a function publishing system messages (JSON strings) to
 // the room straight through the rooms service.
-func (s *stack) publisher(t *testing.T, room string) func(text string) {
+func (s *stack) publisher(t *testing.T, namespace, room string) func(text string) {
 	t.Helper()
 	rooms := s.roomsClient(t)
 	return func(text string) {
 		t.Helper()
 		ctx := s.serviceCtx(t)
 		payload, _ := json.Marshal(text)
-		if _, err := rooms.Publish(ctx, &roomsv1.PublishRequest{Namespace: "/", Room: room, Payload: string(payload)}); err != nil {
+		if _, err := rooms.Publish(ctx, &roomsv1.PublishRequest{Namespace: namespace, Room: room, Payload: string(payload)}); err != nil {
 			t.Fatalf("publish %q: %v", text, err)
 		}
 	}
