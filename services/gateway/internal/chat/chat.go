@@ -148,7 +148,7 @@ func (g *Gateway) Attach(io *socket.Server) {
 			s := args[0].(*socket.Socket)
 			switch d := s.Data().(type) {
 			case *client:
-				d.serve()
+				d.connected()
 			case *restored:
 				g.resume(ns, s, d)
 			}
@@ -173,6 +173,7 @@ func (g *Gateway) admit(ns *Namespace) socket.NamespaceMiddleware {
 			user = sub
 		}
 		c := g.newClient(ns, s, user)
+		c.listen()
 		for _, room := range ns.DefaultRooms {
 			if _, err := c.join(room); err != nil {
 				g.cfg.Log.Error("auto-join failed", "namespace", ns.Name, "room", room, "socket", s.Id(), "err", err)
@@ -181,6 +182,7 @@ func (g *Gateway) admit(ns *Namespace) socket.NamespaceMiddleware {
 				return
 			}
 		}
+		close(c.ready)
 		s.SetData(c)
 		next(nil)
 	}
@@ -218,11 +220,14 @@ type client struct {
 	mu     sync.Mutex
 	rooms  map[string]uint64 // joined rooms -> the offset the join's history reached
 	closed bool
+	// ready is closed once the socket's default rooms (or, for a restored
+	// session, its rooms and missed messages) are in place.
+	ready chan struct{}
 }
 
 func (g *Gateway) newClient(ns *Namespace, s *socket.Socket, user string) *client {
 	c := &client{
-		g: g, ns: ns, sock: s, user: user, rooms: map[string]uint64{},
+		g: g, ns: ns, sock: s, user: user, rooms: map[string]uint64{}, ready: make(chan struct{}),
 		limiter: rate.NewLimiter(rate.Limit(g.cfg.Limits.EventRate), g.cfg.Limits.EventBurst),
 	}
 	c.conn = fanout.NewConn(string(s.Id()), s.Conn(), func() {
@@ -233,11 +238,11 @@ func (g *Gateway) newClient(ns *Namespace, s *socket.Socket, user string) *clien
 	return c
 }
 
-// serve starts handling the connected socket's events.
-func (c *client) serve() {
+// listen registers the socket's event handlers. It runs before the client is
+// told it is connected, so that an event sent right after connecting is never
+// missed; handlers wait until the socket's set-up is done (c.ready).
+func (c *client) listen() {
 	s := c.sock
-	c.g.cfg.Metrics.Connected(c.ns.Name, 1)
-	c.g.cfg.Log.Debug("socket connected", "namespace", c.ns.Name, "socket", s.Id(), "user", c.user)
 	c.on("join", c.handleJoin)
 	c.on("leave", c.handleLeave)
 	c.on("switch room", c.handleSwitch)
@@ -247,6 +252,12 @@ func (c *client) serve() {
 	c.on("rooms", c.handleRooms)
 	s.OnAny(c.handleAny)
 	s.On("disconnect", func(args ...any) { c.disconnect(args) })
+}
+
+// connected records a socket that completed its connection.
+func (c *client) connected() {
+	c.g.cfg.Metrics.Connected(c.ns.Name, 1)
+	c.g.cfg.Log.Debug("socket connected", "namespace", c.ns.Name, "socket", c.sock.Id(), "user", c.user)
 }
 
 // release undoes the joins of a socket refused before it connected.
@@ -276,13 +287,26 @@ func (c *client) on(event string, h handler) {
 			fields map[string]any
 			err    error
 		)
-		if !c.limiter.Allow() {
-			err = errorf(codeResourceExhausted, "too many events: the limit is %g per second", c.g.cfg.Limits.EventRate)
-		} else {
-			fields, err = h(args)
+		if err = c.awaitReady(); err == nil {
+			if !c.limiter.Allow() {
+				err = errorf(codeResourceExhausted, "too many events: the limit is %g per second", c.g.cfg.Limits.EventRate)
+			} else {
+				fields, err = h(args)
+			}
 		}
 		c.reply(event, ack, fields, err)
 	})
+}
+
+func (c *client) awaitReady() error {
+	t := time.NewTimer(c.g.cfg.Limits.CallTimeout)
+	defer t.Stop()
+	select {
+	case <-c.ready:
+		return nil
+	case <-t.C:
+		return errorf(codeUnavailable, "the connection is still being set up; retry")
+	}
 }
 
 func (c *client) handleAny(raw ...any) {

@@ -146,13 +146,15 @@ func (a *sessionAdapter) RestoreSession(pid socket.PrivateSessionId, offset stri
 func (g *Gateway) resume(ns *Namespace, s *socket.Socket, r *restored) {
 	c := g.newClient(ns, s, r.user)
 	s.SetData(c)
+	c.listen()
+	c.connected()
 	for room, seen := range r.pos {
 		if err := c.rejoin(room, seen); err != nil {
 			g.cfg.Log.Error("restoring room failed", "namespace", ns.Name, "room", room, "socket", s.Id(), "err", err)
 		}
 	}
+	close(c.ready)
 	g.cfg.Log.Debug("session restored", "namespace", ns.Name, "socket", s.Id(), "user", r.user, "rooms", len(r.pos))
-	c.serve()
 }
 
 func (c *client) rejoin(room string, seen uint64) error {

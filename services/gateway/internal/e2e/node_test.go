@@ -18,7 +18,9 @@ func TestNodeClientContract(t *testing.T) {
 		t.Run(transport, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 			defer cancel()
-			cmd := exec.CommandContext(ctx, node, "--test", "--test-reporter=spec")
+			// --test-force-exit: a polling client can leave a request open after
+			// close, which would hold the finished test process for a while.
+			cmd := exec.CommandContext(ctx, node, "--test", "--test-force-exit", "--test-reporter=spec")
 			cmd.Dir = dir
 			cmd.Env = append(os.Environ(), "GATEWAY_URL="+url, "JWT_SECRET="+jwtSecret, "TRANSPORTS="+transport)
 			out, err := cmd.CombinedOutput()
