@@ -1,14 +1,9 @@
 package e2e
 
 import (
-	"bufio"
-	"context"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 )
@@ -36,44 +31,19 @@ func TestChatPageInBrowser(t *testing.T) {
 	gw, url := s.gateway(addr, args...)
 	publish := s.publisher(t, "/chat", "general")
 
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "browser.mjs")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GATEWAY_URL="+url, "JWT_SECRET="+jwtSecret, "CHROMIUM="+chromium,
+	sc := runScript(t, dir, node, "browser.mjs", 3*time.Minute,
+		"GATEWAY_URL="+url, "JWT_SECRET="+jwtSecret, "CHROMIUM="+chromium,
 		"SCREENSHOT_DIR="+filepath.Join(dir, "output", "screenshots"))
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Wait()
-	lines := bufio.NewScanner(stdout)
-	expect := func(want string) {
-		t.Helper()
-		for lines.Scan() {
-			line := lines.Text()
-			t.Logf("browser: %s", line)
-			if strings.HasPrefix(line, "FAIL") {
-				t.Fatalf("browser: %s", line)
-			}
-			if line == want {
-				return
-			}
-		}
-		t.Fatalf("browser script ended before %s", want)
-	}
 	for _, step := range []string{"CHATTED", "PRESENCE", "HISTORY", "RESTART"} {
-		expect(step)
+		sc.expect(step)
 	}
 	gw.terminate(t)
-	expect("OFFLINE")
+	sc.expect("OFFLINE")
 	for i := 1; i <= 3; i++ {
 		publish(fmt.Sprintf("sent while you were away %d", i))
 	}
 	s.gateway(addr, args...)
-	io.WriteString(stdin, "go\n")
-	expect("RECOVERED")
-	expect("DONE")
+	sc.next()
+	sc.expect("RECOVERED")
+	sc.expect("DONE")
 }

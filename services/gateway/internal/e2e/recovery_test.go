@@ -1,16 +1,13 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -54,35 +51,9 @@ func TestRecoveryAcrossGatewayRestart(t *testing.T) {
 			room := fmt.Sprintf("restart-%s-%d", transport, time.Now().UnixNano())
 			publish := s.publisher(t, "/", room)
 
-			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, node, "restart.mjs")
-			cmd.Dir = dir
-			cmd.Env = append(os.Environ(), "GATEWAY_URL="+url, "ROOM="+room, "TRANSPORTS="+transport)
-			stdin, _ := cmd.StdinPipe()
-			stdout, _ := cmd.StdoutPipe()
-			cmd.Stderr = os.Stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			defer cmd.Wait()
-			lines := bufio.NewScanner(stdout)
-			expect := func(prefix string) string {
-				t.Helper()
-				for lines.Scan() {
-					line := lines.Text()
-					t.Logf("client: %s", line)
-					if strings.HasPrefix(line, "FAIL") {
-						t.Fatalf("client: %s", line)
-					}
-					if rest, ok := strings.CutPrefix(line, prefix); ok {
-						return strings.TrimSpace(rest)
-					}
-				}
-				t.Fatalf("client ended before %q", prefix)
-				return ""
-			}
-			next := func() { io.WriteString(stdin, "go\n") }
+			sc := runScript(t, dir, node, "restart.mjs", 2*time.Minute,
+				"GATEWAY_URL="+url, "ROOM="+room, "TRANSPORTS="+transport)
+			expect, next := sc.expect, sc.next
 
 			expect("JOINED")
 			publish("before")

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -483,12 +484,7 @@ func MessageID(m *roomsv1.Message) string {
 	if id := m.GetClientMessageId(); id != "" {
 		return id
 	}
-	return uitoa(m.GetOffset())
-}
-
-func uitoa(u uint64) string {
-	b, _ := json.Marshal(u)
-	return string(b)
+	return strconv.FormatUint(m.GetOffset(), 10)
 }
 
 // EncodeMessage encodes the "receive message" packet of m once.
