@@ -12,10 +12,124 @@ import (
 	"github.com/parleyhq/parley/services/rooms/internal/store"
 )
 
-// Publish implements store.Store. Its single immediate transaction is what
-// makes offsets gapless: no other write can run between reading the room's
-// last offset and storing the next one.
+// Publish implements store.Store. Publishes are committed in groups: a
+// single goroutine (commitPublishes) takes every publish waiting at that
+// moment and runs them in one immediate transaction, each inside its own
+// savepoint, so one refused publish does not undo the others. Offsets stay
+// gapless because no other write can run between reading a room's last offset
+// and storing the next one, and a publish returns only once its group is
+// committed, so an acknowledged message survives a crash.
 func (s *Store) Publish(ctx context.Context, p store.PublishParams) (store.Message, bool, error) {
+	req := &publishReq{ctx: ctx, p: p, done: make(chan publishRes, 1)}
+	select {
+	case s.publishes <- req:
+	case <-ctx.Done():
+		return store.Message{}, false, fmt.Errorf("publish %s/%s: %w", p.Room.Namespace, p.Room.Name, ctx.Err())
+	case <-s.closing:
+		return store.Message{}, false, fmt.Errorf("publish %s/%s: %w", p.Room.Namespace, p.Room.Name, errClosed)
+	}
+	// Once queued, the publish may be committed whatever happens to ctx:
+	// wait for the outcome rather than report a failure that did not happen.
+	r := <-req.done
+	if r.err != nil {
+		return store.Message{}, false, fmt.Errorf("publish %s/%s: %w", p.Room.Namespace, p.Room.Name, r.err)
+	}
+	return r.msg, r.duplicate, nil
+}
+
+// maxGroup bounds how many publishes one transaction commits.
+const maxGroup = 128
+
+var errClosed = errors.New("store closed")
+
+type publishReq struct {
+	ctx  context.Context
+	p    store.PublishParams
+	done chan publishRes
+}
+
+type publishRes struct {
+	msg       store.Message
+	duplicate bool
+	err       error
+}
+
+// commitPublishes runs until the store closes, committing queued publishes in
+// groups.
+func (s *Store) commitPublishes() {
+	defer close(s.committerDone)
+	group := make([]*publishReq, 0, maxGroup)
+	results := make([]publishRes, 0, maxGroup)
+	for {
+		var first *publishReq
+		select {
+		case first = <-s.publishes:
+		case <-s.closing:
+			for {
+				select {
+				case req := <-s.publishes:
+					req.done <- publishRes{err: errClosed}
+				default:
+					return
+				}
+			}
+		}
+		group = append(group[:0], first)
+	gather:
+		for len(group) < maxGroup {
+			select {
+			case req := <-s.publishes:
+				group = append(group, req)
+			default:
+				break gather
+			}
+		}
+		results = s.commitGroup(group, results[:0])
+		for i, req := range group {
+			req.done <- results[i]
+		}
+	}
+}
+
+// commitGroup publishes each request in a savepoint of one transaction and
+// returns their outcomes, all failed if the transaction cannot commit.
+func (s *Store) commitGroup(group []*publishReq, results []publishRes) []publishRes {
+	// Statements run under the committer's own context: one caller giving up
+	// must not abort the transaction the others share.
+	ctx := context.Background()
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		for _, req := range group {
+			if err := req.ctx.Err(); err != nil {
+				results = append(results, publishRes{err: err})
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, "SAVEPOINT publish"); err != nil {
+				return err
+			}
+			msg, dup, err := s.publishTx(ctx, tx, req.p)
+			if err != nil {
+				if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO publish"); rerr != nil {
+					return rerr
+				}
+			}
+			if _, rerr := tx.ExecContext(ctx, "RELEASE publish"); rerr != nil {
+				return rerr
+			}
+			results = append(results, publishRes{msg: msg, duplicate: dup, err: err})
+		}
+		return nil
+	})
+	if err != nil {
+		results = results[:0]
+		for range group {
+			results = append(results, publishRes{err: err})
+		}
+	}
+	return results
+}
+
+// publishTx runs one publish inside the group's transaction.
+func (s *Store) publishTx(ctx context.Context, tx *sql.Tx, p store.PublishParams) (store.Message, bool, error) {
 	msg := store.Message{
 		Room:            p.Room,
 		Sender:          p.Sender,
@@ -23,58 +137,51 @@ func (s *Store) Publish(ctx context.Context, p store.PublishParams) (store.Messa
 		ClientMessageID: p.ClientMessageID,
 		SessionID:       p.SessionID,
 	}
-	var duplicate bool
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		id, room, err := scanRoom(tx.StmtContext(ctx, s.st.roomW).QueryRowContext(ctx, p.Room.Namespace, p.Room.Name))
-		if err != nil {
-			return err
-		}
-		if p.Sender != "" {
-			if room.Options.ReadOnly {
-				return store.ErrReadOnly
-			}
-			var joined int64
-			err := tx.StmtContext(ctx, s.st.member).QueryRowContext(ctx, id, p.Sender).Scan(&joined)
-			if errors.Is(err, sql.ErrNoRows) {
-				return store.ErrNotMember
-			}
-			if err != nil {
-				return err
-			}
-		}
-		if p.ClientMessageID != "" {
-			duplicate, err = s.findDuplicate(ctx, tx, id, p, &msg)
-			if err != nil || duplicate {
-				return err
-			}
-		}
-
-		msg.Offset = room.LastOffset + 1
-		created := nanos(p.Now)
-		msg.CreateTime = fromNanos(created)
-		if _, err := tx.StmtContext(ctx, s.st.insertMessage).ExecContext(ctx, id, msg.Offset,
-			p.Sender, p.SessionID, p.ClientMessageID, p.Payload, created); err != nil {
-			return err
-		}
-		if _, err := tx.StmtContext(ctx, s.st.setLastOffset).ExecContext(ctx, msg.Offset, id); err != nil {
-			return err
-		}
-		if p.ClientMessageID != "" {
-			if _, err := tx.StmtContext(ctx, s.st.upsertDedupe).ExecContext(ctx, id, p.Sender, p.ClientMessageID, msg.Offset, created); err != nil {
-				return err
-			}
-		}
-		if limit := uint64(room.Options.HistoryMaxMessages); limit > 0 && msg.Offset > limit {
-			if _, err := tx.StmtContext(ctx, s.st.trim).ExecContext(ctx, id, msg.Offset-limit); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	id, room, err := scanRoom(tx.StmtContext(ctx, s.st.roomW).QueryRowContext(ctx, p.Room.Namespace, p.Room.Name))
 	if err != nil {
-		return store.Message{}, false, fmt.Errorf("publish %s/%s: %w", p.Room.Namespace, p.Room.Name, err)
+		return msg, false, err
 	}
-	return msg, duplicate, nil
+	if p.Sender != "" {
+		if room.Options.ReadOnly {
+			return msg, false, store.ErrReadOnly
+		}
+		var joined int64
+		err := tx.StmtContext(ctx, s.st.member).QueryRowContext(ctx, id, p.Sender).Scan(&joined)
+		if errors.Is(err, sql.ErrNoRows) {
+			return msg, false, store.ErrNotMember
+		}
+		if err != nil {
+			return msg, false, err
+		}
+	}
+	if p.ClientMessageID != "" {
+		duplicate, err := s.findDuplicate(ctx, tx, id, p, &msg)
+		if err != nil || duplicate {
+			return msg, duplicate, err
+		}
+	}
+
+	msg.Offset = room.LastOffset + 1
+	created := nanos(p.Now)
+	msg.CreateTime = fromNanos(created)
+	if _, err := tx.StmtContext(ctx, s.st.insertMessage).ExecContext(ctx, id, msg.Offset,
+		p.Sender, p.SessionID, p.ClientMessageID, p.Payload, created); err != nil {
+		return msg, false, err
+	}
+	if _, err := tx.StmtContext(ctx, s.st.setLastOffset).ExecContext(ctx, msg.Offset, id); err != nil {
+		return msg, false, err
+	}
+	if p.ClientMessageID != "" {
+		if _, err := tx.StmtContext(ctx, s.st.upsertDedupe).ExecContext(ctx, id, p.Sender, p.ClientMessageID, msg.Offset, created); err != nil {
+			return msg, false, err
+		}
+	}
+	if limit := uint64(room.Options.HistoryMaxMessages); limit > 0 && msg.Offset > limit {
+		if _, err := tx.StmtContext(ctx, s.st.trim).ExecContext(ctx, id, msg.Offset-limit); err != nil {
+			return msg, false, err
+		}
+	}
+	return msg, false, nil
 }
 
 // findDuplicate reports whether p's ClientMessageID was accepted at or after

@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/parleyhq/parley/services/rooms/internal/store"
@@ -39,6 +40,11 @@ type Options struct {
 type Store struct {
 	w, r *sql.DB
 	st   statements
+
+	publishes     chan *publishReq
+	closing       chan struct{}
+	committerDone chan struct{}
+	closeOnce     sync.Once
 }
 
 var _ store.Store = (*Store)(nil)
@@ -165,7 +171,14 @@ func (s *Store) open(ctx context.Context, path, synchronous string) error {
 	if err := s.r.PingContext(ctx); err != nil {
 		return err
 	}
-	return s.st.prepare(ctx, s.w, s.r)
+	if err := s.st.prepare(ctx, s.w, s.r); err != nil {
+		return err
+	}
+	s.publishes = make(chan *publishReq, maxGroup)
+	s.closing = make(chan struct{})
+	s.committerDone = make(chan struct{})
+	go s.commitPublishes()
+	return nil
 }
 
 // dsn builds a file: URI so that any path, including one with '?' or '#',
@@ -207,6 +220,10 @@ func migrate(ctx context.Context, db *sql.DB) error {
 
 // Close closes the database. It must not be called while other calls run.
 func (s *Store) Close() error {
+	if s.committerDone != nil {
+		s.closeOnce.Do(func() { close(s.closing) })
+		<-s.committerDone
+	}
 	err := s.st.close()
 	if s.r != nil {
 		err = errors.Join(err, s.r.Close())

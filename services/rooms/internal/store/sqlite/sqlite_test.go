@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"fmt"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -176,36 +177,45 @@ func TestOpenOddPath(t *testing.T) {
 	}
 }
 
+// BenchmarkPublish measures publishes from a few concurrent callers and from
+// many (parallelism times GOMAXPROCS goroutines), whose publishes share
+// commits.
 func BenchmarkPublish(b *testing.B) {
 	for _, sync := range []string{"NORMAL", "FULL"} {
-		b.Run(sync, func(b *testing.B) {
-			s, err := sqlite.Open(b.Context(), filepath.Join(b.TempDir(), "rooms.db"), sqlite.Options{Synchronous: sync})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close()
-			if _, err := s.CreateRoom(b.Context(), key, store.RoomOptions{HistoryMaxMessages: 1000}, t0); err != nil {
-				b.Fatal(err)
-			}
-			if _, err := s.Join(b.Context(), store.JoinParams{Room: key, UserID: "u1", SessionID: "s1", Now: t0}); err != nil {
-				b.Fatal(err)
-			}
-			i := 0
-			for b.Loop() {
-				i++
-				_, _, err := s.Publish(b.Context(), store.PublishParams{
-					Room:            key,
-					Sender:          "u1",
-					Payload:         "a message of typical length for a chat room, give or take",
-					ClientMessageID: fmt.Sprintf("c%d", i),
-					SessionID:       "s1",
-					Now:             t0.Add(time.Duration(i) * time.Millisecond),
-					DedupeSince:     t0,
-				})
+		for _, parallelism := range []int{1, 16} {
+			b.Run(fmt.Sprintf("%s/parallelism=%d", sync, parallelism), func(b *testing.B) {
+				s, err := sqlite.Open(b.Context(), filepath.Join(b.TempDir(), "rooms.db"), sqlite.Options{Synchronous: sync})
 				if err != nil {
 					b.Fatal(err)
 				}
-			}
-		})
+				defer s.Close()
+				if _, err := s.CreateRoom(b.Context(), key, store.RoomOptions{HistoryMaxMessages: 1000}, t0); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := s.Join(b.Context(), store.JoinParams{Room: key, UserID: "u1", SessionID: "s1", Now: t0}); err != nil {
+					b.Fatal(err)
+				}
+				var n atomic.Int64
+				b.SetParallelism(parallelism)
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						i := n.Add(1)
+						_, _, err := s.Publish(b.Context(), store.PublishParams{
+							Room:            key,
+							Sender:          "u1",
+							Payload:         "a message of typical length for a chat room, give or take",
+							ClientMessageID: fmt.Sprintf("c%d", i),
+							SessionID:       "s1",
+							Now:             t0.Add(time.Duration(i) * time.Millisecond),
+							DedupeSince:     t0,
+						})
+						if err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			})
+		}
 	}
 }
