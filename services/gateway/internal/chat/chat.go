@@ -230,11 +230,11 @@ func (g *Gateway) newClient(ns *Namespace, s *socket.Socket, user string) *clien
 		g: g, ns: ns, sock: s, user: user, rooms: map[string]uint64{}, ready: make(chan struct{}),
 		limiter: rate.NewLimiter(rate.Limit(g.cfg.Limits.EventRate), g.cfg.Limits.EventBurst),
 	}
-	c.conn = fanout.NewConn(string(s.Id()), s.Conn(), func() {
+	c.conn = fanout.NewConn(string(s.Id()), user, s.Conn(), func() {
 		g.cfg.Log.Warn("socket send queue full; disconnecting", "namespace", ns.Name, "socket", s.Id(), "user", c.user)
 		g.cfg.Metrics.Dropped()
 		s.Conn().Close(true)
-	})
+	}, c.removed)
 	return c
 }
 
@@ -473,12 +473,12 @@ func (c *client) handleLeave(args []any) (map[string]any, error) {
 // leave takes the socket out of the room. The user stays a member while
 // another of their sockets is in it.
 func (c *client) leave(room string) error {
+	if !c.take(room) {
+		return nil
+	}
 	k := c.key(room)
 	c.g.cfg.Hub.Remove(k, c.conn)
 	c.g.cfg.Hub.Release(k)
-	c.mu.Lock()
-	delete(c.rooms, room)
-	c.mu.Unlock()
 	ctx, cancel := c.ctx()
 	defer cancel()
 	es, err := c.g.cfg.Rooms.EndSession(ctx, &roomsv1.EndSessionRequest{Namespace: c.ns.Name, Room: room, UserId: c.user, SessionId: string(c.sock.Id())})
@@ -492,6 +492,26 @@ func (c *client) leave(room string) error {
 		_, err = c.g.cfg.Rooms.LeaveRoom(ctx, &roomsv1.LeaveRoomRequest{Namespace: c.ns.Name, Room: room, UserId: c.user})
 	}
 	return err
+}
+
+// take removes room from the socket's rooms and reports whether it was
+// there: whoever takes it (leave, removal, disconnect) releases its fan-out
+// reference, exactly once.
+func (c *client) take(room string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.rooms[room]
+	delete(c.rooms, room)
+	return ok
+}
+
+// removed handles the fan-out's notice that the user is no longer a member of
+// room, for instance after KickMember.
+func (c *client) removed(room string) {
+	if c.take(room) {
+		c.g.cfg.Hub.Release(c.key(room))
+		c.g.cfg.Log.Info("socket removed from room", "namespace", c.ns.Name, "room", room, "socket", c.sock.Id(), "user", c.user)
+	}
 }
 
 func (c *client) handleSwitch(args []any) (map[string]any, error) {
@@ -660,6 +680,7 @@ func (c *client) disconnect(args []any) {
 	for r := range c.rooms {
 		rooms = append(rooms, r)
 	}
+	c.rooms = map[string]uint64{}
 	c.mu.Unlock()
 	reason, _ := firstString(args)
 	c.g.cfg.Log.Debug("socket disconnected", "namespace", c.ns.Name, "socket", c.sock.Id(), "user", c.user, "reason", reason)

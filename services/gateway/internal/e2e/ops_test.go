@@ -191,3 +191,57 @@ func TestServerManagedRooms(t *testing.T) {
 		}
 	}
 }
+
+// TestKickedMemberStopsReceiving kicks a member through the rooms service:
+// the member's socket is told (member left, with its own user id), gets no
+// further messages of the room, and may no longer read or write it.
+func TestKickedMemberStopsReceiving(t *testing.T) {
+	s := startStack(t)
+	_, url := s.gateway("127.0.0.1:0")
+	alice := dialGo(t, url+"/secure", map[string]any{"token": token(t, "alice")})
+	bob := dialGo(t, url+"/secure", map[string]any{"token": token(t, "bob")})
+	left := make(chan map[string]any, 4)
+	bob.sock.On("member left", func(a ...any) {
+		if m, ok := a[0].(map[string]any); ok {
+			left <- m
+		}
+	})
+	carol := dialGo(t, url+"/secure", map[string]any{"token": token(t, "carol")})
+	alice.mustOK("join", "kick-room")
+	bob.mustOK("join", "kick-room")
+	carol.mustOK("join", "kick-room")
+
+	if _, err := s.roomsClient(t).KickMember(s.serviceCtx(t), &roomsv1.KickMemberRequest{Namespace: "/secure", Room: "kick-room", UserId: "bob"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-left:
+		if m["user"] != "bob" || m["room"] != "kick-room" {
+			t.Fatalf("member left %v, want bob in kick-room", m)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the kicked member's socket was not told")
+	}
+	alice.mustOK("send message", "kick-room", "after the kick")
+	for _, event := range []string{"history", "send message"} {
+		args := []any{"kick-room"}
+		if event == "send message" {
+			args = append(args, "still here?")
+		}
+		a := bob.call(event, args...)
+		if errObj, _ := a["error"].(map[string]any); a["ok"] != false || errObj["code"] != "permission_denied" {
+			t.Errorf("%s after the kick: ack %v, want permission_denied", event, a)
+		}
+	}
+	// Messages published after the kick reach carol, never bob.
+	carol.nextMessage()
+	alice.mustOK("send message", "kick-room", "sync")
+	if a := carol.nextMessage(); a[0] != "sync" {
+		t.Fatalf("carol got %v, want sync", a)
+	}
+	select {
+	case a := <-bob.events:
+		t.Fatalf("kicked member received %v", a)
+	default:
+	}
+}

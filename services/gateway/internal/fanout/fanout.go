@@ -37,8 +37,10 @@ type Key struct {
 // Conn is one local socket as the fan-out sees it.
 type Conn struct {
 	id      string
+	user    string
 	eio     engine.Socket
 	onSlow  func()
+	onLeft  func(room string)
 	pending atomic.Int64
 	slow    atomic.Bool
 	done    engine.SendCallback
@@ -50,11 +52,14 @@ type Conn struct {
 	pos map[string]uint64 // room -> last offset written (or seen at join)
 }
 
-// NewConn wraps the engine.io socket of the socket.io socket with the given id.
-// onSlow is called once, on its own goroutine, if the socket's send queue
-// overflows; it should disconnect the socket.
-func NewConn(id string, eio engine.Socket, onSlow func()) *Conn {
-	c := &Conn{id: id, eio: eio, onSlow: onSlow, pos: make(map[string]uint64)}
+// NewConn wraps the engine.io socket of the socket.io socket with the given
+// id, signed in as user. onSlow is called once, on its own goroutine, if the
+// socket's send queue overflows; it should disconnect the socket. onLeft is
+// called, on its own goroutine, when the rooms service says the user is no
+// longer a member of a room (kicked, say): the socket has been taken out of
+// the room's delivery and should let go of its reference.
+func NewConn(id, user string, eio engine.Socket, onSlow func(), onLeft func(room string)) *Conn {
+	c := &Conn{id: id, user: user, eio: eio, onSlow: onSlow, onLeft: onLeft, pos: make(map[string]uint64)}
 	c.done = func(transports.Transport) { c.pending.Add(-1) }
 	return c
 }
@@ -449,7 +454,19 @@ func (h *Hub) dispatch(rs *roomSub, ev *roomsv1.Event) {
 	case *roomsv1.Event_MemberJoined:
 		h.broadcast(rs, h.encode(rs.key.Namespace, "member joined", memberEvent{Room: rs.key.Room, User: k.MemberJoined.GetUserId()}))
 	case *roomsv1.Event_MemberLeft:
-		h.broadcast(rs, h.encode(rs.key.Namespace, "member left", memberEvent{Room: rs.key.Room, User: k.MemberLeft.GetUserId()}))
+		user := k.MemberLeft.GetUserId()
+		h.broadcast(rs, h.encode(rs.key.Namespace, "member left", memberEvent{Room: rs.key.Room, User: user}))
+		// The user's own sockets here are told too, then stop receiving the
+		// room: a removed member must not go on reading it.
+		rs.mu.Lock()
+		for c := range rs.members {
+			if c.user == user {
+				delete(rs.members, c)
+				c.dropPos(rs.key.Room)
+				go c.onLeft(rs.key.Room)
+			}
+		}
+		rs.mu.Unlock()
 	case *roomsv1.Event_HistoryGap:
 		h.log.Warn("messages expired before delivery", "namespace", rs.key.Namespace, "room", rs.key.Room,
 			"from", k.HistoryGap.GetFromOffset(), "to", k.HistoryGap.GetToOffset())
