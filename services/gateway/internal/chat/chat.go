@@ -299,6 +299,11 @@ func (c *client) on(event string, h handler) {
 }
 
 func (c *client) awaitReady() error {
+	select {
+	case <-c.ready:
+		return nil
+	default:
+	}
 	t := time.NewTimer(c.g.cfg.Limits.CallTimeout)
 	defer t.Stop()
 	select {
@@ -721,12 +726,8 @@ func firstString(args []any) (string, bool) {
 func messagesJSON(msgs []*roomsv1.Message) []map[string]any {
 	out := make([]map[string]any, 0, len(msgs))
 	for _, m := range msgs {
-		var msg any = json.RawMessage(m.GetPayload())
-		if !json.Valid([]byte(m.GetPayload())) {
-			msg = m.GetPayload()
-		}
 		out = append(out, map[string]any{
-			"msg": msg, "room": m.GetRoom(), "id": fanout.MessageID(m), "offset": m.GetOffset(),
+			"msg": fanout.Payload(m), "room": m.GetRoom(), "id": fanout.MessageID(m), "offset": m.GetOffset(),
 			"from": m.GetSender(), "ts": m.GetCreateTime().AsTime().UnixMilli(),
 		})
 	}

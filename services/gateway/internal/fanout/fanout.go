@@ -504,15 +504,19 @@ func MessageID(m *roomsv1.Message) string {
 	return strconv.FormatUint(m.GetOffset(), 10)
 }
 
+// Payload is m's body as clients get it: gateways publish JSON, which is
+// passed on as is; other publishers may not, and their text is passed on as a
+// string rather than breaking the packet.
+func Payload(m *roomsv1.Message) any {
+	if !json.Valid([]byte(m.GetPayload())) {
+		return m.GetPayload()
+	}
+	return json.RawMessage(m.GetPayload())
+}
+
 // EncodeMessage encodes the "receive message" packet of m once.
 func (h *Hub) EncodeMessage(k Key, m *roomsv1.Message) MessagePacket {
-	// Gateways publish JSON; other publishers may not, and their text is
-	// passed on as a string rather than breaking the packet.
-	var msg any = json.RawMessage(m.GetPayload())
-	if !json.Valid([]byte(m.GetPayload())) {
-		msg = m.GetPayload()
-	}
-	p := h.encode(k.Namespace, "receive message", msg, Meta{
+	p := h.encode(k.Namespace, "receive message", Payload(m), Meta{
 		Room: k.Room, ID: MessageID(m), Offset: m.GetOffset(), From: m.GetSender(), TS: m.GetCreateTime().AsTime().UnixMilli(),
 	})
 	return MessagePacket{room: k.Room, offset: m.GetOffset(), open: strings.TrimSuffix(p.text, "]")}

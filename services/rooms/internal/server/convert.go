@@ -4,8 +4,8 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
-	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -109,14 +109,7 @@ func retention(d *durationpb.Duration) time.Duration {
 // Page tokens are opaque to callers; they carry the last key of the previous
 // page so listing stays correct while rooms or members come and go.
 func encodeToken(parts ...string) string {
-	b := []byte{}
-	for i, p := range parts {
-		if i > 0 {
-			b = append(b, 0)
-		}
-		b = append(b, p...)
-	}
-	return base64.RawURLEncoding.EncodeToString(b)
+	return base64.RawURLEncoding.EncodeToString([]byte(strings.Join(parts, "\x00")))
 }
 
 func decodeToken(tok string, n int) ([]string, error) {
@@ -127,17 +120,9 @@ func decodeToken(tok string, n int) ([]string, error) {
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, "malformed page_token")
 	}
-	parts := make([]string, 0, n)
-	start := 0
-	for i, c := range b {
-		if c == 0 {
-			parts = append(parts, string(b[start:i]))
-			start = i + 1
-		}
-	}
-	parts = append(parts, string(b[start:]))
+	parts := strings.Split(string(b), "\x00")
 	if len(parts) != n {
-		return nil, status.Error(codes.InvalidArgument, fmt.Sprintf("malformed page_token (%d parts)", len(parts)))
+		return nil, status.Errorf(codes.InvalidArgument, "malformed page_token (%d parts)", len(parts))
 	}
 	return parts, nil
 }

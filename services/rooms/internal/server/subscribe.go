@@ -150,10 +150,7 @@ func (sub *subscriber) catchUp(ctx context.Context, k store.RoomKey, upTo uint64
 				return nil
 			}
 			if m.Offset > sub.last[k]+1 {
-				gap := &roomsv1.Event{Namespace: k.Namespace, Room: k.Name, Kind: &roomsv1.Event_HistoryGap{
-					HistoryGap: &roomsv1.HistoryGap{FromOffset: sub.last[k], ToOffset: m.Offset - 1},
-				}}
-				if err := sub.send(gap); err != nil {
+				if err := sub.send(gapEvent(k, sub.last[k], m.Offset-1)); err != nil {
 					return err
 				}
 			}
@@ -166,10 +163,7 @@ func (sub *subscriber) catchUp(ctx context.Context, k store.RoomKey, upTo uint64
 			if upTo != 0 && sub.last[k] < upTo {
 				// The store has nothing up to upTo: those messages were trimmed
 				// or purged before we could read them.
-				gap := &roomsv1.Event{Namespace: k.Namespace, Room: k.Name, Kind: &roomsv1.Event_HistoryGap{
-					HistoryGap: &roomsv1.HistoryGap{FromOffset: sub.last[k], ToOffset: upTo},
-				}}
-				if err := sub.send(gap); err != nil {
+				if err := sub.send(gapEvent(k, sub.last[k], upTo)); err != nil {
 					return err
 				}
 				sub.last[k] = upTo
@@ -177,6 +171,14 @@ func (sub *subscriber) catchUp(ctx context.Context, k store.RoomKey, upTo uint64
 			return nil
 		}
 	}
+}
+
+// gapEvent says that room k's messages after from up to and including to can
+// no longer be replayed.
+func gapEvent(k store.RoomKey, from, to uint64) *roomsv1.Event {
+	return &roomsv1.Event{Namespace: k.Namespace, Room: k.Name, Kind: &roomsv1.Event_HistoryGap{
+		HistoryGap: &roomsv1.HistoryGap{FromOffset: from, ToOffset: to},
+	}}
 }
 
 func (sub *subscriber) send(ev *roomsv1.Event) error {
