@@ -1,5 +1,5 @@
 // Package app wires the gateway together: configuration, logging, the gRPC
-// connection to the rooms service, the fan-out hub, the socket.io server with
+// connection to the rooms service, the relay, the socket.io server with
 // Parley's namespaces, and the HTTP server for socket.io, /healthz and
 // /metrics. It runs them until the context ends, then shuts them down in order.
 package app
@@ -25,8 +25,8 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	roomsv1 "github.com/parleyhq/parley/proto/parley/rooms/v1"
-	"github.com/parleyhq/parley/services/gateway/internal/chat"
-	"github.com/parleyhq/parley/services/gateway/internal/fanout"
+	"github.com/parleyhq/parley/services/gateway/internal/edge"
+	"github.com/parleyhq/parley/services/gateway/internal/relay"
 	"github.com/parleyhq/parley/services/gateway/internal/roomsclient"
 	"github.com/parleyhq/parley/services/gateway/internal/web"
 )
@@ -60,12 +60,12 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := newMetrics(reg)
-	hub := fanout.NewHub(rooms, log, metrics, fanout.Options{QueueLimit: cfg.SendQueue, Replay: 256})
-	defer hub.Close()
+	rel := relay.New(rooms, log, metrics, relay.Options{Replay: 256, Backlog: cfg.Limits.SendQueue})
+	defer rel.Close()
 
-	gw, err := chat.New(chat.Config{
+	gw, err := edge.New(edge.Config{
 		Namespaces: cfg.Namespaces, JWTSecret: []byte(cfg.JWTSecret), Limits: cfg.Limits,
-		RecoveryWindow: cfg.RecoveryWindow, Rooms: rooms, Hub: hub, Log: log, Metrics: metrics,
+		RecoveryWindow: cfg.RecoveryWindow, Rooms: rooms, Relay: rel, Log: log, Metrics: metrics,
 	})
 	if err != nil {
 		return err
@@ -143,7 +143,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 // setupWithRetry creates the default rooms, waiting for the rooms service if
 // it is still starting (as under `make run`, which starts both at once).
-func setupWithRetry(ctx context.Context, gw *chat.Gateway, log *slog.Logger) error {
+func setupWithRetry(ctx context.Context, gw *edge.Gateway, log *slog.Logger) error {
 	delay := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -203,7 +203,7 @@ func socketOptions(cfg Config, draining *atomic.Bool) *socket.ServerOptions {
 	return opts
 }
 
-func namespaceNames(ns []chat.Namespace) []string {
+func namespaceNames(ns []edge.Namespace) []string {
 	names := make([]string, 0, len(ns))
 	for _, n := range ns {
 		names = append(names, n.Name)

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/parleyhq/parley/services/gateway/internal/chat"
+	"github.com/parleyhq/parley/services/gateway/internal/edge"
 )
 
 const envPrefix = "PARLEY_GATEWAY_"
@@ -27,7 +27,6 @@ type Config struct {
 	PingInterval    time.Duration
 	PingTimeout     time.Duration
 	RecoveryWindow  time.Duration
-	SendQueue       int
 	ShutdownTimeout time.Duration
 	ProtocolFixture bool
 	Web             bool
@@ -35,19 +34,19 @@ type Config struct {
 	DevTokens       bool
 	LogFormat       string
 	LogLevel        string
-	Limits          chat.Limits
-	Namespaces      []chat.Namespace
+	Limits          edge.Limits
+	Namespaces      []edge.Namespace
 }
 
 // fileConfig is the JSON file given with --config.
 type fileConfig struct {
-	Namespaces []chat.Namespace `json:"namespaces"`
+	Namespaces []edge.Namespace `json:"namespaces"`
 }
 
 // defaultNamespaces serve the classic socket.io chat with no set-up: "/"
 // without sign-in, every socket in room1, rooms created on first join.
-func defaultNamespaces() []chat.Namespace {
-	return []chat.Namespace{{Name: "/", DefaultRooms: []string{"room1"}, CreateRooms: true}}
+func defaultNamespaces() []edge.Namespace {
+	return []edge.Namespace{{Name: "/", DefaultRooms: []string{"room1"}, CreateRooms: true}}
 }
 
 func envName(flagName string) string {
@@ -68,7 +67,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	fs.DurationVar(&c.PingInterval, "ping-interval", 25*time.Second, "Engine.IO ping interval")
 	fs.DurationVar(&c.PingTimeout, "ping-timeout", 20*time.Second, "Engine.IO ping timeout")
 	fs.DurationVar(&c.RecoveryWindow, "recovery-window", 2*time.Minute, "how long a disconnected client can reconnect and get its rooms and missed messages back (connection state recovery)")
-	fs.IntVar(&c.SendQueue, "send-queue", 256, "packets that may wait to be written to one socket before it is disconnected as too slow")
+	fs.IntVar(&c.Limits.SendQueue, "send-queue", 256, "packets that may wait to be written to one socket before it is disconnected as too slow")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long shutdown waits for connections to close")
 	fs.BoolVar(&c.Web, "web", true, "serve the chat page at /")
 	fs.StringVar(&c.WebNamespace, "web-namespace", "/chat", "namespace the chat page connects to (it should require auth)")
@@ -135,7 +134,7 @@ func (c Config) validate() error {
 		errs = append(errs, fmt.Errorf("--log-format %q: want text or json", c.LogFormat))
 	}
 	l := c.Limits
-	if l.MaxMessageBytes <= 0 || l.EventRate <= 0 || l.EventBurst <= 0 || l.MaxRooms <= 0 || l.HistoryOnJoin < 0 || l.HistoryOnJoin > 1000 || l.CallTimeout <= 0 || c.SendQueue <= 0 || c.RecoveryWindow < time.Second {
+	if l.MaxMessageBytes <= 0 || l.EventRate <= 0 || l.EventBurst <= 0 || l.MaxRooms <= 0 || l.HistoryOnJoin < 0 || l.HistoryOnJoin > 1000 || l.CallTimeout <= 0 || l.SendQueue <= 0 || c.RecoveryWindow < time.Second {
 		errs = append(errs, errors.New("limits must be positive (--history-on-join at most 1000, --recovery-window at least 1s)"))
 	}
 	return errors.Join(errs...)

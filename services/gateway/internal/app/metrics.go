@@ -6,7 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// metrics implements chat.Metrics and fanout.Metrics on Prometheus.
+// metrics implements edge.Metrics and relay.Metrics on Prometheus.
 type metrics struct {
 	connections *prometheus.GaugeVec
 	events      *prometheus.CounterVec

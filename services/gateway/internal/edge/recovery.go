@@ -1,4 +1,4 @@
-package chat
+package edge
 
 import (
 	"context"
@@ -11,20 +11,21 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	roomsv1 "github.com/parleyhq/parley/proto/parley/rooms/v1"
-	"github.com/parleyhq/parley/services/gateway/internal/fanout"
+	"github.com/parleyhq/parley/services/gateway/internal/wire"
 )
 
 // Connection state recovery, backed by the rooms service rather than gateway
 // memory, so that it survives a gateway restart and works across gateways:
 //
 //   - every "receive message" a socket gets ends with the socket's offset in
-//     each of its rooms (fanout.EncodeOffsets); the client keeps the last one;
+//     each of its rooms (wire.EncodeOffsets); the client keeps the last one;
 //   - when a socket disconnects for a recoverable reason, its record (user,
-//     rooms, and the offset each join's history reached) is saved in the
-//     rooms service under the socket.io private session id, for the window;
+//     rooms, and the offset each join reached) is saved in the rooms service
+//     under the socket.io private session id, for the window;
 //   - a client reconnecting with that id and its last offset string is
 //     restored by whichever gateway it reaches: same socket id, same rooms,
-//     and every message after its offsets, in order, before live delivery.
+//     and every message after its offsets, in order, before live delivery
+//     (the relay's catch-up).
 
 // savedSession is the record kept in the rooms service.
 type savedSession struct {
@@ -67,7 +68,7 @@ type sessionAdapter struct {
 }
 
 // PersistSession saves a socket that disconnected for a recoverable reason.
-// It runs inside socket.io's close path, which may be inside a fan-out write,
+// It runs inside socket.io's close path, which may be inside a relay write,
 // so the call to the rooms service happens in the background.
 func (a *sessionAdapter) PersistSession(s *socket.SessionToPersist) {
 	c, ok := s.Data.(*client)
@@ -117,7 +118,7 @@ func (a *sessionAdapter) RestoreSession(pid socket.PrivateSessionId, offset stri
 		a.g.cfg.Log.Error("decoding saved session failed", "namespace", a.ns, "err", err)
 		return nil, nil
 	}
-	client := fanout.DecodeOffsets(offset)
+	client := wire.DecodeOffsets(offset)
 	pos := make(map[string]uint64, len(rec.Rooms))
 	for room, joined := range rec.Rooms {
 		pos[room] = joined
@@ -141,64 +142,34 @@ func (a *sessionAdapter) RestoreSession(pid socket.PrivateSessionId, offset stri
 }
 
 // resume brings a restored socket back into its rooms and sends it what it
-// missed. Each room's subscription is registered before its history is read,
-// so nothing published meanwhile falls between replay and live delivery.
+// missed, before any event of its own is handled.
 func (g *Gateway) resume(ns *Namespace, s *socket.Socket, r *restored) {
 	c := g.newClient(ns, s, r.user)
 	s.SetData(c)
-	c.listen()
+	c.listen(s)
 	c.connected()
 	for room, seen := range r.pos {
 		if err := c.rejoin(room, seen); err != nil {
-			g.cfg.Log.Error("restoring room failed", "namespace", ns.Name, "room", room, "socket", s.Id(), "err", err)
+			g.cfg.Log.Error("restoring room failed", "namespace", ns.Name, "room", room, "socket", c.id, "err", err)
 		}
 	}
 	close(c.ready)
-	g.cfg.Log.Debug("session restored", "namespace", ns.Name, "socket", s.Id(), "user", r.user, "rooms", len(r.pos))
+	g.cfg.Log.Debug("session restored", "namespace", ns.Name, "socket", c.id, "user", r.user, "rooms", len(r.pos))
 }
 
+// rejoin puts a restored socket back in room, with every message after seen.
 func (c *client) rejoin(room string, seen uint64) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*c.g.cfg.Limits.CallTimeout)
 	defer cancel()
-	k := c.key(room)
-	if err := c.g.cfg.Hub.Acquire(ctx, k); err != nil {
+	if err := c.g.cfg.Relay.Acquire(ctx, c.key(room)); err != nil {
 		return err
 	}
-	_, err := c.g.cfg.Rooms.JoinRoom(ctx, &roomsv1.JoinRoomRequest{Namespace: c.ns.Name, Room: room, UserId: c.user, SessionId: string(c.sock.Id())})
+	jr, err := c.g.cfg.Rooms.JoinRoom(ctx, &roomsv1.JoinRoomRequest{Namespace: c.ns.Name, Room: room, UserId: c.user, SessionId: c.id})
 	if err == nil {
-		seen, err = c.catchUp(ctx, k, seen)
-	}
-	if err == nil {
-		err = c.g.cfg.Hub.Add(ctx, k, c.conn, seen)
+		err = c.attach(ctx, room, seen, jr.GetRoom().GetLastOffset())
 	}
 	if err != nil {
-		c.g.cfg.Hub.Release(k)
-		return err
+		c.g.cfg.Relay.Release(c.key(room))
 	}
-	c.mu.Lock()
-	c.rooms[room] = seen
-	c.mu.Unlock()
-	return nil
-}
-
-// catchUp sends the room's messages after seen and returns the last offset sent.
-func (c *client) catchUp(ctx context.Context, k fanout.Key, seen uint64) (uint64, error) {
-	for {
-		resp, err := c.g.cfg.Rooms.GetHistory(ctx, &roomsv1.GetHistoryRequest{
-			Namespace: k.Namespace, Room: k.Room, Limit: maxCatchUp,
-			Cursor: &roomsv1.GetHistoryRequest_AfterOffset{AfterOffset: seen},
-		})
-		if err != nil {
-			return seen, err
-		}
-		msgs := resp.GetMessages()
-		if len(msgs) == 0 {
-			return seen, nil
-		}
-		c.g.cfg.Hub.WriteMessages(k, c.conn, msgs)
-		seen = msgs[len(msgs)-1].GetOffset()
-		if !resp.GetHasMore() {
-			return seen, nil
-		}
-	}
+	return err
 }

@@ -1,0 +1,234 @@
+package edge
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/zishang520/socket.io/servers/socket/v3"
+	"golang.org/x/time/rate"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	roomsv1 "github.com/parleyhq/parley/proto/parley/rooms/v1"
+	"github.com/parleyhq/parley/services/gateway/internal/relay"
+	"github.com/parleyhq/parley/services/gateway/internal/wire"
+)
+
+// client is the gateway's state for one socket.
+type client struct {
+	g       *Gateway
+	ns      *Namespace
+	id      string // the socket id, which is also its session id in the rooms service
+	user    string
+	member  *relay.Member
+	limiter *rate.Limiter
+
+	mu     sync.Mutex
+	rooms  map[string]uint64 // joined rooms -> the offset the join reached
+	live   bool              // counted as connected
+	closed bool
+	// ready is closed once the socket's default rooms (or, for a restored
+	// session, its rooms and missed messages) are in place.
+	ready chan struct{}
+}
+
+func (g *Gateway) newClient(ns *Namespace, s *socket.Socket, user string) *client {
+	return g.newClientOn(ns, string(s.Id()), user, s.Conn(), func() { s.Conn().Close(true) })
+}
+
+// newClientOn builds a client on any transport; closeConn ends the socket's
+// connection.
+func (g *Gateway) newClientOn(ns *Namespace, id, user string, t wire.Transport, closeConn func()) *client {
+	c := &client{
+		g: g, ns: ns, id: id, user: user, rooms: map[string]uint64{}, ready: make(chan struct{}),
+		limiter: rate.NewLimiter(rate.Limit(g.cfg.Limits.EventRate), g.cfg.Limits.EventBurst),
+	}
+	out := wire.NewConn(t, g.cfg.Limits.SendQueue, func() {
+		g.cfg.Log.Warn("socket send queue full; disconnecting", "namespace", ns.Name, "socket", id, "user", user)
+		g.cfg.Metrics.Dropped()
+		closeConn()
+	})
+	c.member = &relay.Member{ID: id, User: user, Out: out, Removed: c.removed}
+	return c
+}
+
+// listen registers the socket's event handlers. It runs before the client is
+// told it is connected, so that an event sent right after connecting is never
+// missed; handlers wait until the socket's set-up is done (c.ready).
+func (c *client) listen(s *socket.Socket) {
+	for name, h := range events {
+		s.On(name, func(raw ...any) { c.handle(name, h, raw) })
+	}
+	s.OnAny(func(raw ...any) {
+		name, _ := raw[0].(string)
+		if _, known := events[name]; !known {
+			c.handle("unknown", unknown(name), raw[1:])
+		}
+	})
+	s.On("disconnect", func(args ...any) {
+		reason, _ := firstString(args)
+		c.disconnect(reason)
+	})
+}
+
+// connected records a socket that completed its connection.
+func (c *client) connected() {
+	c.mu.Lock()
+	c.live = true
+	c.mu.Unlock()
+	c.g.cfg.Metrics.Connected(c.ns.Name, 1)
+	c.g.cfg.Log.Debug("socket connected", "namespace", c.ns.Name, "socket", c.id, "user", c.user)
+}
+
+func (c *client) awaitReady() error {
+	select {
+	case <-c.ready:
+		return nil
+	default:
+	}
+	t := time.NewTimer(c.g.cfg.Limits.CallTimeout)
+	defer t.Stop()
+	select {
+	case <-c.ready:
+		return nil
+	case <-t.C:
+		return errorf(CodeUnavailable, "the connection is still being set up; retry")
+	}
+}
+
+func (c *client) callContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), c.g.cfg.Limits.CallTimeout)
+}
+
+func (c *client) key(room string) relay.Key { return relay.Key{Namespace: c.ns.Name, Room: room} }
+
+func (c *client) joined(room string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.rooms[room]
+	return ok
+}
+
+// record notes that the socket is in room, unless it has disconnected
+// meanwhile, in which case the caller must undo the join.
+func (c *client) record(room string, off uint64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	c.rooms[room] = off
+	return true
+}
+
+// take removes room from the socket's rooms and reports whether it was there:
+// whoever takes it (leave, removal, disconnect) releases the relay reference,
+// exactly once.
+func (c *client) take(room string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.rooms[room]
+	delete(c.rooms, room)
+	return ok
+}
+
+// departure says why a socket leaves a room, which decides what happens to
+// the user's membership.
+type departure int
+
+const (
+	// asked: the user asked to leave; they stop being a member unless
+	// another of their sockets is in the room.
+	asked departure = iota
+	// gone: the socket went away; a guest stops being a member, a signed-in
+	// user stays one, offline once their last session ends.
+	gone
+)
+
+// leave takes the socket out of room, the one way every departure goes: out
+// of the relay's delivery, then out of the room in the rooms service.
+func (c *client) leave(ctx context.Context, room string, why departure) error {
+	if !c.take(room) {
+		return nil
+	}
+	c.detach(room)
+	sess := &roomsv1.EndSessionRequest{Namespace: c.ns.Name, Room: room, UserId: c.user, SessionId: c.id}
+	quit := &roomsv1.LeaveRoomRequest{Namespace: c.ns.Name, Room: room, UserId: c.user}
+	var err error
+	switch {
+	case why == gone && !c.ns.Auth:
+		_, err = c.g.cfg.Rooms.LeaveRoom(ctx, quit)
+	case why == gone:
+		_, err = c.g.cfg.Rooms.EndSession(ctx, sess)
+	default:
+		var es *roomsv1.EndSessionResponse
+		es, err = c.g.cfg.Rooms.EndSession(ctx, sess)
+		if err == nil && es.GetMember().GetSessionCount() == 0 {
+			_, err = c.g.cfg.Rooms.LeaveRoom(ctx, quit)
+		}
+	}
+	if status.Code(err) == codes.NotFound {
+		return nil
+	}
+	return err
+}
+
+// detach stops the room's delivery to the socket and lets go of its relay
+// reference.
+func (c *client) detach(room string) {
+	k := c.key(room)
+	c.g.cfg.Relay.Remove(k, c.member)
+	c.g.cfg.Relay.Release(k)
+}
+
+// removed handles the relay's notice that the user is no longer a member of
+// room, for instance after KickMember.
+func (c *client) removed(room string) {
+	if c.take(room) {
+		c.detach(room)
+		c.g.cfg.Log.Info("socket removed from room", "namespace", c.ns.Name, "room", room, "socket", c.id, "user", c.user)
+	}
+}
+
+// disconnect leaves every room, once: a guest's membership ends with its
+// socket; a signed-in user's session ends and the user stays a member,
+// offline.
+func (c *client) disconnect(reason string) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	live := c.live
+	rooms := make([]string, 0, len(c.rooms))
+	for r := range c.rooms {
+		rooms = append(rooms, r)
+	}
+	c.mu.Unlock()
+	c.g.cfg.Log.Debug("socket disconnected", "namespace", c.ns.Name, "socket", c.id, "user", c.user, "reason", reason)
+	if live {
+		c.g.cfg.Metrics.Connected(c.ns.Name, -1)
+	}
+	// A transport can fail inside a write the relay makes while holding a
+	// room's lock, and socket.io then runs this on that goroutine: everything
+	// that takes the relay's locks happens elsewhere.
+	c.g.bg.Go(func() {
+		ctx, cancel := c.callContext()
+		defer cancel()
+		for _, room := range rooms {
+			if err := c.leave(ctx, room, gone); err != nil {
+				c.g.cfg.Log.Error("ending session after disconnect failed", "namespace", c.ns.Name, "room", room, "user", c.user, "err", err)
+			}
+		}
+	})
+}
+
+func firstString(args []any) (string, bool) {
+	if len(args) == 0 {
+		return "", false
+	}
+	s, ok := args[0].(string)
+	return s, ok
+}

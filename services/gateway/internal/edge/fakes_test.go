@@ -1,0 +1,218 @@
+package edge
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/zishang520/socket.io/parsers/engine/v3/packet"
+	"github.com/zishang520/socket.io/servers/engine/v3"
+	"github.com/zishang520/socket.io/servers/socket/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	roomsv1 "github.com/parleyhq/parley/proto/parley/rooms/v1"
+	"github.com/parleyhq/parley/services/gateway/internal/relay"
+)
+
+// fakeRooms answers the RPCs the handlers make from fixed data, records the
+// calls, and fails the methods named in fail.
+type fakeRooms struct {
+	roomsv1.RoomsServiceClient
+	fail map[string]error
+
+	mu    sync.Mutex
+	calls []string
+	last  any // the last request
+}
+
+func (f *fakeRooms) call(method string, req any) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, method)
+	f.last = req
+	return f.fail[method]
+}
+
+func (f *fakeRooms) called(method string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Contains(f.calls, method)
+}
+
+var stamp = timestamppb.New(time.UnixMilli(1700000000000))
+
+func (f *fakeRooms) CreateRoom(_ context.Context, req *roomsv1.CreateRoomRequest, _ ...grpc.CallOption) (*roomsv1.CreateRoomResponse, error) {
+	return &roomsv1.CreateRoomResponse{}, f.call("CreateRoom", req)
+}
+
+func (f *fakeRooms) JoinRoom(_ context.Context, req *roomsv1.JoinRoomRequest, _ ...grpc.CallOption) (*roomsv1.JoinRoomResponse, error) {
+	return &roomsv1.JoinRoomResponse{Room: &roomsv1.Room{Name: req.GetRoom(), LastOffset: 7}}, f.call("JoinRoom", req)
+}
+
+func (f *fakeRooms) EndSession(_ context.Context, req *roomsv1.EndSessionRequest, _ ...grpc.CallOption) (*roomsv1.EndSessionResponse, error) {
+	return &roomsv1.EndSessionResponse{Member: &roomsv1.Member{UserId: req.GetUserId()}}, f.call("EndSession", req)
+}
+
+func (f *fakeRooms) LeaveRoom(_ context.Context, req *roomsv1.LeaveRoomRequest, _ ...grpc.CallOption) (*roomsv1.LeaveRoomResponse, error) {
+	return &roomsv1.LeaveRoomResponse{}, f.call("LeaveRoom", req)
+}
+
+func (f *fakeRooms) GetHistory(_ context.Context, req *roomsv1.GetHistoryRequest, _ ...grpc.CallOption) (*roomsv1.GetHistoryResponse, error) {
+	return &roomsv1.GetHistoryResponse{HasMore: true, Messages: []*roomsv1.Message{
+		{Room: req.GetRoom(), Offset: 6, Sender: "bob", Payload: `{"text":"hi"}`, CreateTime: stamp},
+		{Room: req.GetRoom(), Offset: 7, Sender: "svc", Payload: "plain text", ClientMessageId: "c-7", CreateTime: stamp},
+	}}, f.call("GetHistory", req)
+}
+
+func (f *fakeRooms) ListMembers(_ context.Context, req *roomsv1.ListMembersRequest, _ ...grpc.CallOption) (*roomsv1.ListMembersResponse, error) {
+	return &roomsv1.ListMembersResponse{Members: []*roomsv1.Member{{UserId: "alice", Online: true}, {UserId: "bob"}}}, f.call("ListMembers", req)
+}
+
+func (f *fakeRooms) Publish(_ context.Context, req *roomsv1.PublishRequest, _ ...grpc.CallOption) (*roomsv1.PublishResponse, error) {
+	return &roomsv1.PublishResponse{Offset: 8, CreateTime: stamp}, f.call("Publish", req)
+}
+
+func (f *fakeRooms) ListRooms(_ context.Context, req *roomsv1.ListRoomsRequest, _ ...grpc.CallOption) (*roomsv1.ListRoomsResponse, error) {
+	return &roomsv1.ListRoomsResponse{Rooms: []*roomsv1.Room{
+		{Name: "lobby", MemberCount: 3},
+		{Name: "secret", MemberCount: 1, Options: &roomsv1.RoomOptions{Visibility: roomsv1.Visibility_VISIBILITY_PRIVATE}},
+	}}, f.call("ListRooms", req)
+}
+
+// fakeRelay counts references and members; acquire holds the errors of the
+// next Acquire calls, in order.
+type fakeRelay struct {
+	mu      sync.Mutex
+	acquire []error
+	addErr  error
+	refs    map[relay.Key]int
+	members map[relay.Key]*relay.Member
+}
+
+func newFakeRelay() *fakeRelay {
+	return &fakeRelay{refs: map[relay.Key]int{}, members: map[relay.Key]*relay.Member{}}
+}
+
+func (r *fakeRelay) Acquire(_ context.Context, k relay.Key) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.acquire) > 0 {
+		err := r.acquire[0]
+		r.acquire = r.acquire[1:]
+		if err != nil {
+			return err
+		}
+	}
+	r.refs[k]++
+	return nil
+}
+
+func (r *fakeRelay) Release(k relay.Key) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.refs[k]--
+}
+
+func (r *fakeRelay) Add(_ context.Context, k relay.Key, m *relay.Member, seen, upTo uint64) (uint64, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.addErr != nil {
+		return 0, r.addErr
+	}
+	r.members[k] = m
+	return max(seen, upTo), nil
+}
+
+func (r *fakeRelay) Remove(k relay.Key, _ *relay.Member) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.members, k)
+}
+
+func (r *fakeRelay) held(room string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.refs[relay.Key{Namespace: "/", Room: room}]
+}
+
+type nopMetrics struct{}
+
+func (nopMetrics) Event(string, string)  {}
+func (nopMetrics) Connected(string, int) {}
+func (nopMetrics) Dropped()              {}
+
+type discard struct{}
+
+func (discard) Write(io.Reader, *packet.Options, engine.SendCallback) engine.Socket { return nil }
+
+var testLimits = Limits{
+	MaxMessageBytes: 64, EventRate: 1000, EventBurst: 1000, MaxRooms: 2,
+	HistoryOnJoin: 2, CallTimeout: 5 * time.Second, SendQueue: 8,
+}
+
+// newTestClient returns a connected socket of user alice in ns, with no
+// network: the rooms service and the relay are fakes.
+func newTestClient(t *testing.T, ns Namespace, limits Limits, rooms *fakeRooms, rel *fakeRelay) *client {
+	t.Helper()
+	g, err := New(Config{
+		Namespaces: []Namespace{ns}, JWTSecret: []byte("secret"), Limits: limits, RecoveryWindow: time.Minute,
+		Rooms: rooms, Relay: rel, Log: slog.New(slog.DiscardHandler), Metrics: nopMetrics{},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := g.newClientOn(&g.cfg.Namespaces[0], "sock1", "alice", discard{}, func() {})
+	close(c.ready)
+	return c
+}
+
+// emit sends an event with an ack callback, as a client would, and returns
+// the ack as the client reads it.
+func emit(t *testing.T, c *client, event string, args ...any) map[string]any {
+	t.Helper()
+	h, ok := events[event]
+	if !ok {
+		h = unknown(event)
+	}
+	var got []any
+	c.handle(event, h, append(args, socket.Ack(func(a []any, _ error) { got = a })))
+	if len(got) != 1 {
+		t.Fatalf("%s: ack has %d arguments, want 1", event, len(got))
+	}
+	b, err := json.Marshal(got[0])
+	if err != nil {
+		t.Fatalf("%s: ack does not encode: %v", event, err)
+	}
+	var ack map[string]any
+	if err := json.Unmarshal(b, &ack); err != nil {
+		t.Fatal(err)
+	}
+	return ack
+}
+
+// ackCode is the ack's error code, or "" for {ok: true}.
+func ackCode(t *testing.T, ack map[string]any) Code {
+	t.Helper()
+	switch ack["ok"] {
+	case true:
+		if _, has := ack["error"]; has {
+			t.Fatalf("ok ack with an error: %v", ack)
+		}
+		return ""
+	case false:
+		e, _ := ack["error"].(map[string]any)
+		code, _ := e["code"].(string)
+		if msg, _ := e["message"].(string); code == "" || msg == "" {
+			t.Fatalf("error ack without code and message: %v", ack)
+		}
+		return Code(code)
+	}
+	t.Fatalf("ack without ok: %v", ack)
+	return ""
+}

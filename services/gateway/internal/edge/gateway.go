@@ -1,0 +1,221 @@
+// Package edge is the gateway's socket.io edge: it admits sockets to the
+// configured namespaces (with JWT auth where required), decodes each client
+// event once into a typed request, runs it against the rooms service and
+// answers with a typed ack. Room events flow the other way through package
+// relay; packet text is package wire's.
+package edge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/zishang520/socket.io/servers/socket/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	roomsv1 "github.com/parleyhq/parley/proto/parley/rooms/v1"
+	"github.com/parleyhq/parley/proto/rules"
+	"github.com/parleyhq/parley/services/gateway/internal/relay"
+)
+
+// Namespace is the configuration of one socket.io namespace.
+type Namespace struct {
+	// Name, such as "/" or "/chat".
+	Name string `json:"name"`
+	// Auth requires a JWT in the handshake's auth.token.
+	Auth bool `json:"auth"`
+	// DefaultRooms are joined by every socket on connect.
+	DefaultRooms []string `json:"default_rooms"`
+	// RoomPattern is the regular expression room names must match; empty
+	// accepts any name the rooms service accepts.
+	RoomPattern string `json:"room_pattern"`
+	// CreateRooms lets a join create a room that does not exist.
+	CreateRooms bool `json:"create_rooms"`
+
+	roomRE *regexp.Regexp
+}
+
+// Limits bound what one socket may do.
+type Limits struct {
+	MaxMessageBytes int           // largest `send message` payload, JSON-encoded
+	EventRate       float64       // events per second per socket (token bucket refill)
+	EventBurst      int           // events a socket may send at once
+	MaxRooms        int           // rooms one socket may be in
+	HistoryOnJoin   int           // messages returned in a join ack
+	CallTimeout     time.Duration // deadline of each rooms service call
+	SendQueue       int           // packets that may wait to be written to one socket
+}
+
+// Metrics are the hooks the edge reports through.
+type Metrics interface {
+	Event(name, result string)
+	Connected(namespace string, delta int)
+	// Dropped counts sockets disconnected because their send queue was full.
+	Dropped()
+}
+
+// Relay is what the edge needs of package relay: one reference per room a
+// socket is in, and delivery to the socket.
+type Relay interface {
+	Acquire(ctx context.Context, k relay.Key) error
+	Release(k relay.Key)
+	Add(ctx context.Context, k relay.Key, m *relay.Member, seen, upTo uint64) (uint64, error)
+	Remove(k relay.Key, m *relay.Member)
+}
+
+// Config is what a Gateway needs.
+type Config struct {
+	Namespaces []Namespace
+	JWTSecret  []byte
+	Limits     Limits
+	// RecoveryWindow is how long a disconnected client's session can be
+	// restored (socket.io connection state recovery).
+	RecoveryWindow time.Duration
+	Rooms          roomsv1.RoomsServiceClient
+	Relay          Relay
+	Log            *slog.Logger
+	Metrics        Metrics
+}
+
+// Gateway serves the configured namespaces on a socket.io server.
+type Gateway struct {
+	cfg Config
+	// bg tracks rooms service calls made after a socket is gone (ending its
+	// sessions, saving it for recovery), which shutdown must let finish.
+	bg sync.WaitGroup
+}
+
+// New checks the configuration and returns a Gateway.
+func New(cfg Config) (*Gateway, error) {
+	if len(cfg.Namespaces) == 0 {
+		return nil, errors.New("no namespace configured")
+	}
+	seen := map[string]bool{}
+	for i := range cfg.Namespaces {
+		ns := &cfg.Namespaces[i]
+		if !strings.HasPrefix(ns.Name, "/") || seen[ns.Name] {
+			return nil, fmt.Errorf("namespace %q: names start with / and are unique", ns.Name)
+		}
+		seen[ns.Name] = true
+		if ns.Auth && len(cfg.JWTSecret) == 0 {
+			return nil, fmt.Errorf("namespace %q requires auth but no JWT secret is set", ns.Name)
+		}
+		if ns.RoomPattern != "" {
+			re, err := regexp.Compile(ns.RoomPattern)
+			if err != nil {
+				return nil, fmt.Errorf("namespace %q: room_pattern: %w", ns.Name, err)
+			}
+			ns.roomRE = re
+		}
+	}
+	return &Gateway{cfg: cfg}, nil
+}
+
+// Wait blocks until background calls finish or ctx ends.
+func (g *Gateway) Wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		g.bg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Setup creates the default rooms in the rooms service, so that the first
+// socket does not race to create them.
+func (g *Gateway) Setup(ctx context.Context) error {
+	for _, ns := range g.cfg.Namespaces {
+		for _, room := range ns.DefaultRooms {
+			_, err := g.cfg.Rooms.CreateRoom(ctx, &roomsv1.CreateRoomRequest{Namespace: ns.Name, Room: room})
+			if err != nil && status.Code(err) != codes.AlreadyExists {
+				return fmt.Errorf("create default room %s in %s: %w", room, ns.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// Attach registers the namespaces on io. Namespaces not configured are
+// refused by socket.io itself with "Invalid namespace".
+func (g *Gateway) Attach(io *socket.Server) {
+	for i := range g.cfg.Namespaces {
+		ns := &g.cfg.Namespaces[i]
+		nsp := io.Of(ns.Name, nil)
+		nsp.Use(g.admit(ns))
+		nsp.On("connection", func(args ...any) {
+			s := args[0].(*socket.Socket)
+			switch d := s.Data().(type) {
+			case *client:
+				d.connected()
+			case *restored:
+				g.resume(ns, s, d)
+			}
+		})
+	}
+}
+
+// admit is the namespace middleware. It runs before the client is told it is
+// connected: it authenticates the socket and joins its default rooms, so a
+// client that sends as soon as it connects (as the classic chat does) is
+// already in them, and so are the others it talks to.
+func (g *Gateway) admit(ns *Namespace) socket.NamespaceMiddleware {
+	return func(s *socket.Socket, next func(*socket.ExtendedError)) {
+		user := "guest-" + string(s.Id())
+		if ns.Auth {
+			sub, reason := g.authenticate(s)
+			if reason != "" {
+				g.cfg.Log.Info("connection refused", "namespace", ns.Name, "reason", reason)
+				next(socket.NewExtendedError("unauthorized", map[string]any{"code": reason}))
+				return
+			}
+			user = sub
+		}
+		c := g.newClient(ns, s, user)
+		c.listen(s)
+		ctx, cancel := c.callContext()
+		defer cancel()
+		for _, room := range ns.DefaultRooms {
+			if _, err := c.join(ctx, roomRequest{Room: room}); err != nil {
+				g.cfg.Log.Error("auto-join failed", "namespace", ns.Name, "room", room, "socket", s.Id(), "err", err)
+				c.disconnect("auto-join failed")
+				next(socket.NewExtendedError("unavailable", map[string]any{"code": CodeUnavailable}))
+				return
+			}
+		}
+		close(c.ready)
+		s.SetData(c)
+		next(nil)
+	}
+}
+
+// authenticate checks the handshake's auth.token: an HS256 JWT with an
+// expiry, whose subject is the user id. It returns the subject, or the reason
+// for the refusal that the client is told.
+func (g *Gateway) authenticate(s *socket.Socket) (user, reason string) {
+	raw, _ := s.Handshake().Auth["token"].(string)
+	if raw == "" {
+		return "", "missing_token"
+	}
+	tok, err := jwt.Parse(raw, func(*jwt.Token) (any, error) { return g.cfg.JWTSecret, nil },
+		jwt.WithValidMethods([]string{"HS256"}), jwt.WithExpirationRequired())
+	if err != nil {
+		return "", "invalid_token"
+	}
+	sub, err := tok.Claims.GetSubject()
+	if err != nil || !rules.UserID.Valid(sub) {
+		return "", "invalid_token"
+	}
+	return sub, ""
+}

@@ -1,0 +1,296 @@
+package edge
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	roomsv1 "github.com/parleyhq/parley/proto/parley/rooms/v1"
+)
+
+// handlerCase is one event sent by a socket of alice in namespace "/".
+type handlerCase struct {
+	name    string
+	ns      Namespace
+	limits  *Limits
+	in      []string // rooms the socket is in beforehand
+	fail    map[string]error
+	acquire []error // the relay's answers to the next Acquire calls
+	event   string
+	args    []any
+	code    Code // "" for {ok: true}
+	check   func(t *testing.T, ack map[string]any, rooms *fakeRooms, rel *fakeRelay, c *client)
+}
+
+func runHandlerCases(t *testing.T, tests []handlerCase) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ns := tt.ns
+			if ns.Name == "" {
+				ns = Namespace{Name: "/"}
+			}
+			limits := testLimits
+			if tt.limits != nil {
+				limits = *tt.limits
+			}
+			rooms, rel := &fakeRooms{fail: tt.fail}, newFakeRelay()
+			c := newTestClient(t, ns, limits, rooms, rel)
+			for _, r := range tt.in {
+				c.rooms[r] = 1
+				rel.refs[c.key(r)] = 1
+			}
+			rel.acquire = tt.acquire
+			ack := emit(t, c, tt.event, tt.args...)
+			if got := ackCode(t, ack); got != tt.code {
+				t.Fatalf("ack %v: code %q, want %q", ack, got, tt.code)
+			}
+			if tt.check != nil {
+				tt.check(t, ack, rooms, rel, c)
+			}
+		})
+	}
+}
+
+// badRooms are room arguments every room event refuses.
+var badRooms = []struct {
+	name string
+	args []any
+}{
+	{"no room", nil},
+	{"room not a string", []any{42.0}},
+	{"empty room", []any{""}},
+	{"room too long", []any{strings.Repeat("a", 129)}},
+	{"room with a space", []any{"a b"}},
+	{"room with a no-break space", []any{"room\u00a0x"}},
+	{"room with a zero-width space", []any{"room\u200bx"}},
+	{"room with a direction override", []any{"room\u202ex"}},
+}
+
+func TestRoomArgumentErrors(t *testing.T) {
+	var tests []handlerCase
+	for _, event := range []string{"join", "leave", "switch room", "send message", "history", "members"} {
+		for _, b := range badRooms {
+			args := b.args
+			if len(args) > 0 {
+				args = append(args, "msg")
+			}
+			tests = append(tests, handlerCase{
+				name: event + "/" + b.name, event: event, args: args, code: CodeInvalidArgument,
+				check: func(t *testing.T, _ map[string]any, rooms *fakeRooms, _ *fakeRelay, _ *client) {
+					if len(rooms.calls) > 0 {
+						t.Errorf("rooms service called with a bad room: %v", rooms.calls)
+					}
+				},
+			})
+		}
+		tests = append(tests, handlerCase{
+			name: event + "/room outside the namespace pattern", ns: Namespace{Name: "/", RoomPattern: "^team-"},
+			event: event, args: []any{"lobby", "msg"}, code: CodeInvalidArgument,
+		})
+	}
+	runHandlerCases(t, tests)
+}
+
+func TestJoin(t *testing.T) {
+	notFound := status.Error(codes.NotFound, "room not found")
+	oneRoom := testLimits
+	oneRoom.MaxRooms = 1
+	runHandlerCases(t, []handlerCase{
+		{name: "joins and acks the room's state", event: "join", args: []any{"lobby"},
+			check: func(t *testing.T, ack map[string]any, _ *fakeRooms, rel *fakeRelay, c *client) {
+				want := `{"members":[{"online":true,"user":"alice"},{"online":false,"user":"bob"}],` +
+					`"messages":[{"from":"bob","id":"6","msg":{"text":"hi"},"offset":6,"room":"lobby","ts":1700000000000},` +
+					`{"from":"svc","id":"c-7","msg":"plain text","offset":7,"room":"lobby","ts":1700000000000}],` +
+					`"offset":7,"ok":true,"room":"lobby"}`
+				if got, _ := json.Marshal(ack); string(got) != want {
+					t.Errorf("ack\n got %s\nwant %s", got, want)
+				}
+				if rel.held("lobby") != 1 || rel.members[c.key("lobby")] != c.member || !c.joined("lobby") {
+					t.Error("the socket is not in the room's delivery")
+				}
+			}},
+		{name: "join again keeps one reference", in: []string{"lobby"}, event: "join", args: []any{"lobby"},
+			check: func(t *testing.T, _ map[string]any, _ *fakeRooms, rel *fakeRelay, _ *client) {
+				if rel.held("lobby") != 1 {
+					t.Errorf("references = %d, want 1", rel.held("lobby"))
+				}
+			}},
+		{name: "room limit", limits: &oneRoom, in: []string{"a"}, event: "join", args: []any{"b"}, code: CodeResourceExhausted},
+		{name: "unknown room", acquire: []error{notFound}, event: "join", args: []any{"nowhere"}, code: CodeNotFound,
+			check: func(t *testing.T, _ map[string]any, rooms *fakeRooms, _ *fakeRelay, _ *client) {
+				if rooms.called("CreateRoom") {
+					t.Error("created a room in a namespace that does not allow it")
+				}
+			}},
+		{name: "unknown room is created where allowed", ns: Namespace{Name: "/", CreateRooms: true}, acquire: []error{notFound},
+			event: "join", args: []any{"new"},
+			check: func(t *testing.T, _ map[string]any, rooms *fakeRooms, rel *fakeRelay, _ *client) {
+				if !rooms.called("CreateRoom") || rel.held("new") != 1 {
+					t.Error("room not created and subscribed")
+				}
+			}},
+		{name: "refused by the rooms service", fail: map[string]error{"JoinRoom": status.Error(codes.PermissionDenied, "private room")},
+			event: "join", args: []any{"vip"}, code: CodePermissionDenied,
+			check: func(t *testing.T, ack map[string]any, _ *fakeRooms, rel *fakeRelay, c *client) {
+				if rel.held("vip") != 0 || c.joined("vip") {
+					t.Error("a refused join kept its relay reference")
+				}
+				if msg := ack["error"].(map[string]any)["message"]; msg != "private room" {
+					t.Errorf("message %q, want the rooms service's", msg)
+				}
+			}},
+		{name: "rooms service down", fail: map[string]error{"GetHistory": status.Error(codes.Unavailable, "connection refused 127.0.0.1:1")},
+			event: "join", args: []any{"lobby"}, code: CodeUnavailable},
+		{name: "rooms service fails", fail: map[string]error{"ListMembers": status.Error(codes.Internal, "disk full")},
+			event: "join", args: []any{"lobby"}, code: CodeInternal,
+			check: func(t *testing.T, ack map[string]any, _ *fakeRooms, _ *fakeRelay, _ *client) {
+				if msg := ack["error"].(map[string]any)["message"]; msg != "internal error" {
+					t.Errorf("internal detail %q reached the client", msg)
+				}
+			}},
+	})
+}
+
+func TestLeaveAndSwitch(t *testing.T) {
+	runHandlerCases(t, []handlerCase{
+		{name: "leave", in: []string{"lobby"}, event: "leave", args: []any{"lobby"},
+			check: func(t *testing.T, ack map[string]any, rooms *fakeRooms, rel *fakeRelay, c *client) {
+				if len(ack) != 1 {
+					t.Errorf("ack %v, want {ok: true}", ack)
+				}
+				if c.joined("lobby") || rel.held("lobby") != 0 || !rooms.called("EndSession") || !rooms.called("LeaveRoom") {
+					t.Errorf("not left: calls %v", rooms.calls)
+				}
+			}},
+		{name: "leave a room not joined", event: "leave", args: []any{"lobby"}, code: CodeNotFound},
+		{name: "leave fails upstream", in: []string{"lobby"}, fail: map[string]error{"EndSession": errors.New("boom")},
+			event: "leave", args: []any{"lobby"}, code: CodeInternal},
+		{name: "switch leaves every other room", in: []string{"a", "b"}, event: "switch room", args: []any{"c"},
+			check: func(t *testing.T, ack map[string]any, _ *fakeRooms, rel *fakeRelay, c *client) {
+				if ack["room"] != "c" || c.joined("a") || c.joined("b") || !c.joined("c") || rel.held("a")+rel.held("b") != 0 {
+					t.Errorf("after switch: rooms %v, ack %v", c.rooms, ack)
+				}
+			}},
+		{name: "switch to an unknown room", in: []string{"a"}, acquire: []error{status.Error(codes.NotFound, "no room")},
+			event: "switch room", args: []any{"gone"}, code: CodeNotFound},
+	})
+}
+
+func TestSendMessage(t *testing.T) {
+	runHandlerCases(t, []handlerCase{
+		{name: "publishes and acks", in: []string{"lobby"}, event: "send message", args: []any{"lobby", map[string]any{"text": "hi"}},
+			check: func(t *testing.T, ack map[string]any, rooms *fakeRooms, _ *fakeRelay, _ *client) {
+				if ack["id"] != "8" || ack["offset"] != 8.0 || ack["ts"] != 1700000000000.0 {
+					t.Errorf("ack %v", ack)
+				}
+				req := rooms.last.(*roomsv1.PublishRequest)
+				if req.GetPayload() != `{"text":"hi"}` || req.GetSender() != "alice" || req.GetSessionId() != "sock1" {
+					t.Errorf("published %v", req)
+				}
+			}},
+		{name: "client id is the message id", in: []string{"lobby"}, event: "send message", args: []any{"lobby", "hi", map[string]any{"id": "m-1"}},
+			check: func(t *testing.T, ack map[string]any, rooms *fakeRooms, _ *fakeRelay, _ *client) {
+				if ack["id"] != "m-1" || rooms.last.(*roomsv1.PublishRequest).GetClientMessageId() != "m-1" {
+					t.Errorf("ack %v", ack)
+				}
+			}},
+		{name: "not joined", event: "send message", args: []any{"lobby", "hi"}, code: CodePermissionDenied},
+		{name: "no message", in: []string{"lobby"}, event: "send message", args: []any{"lobby"}, code: CodeInvalidArgument},
+		{name: "options not an object", in: []string{"lobby"}, event: "send message", args: []any{"lobby", "hi", "id"}, code: CodeInvalidArgument},
+		{name: "id not a string", in: []string{"lobby"}, event: "send message", args: []any{"lobby", "hi", map[string]any{"id": 5.0}}, code: CodeInvalidArgument},
+		{name: "id too long", in: []string{"lobby"}, event: "send message", args: []any{"lobby", "hi", map[string]any{"id": strings.Repeat("x", 129)}}, code: CodeInvalidArgument},
+		{name: "message too large", in: []string{"lobby"}, event: "send message", args: []any{"lobby", strings.Repeat("x", 63)}, code: CodeResourceExhausted,
+			check: func(t *testing.T, _ map[string]any, rooms *fakeRooms, _ *fakeRelay, _ *client) {
+				if rooms.called("Publish") {
+					t.Error("published an oversized message")
+				}
+			}},
+		{name: "read-only room", in: []string{"lobby"}, fail: map[string]error{"Publish": status.Error(codes.PermissionDenied, "read-only")},
+			event: "send message", args: []any{"lobby", "hi"}, code: CodePermissionDenied},
+		{name: "payload over the service's limit", in: []string{"lobby"}, fail: map[string]error{"Publish": status.Error(codes.ResourceExhausted, "too big")},
+			event: "send message", args: []any{"lobby", "hi"}, code: CodeResourceExhausted},
+	})
+}
+
+func TestHistory(t *testing.T) {
+	cursor := func(want ...string) func(*testing.T, map[string]any, *fakeRooms, *fakeRelay, *client) {
+		return func(t *testing.T, ack map[string]any, rooms *fakeRooms, _ *fakeRelay, _ *client) {
+			req := rooms.last.(*roomsv1.GetHistoryRequest)
+			got := strings.Join(strings.Fields(req.String()), " ")
+			for _, w := range want {
+				if !strings.Contains(got, w) {
+					t.Errorf("request %s, want %s", got, w)
+				}
+			}
+			if ms, _ := ack["messages"].([]any); len(ms) != 2 || ack["has_more"] != true {
+				t.Errorf("ack %v", ack)
+			}
+		}
+	}
+	runHandlerCases(t, []handlerCase{
+		{name: "latest", in: []string{"lobby"}, event: "history", args: []any{"lobby"}, check: cursor(`room:"lobby"`)},
+		{name: "before", in: []string{"lobby"}, event: "history", args: []any{"lobby", map[string]any{"before": 5.0, "limit": 10.0}}, check: cursor("limit:10", "before_offset:5")},
+		{name: "after", in: []string{"lobby"}, event: "history", args: []any{"lobby", map[string]any{"after": 3.0}}, check: cursor("after_offset:3")},
+		{name: "null options", in: []string{"lobby"}, event: "history", args: []any{"lobby", nil}},
+		{name: "not joined", event: "history", args: []any{"lobby"}, code: CodePermissionDenied},
+		{name: "options not an object", in: []string{"lobby"}, event: "history", args: []any{"lobby", 5.0}, code: CodeInvalidArgument},
+		{name: "before and after", in: []string{"lobby"}, event: "history", args: []any{"lobby", map[string]any{"before": 5.0, "after": 1.0}}, code: CodeInvalidArgument},
+		{name: "negative", in: []string{"lobby"}, event: "history", args: []any{"lobby", map[string]any{"before": -1.0}}, code: CodeInvalidArgument},
+		{name: "fraction", in: []string{"lobby"}, event: "history", args: []any{"lobby", map[string]any{"after": 1.5}}, code: CodeInvalidArgument},
+		{name: "not a number", in: []string{"lobby"}, event: "history", args: []any{"lobby", map[string]any{"limit": "10"}}, code: CodeInvalidArgument},
+		{name: "limit over the API's page", in: []string{"lobby"}, event: "history", args: []any{"lobby", map[string]any{"limit": 1001.0}}, code: CodeInvalidArgument},
+		{name: "limit at the API's page", in: []string{"lobby"}, event: "history", args: []any{"lobby", map[string]any{"limit": 1000.0}}},
+		{name: "rooms service down", in: []string{"lobby"}, fail: map[string]error{"GetHistory": status.Error(codes.DeadlineExceeded, "slow")},
+			event: "history", args: []any{"lobby"}, code: CodeUnavailable},
+	})
+}
+
+func TestMembersAndRooms(t *testing.T) {
+	runHandlerCases(t, []handlerCase{
+		{name: "members", in: []string{"lobby"}, event: "members", args: []any{"lobby"},
+			check: func(t *testing.T, ack map[string]any, _ *fakeRooms, _ *fakeRelay, _ *client) {
+				if got, _ := json.Marshal(ack["members"]); string(got) != `[{"online":true,"user":"alice"},{"online":false,"user":"bob"}]` {
+					t.Errorf("members %s", got)
+				}
+			}},
+		{name: "members of a room not joined", event: "members", args: []any{"lobby"}, code: CodePermissionDenied},
+		{name: "members of a deleted room", in: []string{"lobby"}, fail: map[string]error{"ListMembers": status.Error(codes.NotFound, "no room")},
+			event: "members", args: []any{"lobby"}, code: CodeNotFound},
+		{name: "rooms lists public rooms", event: "rooms",
+			check: func(t *testing.T, ack map[string]any, _ *fakeRooms, _ *fakeRelay, _ *client) {
+				if got, _ := json.Marshal(ack["rooms"]); string(got) != `[{"members":3,"name":"lobby"}]` {
+					t.Errorf("rooms %s", got)
+				}
+			}},
+		{name: "rooms fails", fail: map[string]error{"ListRooms": status.Error(codes.Unauthenticated, "bad service token")}, event: "rooms", code: CodeInternal},
+	})
+}
+
+func TestUnknownEventAndRateLimit(t *testing.T) {
+	runHandlerCases(t, []handlerCase{
+		{name: "unknown event", event: "dance", args: []any{"now"}, code: CodeUnimplemented},
+	})
+	limits := testLimits
+	limits.EventRate, limits.EventBurst = 0.001, 2
+	c := newTestClient(t, Namespace{Name: "/"}, limits, &fakeRooms{}, newFakeRelay())
+	for i, want := range []Code{"", "", CodeResourceExhausted} {
+		if got := ackCode(t, emit(t, c, "rooms")); got != want {
+			t.Fatalf("event %d: code %q, want %q", i+1, got, want)
+		}
+	}
+}
+
+func TestEventsNotReadyInTime(t *testing.T) {
+	limits := testLimits
+	limits.CallTimeout = 1
+	c := newTestClient(t, Namespace{Name: "/"}, limits, &fakeRooms{}, newFakeRelay())
+	c.ready = make(chan struct{})
+	if got := ackCode(t, emit(t, c, "rooms")); got != CodeUnavailable {
+		t.Fatalf("code %q, want unavailable", got)
+	}
+}

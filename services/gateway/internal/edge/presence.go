@@ -1,0 +1,38 @@
+package edge
+
+import (
+	"context"
+
+	roomsv1 "github.com/parleyhq/parley/proto/parley/rooms/v1"
+)
+
+// member is a room member as clients see it.
+type member struct {
+	User   string `json:"user"`
+	Online bool   `json:"online"`
+}
+
+type membersResult struct {
+	Members []member `json:"members"`
+}
+
+func (c *client) members(ctx context.Context, req roomRequest) (membersResult, error) {
+	if !c.joined(req.Room) {
+		return membersResult{}, errorf(CodePermissionDenied, "join room %q before listing its members", req.Room)
+	}
+	ms, err := c.listMembers(ctx, req.Room)
+	return membersResult{Members: ms}, err
+}
+
+// listMembers reads the room's first page of members with their presence.
+func (c *client) listMembers(ctx context.Context, room string) ([]member, error) {
+	resp, err := c.g.cfg.Rooms.ListMembers(ctx, &roomsv1.ListMembersRequest{Namespace: c.ns.Name, Room: room})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]member, 0, len(resp.GetMembers()))
+	for _, m := range resp.GetMembers() {
+		out = append(out, member{User: m.GetUserId(), Online: m.GetOnline()})
+	}
+	return out, nil
+}

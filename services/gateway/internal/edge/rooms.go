@@ -1,0 +1,157 @@
+package edge
+
+import (
+	"context"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	roomsv1 "github.com/parleyhq/parley/proto/parley/rooms/v1"
+	"github.com/parleyhq/parley/services/gateway/internal/wire"
+)
+
+// joinResult is the ack of join and switch room.
+type joinResult struct {
+	Room     string         `json:"room"`
+	Offset   uint64         `json:"offset"`
+	Messages []wire.Message `json:"messages"`
+	Members  []member       `json:"members"`
+}
+
+// join makes the socket a member of the room and starts delivering it the
+// room's events. The relay's subscription is registered before the room's
+// state is read, so that every message is either in the ack's history or
+// delivered live, never neither and never both.
+func (c *client) join(ctx context.Context, req roomRequest) (joinResult, error) {
+	room := req.Room
+	c.mu.Lock()
+	_, already := c.rooms[room]
+	full := len(c.rooms) >= c.g.cfg.Limits.MaxRooms
+	c.mu.Unlock()
+	if !already && full {
+		return joinResult{}, errorf(CodeResourceExhausted, "a socket may be in at most %d rooms", c.g.cfg.Limits.MaxRooms)
+	}
+	if !already {
+		if err := c.acquire(ctx, room); err != nil {
+			return joinResult{}, err
+		}
+	}
+	res, err := c.enter(ctx, room)
+	if err == nil && !already {
+		err = c.attach(ctx, room, res.Offset, res.Offset)
+	}
+	if err != nil {
+		if !already {
+			c.g.cfg.Relay.Release(c.key(room))
+		}
+		return joinResult{}, err
+	}
+	return res, nil
+}
+
+// acquire takes the relay's reference on room, creating the room first when
+// it does not exist and the namespace allows it.
+func (c *client) acquire(ctx context.Context, room string) error {
+	k := c.key(room)
+	err := c.g.cfg.Relay.Acquire(ctx, k)
+	if status.Code(err) != codes.NotFound || !c.ns.CreateRooms {
+		return err
+	}
+	_, err = c.g.cfg.Rooms.CreateRoom(ctx, &roomsv1.CreateRoomRequest{Namespace: c.ns.Name, Room: room})
+	if err != nil && status.Code(err) != codes.AlreadyExists {
+		return err
+	}
+	return c.g.cfg.Relay.Acquire(ctx, k)
+}
+
+// enter joins the user to room in the rooms service and reads what the join
+// ack shows: the last messages and the members.
+func (c *client) enter(ctx context.Context, room string) (joinResult, error) {
+	jr, err := c.g.cfg.Rooms.JoinRoom(ctx, &roomsv1.JoinRoomRequest{Namespace: c.ns.Name, Room: room, UserId: c.user, SessionId: c.id})
+	if err != nil {
+		return joinResult{}, err
+	}
+	last := jr.GetRoom().GetLastOffset()
+	hist, err := c.g.cfg.Rooms.GetHistory(ctx, &roomsv1.GetHistoryRequest{
+		Namespace: c.ns.Name, Room: room, Limit: uint32(c.g.cfg.Limits.HistoryOnJoin),
+		Cursor: &roomsv1.GetHistoryRequest_BeforeOffset{BeforeOffset: last + 1},
+	})
+	if err != nil {
+		return joinResult{}, err
+	}
+	ms, err := c.listMembers(ctx, room)
+	if err != nil {
+		return joinResult{}, err
+	}
+	return joinResult{Room: room, Offset: last, Messages: wire.NewMessages(hist.GetMessages()), Members: ms}, nil
+}
+
+// attach hands the socket to the relay for room, caught up from seen, where
+// the room is known to have reached upTo, and records the room as joined.
+// The caller holds the relay reference, which the socket keeps on success.
+func (c *client) attach(ctx context.Context, room string, seen, upTo uint64) error {
+	k := c.key(room)
+	reached, err := c.g.cfg.Relay.Add(ctx, k, c.member, seen, upTo)
+	if err != nil {
+		return err
+	}
+	if !c.record(room, reached) {
+		c.g.cfg.Relay.Remove(k, c.member)
+		return errorf(CodeUnavailable, "the socket disconnected")
+	}
+	return nil
+}
+
+func (c *client) leaveRoom(ctx context.Context, req roomRequest) (struct{}, error) {
+	if !c.joined(req.Room) {
+		return struct{}{}, errorf(CodeNotFound, "not in room %q", req.Room)
+	}
+	return struct{}{}, c.leave(ctx, req.Room, asked)
+}
+
+// switchRoom leaves every other room, then joins req.Room.
+func (c *client) switchRoom(ctx context.Context, req roomRequest) (joinResult, error) {
+	c.mu.Lock()
+	var others []string
+	for r := range c.rooms {
+		if r != req.Room {
+			others = append(others, r)
+		}
+	}
+	c.mu.Unlock()
+	for _, r := range others {
+		if err := c.leave(ctx, r, asked); err != nil {
+			return joinResult{}, err
+		}
+	}
+	return c.join(ctx, req)
+}
+
+// roomInfo is one room in the `rooms` ack.
+type roomInfo struct {
+	Name    string `json:"name"`
+	Members uint32 `json:"members"`
+}
+
+type roomsResult struct {
+	Rooms []roomInfo `json:"rooms"`
+}
+
+// roomsPage is how many rooms `rooms` lists: the namespace's first, by name.
+const roomsPage = 100
+
+// listRooms lists the namespace's public rooms with their member counts.
+func (c *client) listRooms(ctx context.Context, _ struct{}) (roomsResult, error) {
+	resp, err := c.g.cfg.Rooms.ListRooms(ctx, &roomsv1.ListRoomsRequest{Namespace: c.ns.Name, PageSize: roomsPage})
+	if err != nil {
+		return roomsResult{}, err
+	}
+	rooms := make([]roomInfo, 0, len(resp.GetRooms()))
+	for _, r := range resp.GetRooms() {
+		if r.GetOptions().GetVisibility() == roomsv1.Visibility_VISIBILITY_PRIVATE {
+			continue
+		}
+		rooms = append(rooms, roomInfo{Name: r.GetName(), Members: r.GetMemberCount()})
+	}
+	return roomsResult{Rooms: rooms}, nil
+}

@@ -1,0 +1,176 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	roomsv1 "github.com/parleyhq/parley/proto/parley/rooms/v1"
+	"github.com/parleyhq/parley/services/gateway/internal/wire"
+)
+
+// run keeps the room's upstream subscription open until ctx ends, resuming
+// after the last offset dispatched whenever the stream breaks.
+func (r *Relay) run(ctx context.Context, rm *room) {
+	registered := false
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		sub := &roomsv1.RoomSubscription{Namespace: rm.key.Namespace, Room: rm.key.Room}
+		if registered {
+			after := rm.lastDelivered()
+			sub.AfterOffset = &after
+		}
+		stream, err := r.rooms.Subscribe(ctx, &roomsv1.SubscribeRequest{Rooms: []*roomsv1.RoomSubscription{sub}})
+		if err == nil {
+			err = awaitRegistered(stream)
+		}
+		if err == nil && !registered {
+			registered = true
+			close(rm.ready)
+		}
+		if err == nil {
+			backoff = 100 * time.Millisecond
+			err = r.pump(rm, stream)
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		if errors.Is(err, errRoomDeleted) {
+			return
+		}
+		if code := status.Code(err); code == codes.NotFound || code == codes.PermissionDenied {
+			if !registered {
+				rm.err = err
+				close(rm.ready)
+			}
+			return
+		}
+		r.log.Warn("room subscription interrupted; resuming", "namespace", rm.key.Namespace, "room", rm.key.Room, "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+	if !registered {
+		rm.err = ErrClosed
+		close(rm.ready)
+	}
+}
+
+func (rm *room) lastDelivered() uint64 {
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	return rm.delivered
+}
+
+// awaitRegistered waits for the response headers the rooms service sends once
+// the subscription is registered. A stream refused before that (an unknown
+// room, say) ends without headers, and its status comes from Recv.
+func awaitRegistered(stream grpc.ServerStreamingClient[roomsv1.SubscribeResponse]) error {
+	md, err := stream.Header()
+	if err != nil {
+		return err
+	}
+	if md == nil {
+		if _, err := stream.Recv(); err != nil {
+			return err
+		}
+		return errors.New("subscription sent events before its headers")
+	}
+	return nil
+}
+
+// errRoomDeleted ends a room's subscription for good.
+var errRoomDeleted = errors.New("room deleted")
+
+// pump dispatches the events of one upstream stream until it ends.
+func (r *Relay) pump(rm *room, stream grpc.ServerStreamingClient[roomsv1.SubscribeResponse]) error {
+	for {
+		resp, err := stream.Recv()
+		if err == io.EOF {
+			return errors.New("subscription ended")
+		}
+		if err != nil {
+			return err
+		}
+		if _, deleted := resp.GetEvent().GetKind().(*roomsv1.Event_RoomDeleted); deleted {
+			return errRoomDeleted
+		}
+		r.dispatch(rm, resp.GetEvent())
+	}
+}
+
+func (r *Relay) dispatch(rm *room, ev *roomsv1.Event) {
+	switch k := ev.GetKind().(type) {
+	case *roomsv1.Event_Message:
+		m := k.Message
+		if r.dispatchMessage(rm, wire.EncodeMessage(rm.key.Namespace, wire.NewMessage(m), m.GetSessionId())) {
+			r.metrics.Delivered(time.Since(m.GetCreateTime().AsTime()))
+		}
+	case *roomsv1.Event_MemberJoined:
+		r.broadcast(rm, wire.EventMemberJoined, k.MemberJoined.GetUserId())
+	case *roomsv1.Event_MemberLeft:
+		user := k.MemberLeft.GetUserId()
+		r.broadcast(rm, wire.EventMemberLeft, user)
+		// The user's own sockets here are told too, then stop receiving the
+		// room: a removed member must not go on reading it.
+		rm.mu.Lock()
+		for m := range rm.members {
+			if m.User == user {
+				delete(rm.members, m)
+				m.Out.DropPos(rm.key.Room)
+				go m.Removed(rm.key.Room)
+			}
+		}
+		rm.mu.Unlock()
+	case *roomsv1.Event_HistoryGap:
+		r.log.Warn("messages expired before delivery", "namespace", rm.key.Namespace, "room", rm.key.Room,
+			"from", k.HistoryGap.GetFromOffset(), "to", k.HistoryGap.GetToOffset())
+	}
+}
+
+// dispatchMessage hands a message to every member that does not have it yet:
+// written at once to live members, held for members catching up. It reports
+// false for a message already dispatched.
+func (r *Relay) dispatchMessage(rm *room, p wire.MessagePacket) bool {
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	if p.Offset <= rm.delivered {
+		return false
+	}
+	rm.delivered = p.Offset
+	rm.recent = append(rm.recent, p)
+	if len(rm.recent) > r.opts.Replay {
+		rm.recent = rm.recent[len(rm.recent)-r.opts.Replay:]
+	}
+	for m, pos := range rm.members {
+		switch {
+		case pos.catching && len(pos.backlog) >= r.opts.Backlog:
+			m.Out.Fail()
+		case pos.catching:
+			pos.backlog = append(pos.backlog, p)
+		case p.Offset > pos.seen:
+			deliver(m, p, 0)
+		}
+	}
+	return true
+}
+
+func (r *Relay) broadcast(rm *room, event, user string) {
+	p, err := wire.Event(rm.key.Namespace, event, wire.Presence{Room: rm.key.Room, User: user})
+	if err != nil {
+		r.log.Error("encoding presence event failed", "event", event, "err", err)
+		return
+	}
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	for m := range rm.members {
+		m.Out.Write(p)
+	}
+}

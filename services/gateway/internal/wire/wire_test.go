@@ -1,0 +1,105 @@
+package wire
+
+import (
+	"io"
+	"testing"
+	"time"
+
+	"github.com/zishang520/socket.io/parsers/engine/v3/packet"
+	"github.com/zishang520/socket.io/servers/engine/v3"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	roomsv1 "github.com/parleyhq/parley/proto/parley/rooms/v1"
+)
+
+func TestEncodeMessage(t *testing.T) {
+	m := &roomsv1.Message{Room: "r", Offset: 5, Sender: "alice", Payload: `{"text":"<hi>"}`, CreateTime: timestamppb.New(time.UnixMilli(42))}
+	tests := []struct {
+		name, nsp string
+		msg       *roomsv1.Message
+		want      string
+	}{
+		{"root namespace", "/", m, `2["receive message",{"text":"<hi>"},{"room":"r","id":"5","offset":5,"from":"alice","ts":42},"r=5"]`},
+		{"other namespace", "/chat", m, `2/chat,["receive message",{"text":"<hi>"},{"room":"r","id":"5","offset":5,"from":"alice","ts":42},"r=5"]`},
+		{"text that is not JSON", "/", &roomsv1.Message{Room: "r", Offset: 1, Payload: `say "hi"`, ClientMessageId: "c1", CreateTime: timestamppb.New(time.UnixMilli(0))},
+			`2["receive message","say \"hi\"",{"room":"r","id":"c1","offset":1,"from":"","ts":0},"r=5"]`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := EncodeMessage(tt.nsp, NewMessage(tt.msg), "s1")
+			if got := p.text("r=5"); got != tt.want {
+				t.Errorf("packet\n got %s\nwant %s", got, tt.want)
+			}
+			if p.Session != "s1" || p.Room != "r" || p.Offset != tt.msg.GetOffset() {
+				t.Errorf("packet header %+v", p)
+			}
+		})
+	}
+}
+
+func TestEvent(t *testing.T) {
+	p, err := Event("/chat", EventMemberJoined, Presence{Room: "r", User: "bob"})
+	if err != nil || p.text != `2/chat,["member joined",{"room":"r","user":"bob"}]` {
+		t.Fatalf("Event = %q, %v", p.text, err)
+	}
+	if _, err := Event("/", "x", func() {}); err == nil {
+		t.Fatal("an argument JSON cannot encode was accepted")
+	}
+}
+
+// transport keeps what is written without flushing it until told.
+type transport struct {
+	written []string
+	done    []engine.SendCallback
+}
+
+func (tr *transport) Write(r io.Reader, _ *packet.Options, cb engine.SendCallback) engine.Socket {
+	b, _ := io.ReadAll(r)
+	tr.written = append(tr.written, string(b))
+	tr.done = append(tr.done, cb)
+	return nil
+}
+
+func (tr *transport) flush() {
+	for _, cb := range tr.done {
+		cb(nil)
+	}
+	tr.done = nil
+}
+
+func TestConnBoundsItsQueue(t *testing.T) {
+	tr := &transport{}
+	slow := make(chan struct{}, 2)
+	c := NewConn(tr, 2, func() { slow <- struct{}{} })
+	p := Packet{text: "2[\"x\"]"}
+	if !c.Write(p) || !c.Write(p) {
+		t.Fatal("writes within the bound refused")
+	}
+	tr.flush()
+	c.SetPos("a", 3)
+	for off := uint64(1); off <= 2; off++ {
+		if !c.WriteMessage(MessagePacket{Room: "b", Offset: off, open: `2["receive message",1,{}`}, 0) {
+			t.Fatalf("message %d refused", off)
+		}
+	}
+	if got := tr.written[3]; got != `2["receive message",1,{},"a=3&b=2"]` {
+		t.Errorf("message carries %s", got)
+	}
+	if c.Write(p) {
+		t.Fatal("a write beyond the bound was queued")
+	}
+	<-slow
+	tr.flush()
+	if c.Write(p) {
+		t.Fatal("a slow socket is written again")
+	}
+	select {
+	case <-slow:
+		t.Fatal("onSlow called twice")
+	case <-time.After(50 * time.Millisecond):
+	}
+	c2 := NewConn(&transport{}, 1, func() {})
+	if !c2.WriteMessage(MessagePacket{Room: "r", Offset: 1}, 5) || !c2.WriteMessage(MessagePacket{Room: "r", Offset: 2}, 5) {
+		t.Fatal("headroom for a catch-up page not granted")
+	}
+}
