@@ -14,7 +14,7 @@ GRPCURL_VERSION := v1.9.4
 # protovalidate's .proto rules, read from its Go module (no schema registry needed).
 PROTOVALIDATE_VERSION := v1.2.2
 
-MODULES := ./proto/... ./services/rooms/... ./services/gateway/...
+MODULES := ./proto/... ./services/kit/... ./services/rooms/... ./services/gateway/...
 
 # Settings of `make run` (a local, single-machine development setup).
 RUN_DATA_DIR ?= $(TMP)/data
