@@ -4,10 +4,13 @@ go 1.26.0
 
 replace github.com/parleyhq/parley/proto => ../../proto
 
+replace github.com/parleyhq/parley/services/kit => ../kit
+
 require (
 	github.com/golang-jwt/jwt/v5 v5.3.1
 	github.com/gorilla/websocket v1.5.3
 	github.com/parleyhq/parley/proto v0.0.0-00010101000000-000000000000
+	github.com/parleyhq/parley/services/kit v0.0.0-00010101000000-000000000000
 	github.com/prometheus/client_golang v1.25.0
 	github.com/zishang520/socket.io/clients/engine/v3 v3.0.6
 	github.com/zishang520/socket.io/clients/socket/v3 v3.0.6

@@ -4,12 +4,15 @@ go 1.26.0
 
 replace github.com/parleyhq/parley/proto => ../../proto
 
+replace github.com/parleyhq/parley/services/kit => ../kit
+
 require (
 	buf.build/go/protovalidate v1.4.0
 	github.com/google/go-cmp v0.7.0
 	github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus v1.1.1
 	github.com/grpc-ecosystem/go-grpc-middleware/v2 v2.3.4
 	github.com/parleyhq/parley/proto v0.0.0-00010101000000-000000000000
+	github.com/parleyhq/parley/services/kit v0.0.0-00010101000000-000000000000
 	github.com/prometheus/client_golang v1.25.0
 	golang.org/x/sync v0.25.0
 	golang.org/x/time v0.16.0

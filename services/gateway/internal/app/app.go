@@ -29,6 +29,7 @@ import (
 	"github.com/parleyhq/parley/services/gateway/internal/relay"
 	"github.com/parleyhq/parley/services/gateway/internal/roomsclient"
 	"github.com/parleyhq/parley/services/gateway/internal/web"
+	"github.com/parleyhq/parley/services/kit/logging"
 )
 
 // Run runs the gateway until ctx is done; `token` as the first argument
@@ -41,7 +42,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	log, err := newLogger(cfg, stderr)
+	log, err := logging.New(cfg.LogFormat, cfg.LogLevel, stderr)
 	if err != nil {
 		return err
 	}
@@ -209,16 +210,4 @@ func namespaceNames(ns []edge.Namespace) []string {
 		names = append(names, n.Name)
 	}
 	return names
-}
-
-func newLogger(cfg Config, w io.Writer) (*slog.Logger, error) {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
-		return nil, fmt.Errorf("--log-level: %w", err)
-	}
-	opts := &slog.HandlerOptions{Level: level}
-	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	}
-	return slog.New(slog.NewTextHandler(w, opts)), nil
 }

@@ -3,7 +3,6 @@ package app
 import (
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -11,6 +10,8 @@ import (
 	"time"
 
 	"github.com/parleyhq/parley/services/gateway/internal/edge"
+	"github.com/parleyhq/parley/services/kit/cli"
+	"github.com/parleyhq/parley/services/kit/logging"
 )
 
 const envPrefix = "PARLEY_GATEWAY_"
@@ -49,14 +50,9 @@ func defaultNamespaces() []edge.Namespace {
 	return []edge.Namespace{{Name: "/", DefaultRooms: []string{"room1"}, CreateRooms: true}}
 }
 
-func envName(flagName string) string {
-	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
-}
-
 func parseConfig(args []string, getenv func(string) string, out io.Writer) (Config, error) {
 	c := Config{}
-	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
-	fs.SetOutput(out)
+	fs := cli.NewFlagSet("gateway", envPrefix, "Usage: gateway [flags]\n       gateway token [--jwt-secret S] [--ttl D] USER\n\nParley gateway: socket.io v4 clients in, rooms service RPCs out.", out)
 	fs.StringVar(&c.Listen, "listen", ":3000", "HTTP listen address (socket.io at /socket.io/, /healthz, /metrics)")
 	fs.StringVar(&c.RoomsAddr, "rooms-addr", "localhost:50051", "gRPC address of the rooms service")
 	fs.StringVar(&c.ServiceToken, "service-token", "", "service credential for the rooms service (required)")
@@ -73,8 +69,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	fs.StringVar(&c.WebNamespace, "web-namespace", "/chat", "namespace the chat page connects to (it should require auth)")
 	fs.BoolVar(&c.DevTokens, "dev-tokens", false, "DEVELOPMENT ONLY: let the chat page sign anyone in under a display name, with a token signed by --jwt-secret")
 	fs.BoolVar(&c.ProtocolFixture, "protocol-fixture", false, "serve only the echo namespaces / and /custom the socket.io protocol test suite expects (ping 300ms/200ms, maxPayload 1e6, any origin), for conformance runs; needs no rooms service")
-	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
-	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+	logging.AddFlags(fs.FlagSet, &c.LogFormat, &c.LogLevel)
 	l := &c.Limits
 	fs.IntVar(&l.MaxMessageBytes, "max-message-bytes", 16<<10, "largest \"send message\" payload, JSON-encoded (larger: error ack resource_exhausted)")
 	fs.Float64Var(&l.EventRate, "event-rate", 20, "events per second one socket may send, sustained")
@@ -83,27 +78,8 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	fs.IntVar(&l.HistoryOnJoin, "history-on-join", 50, "messages returned in a join ack")
 	fs.DurationVar(&l.CallTimeout, "call-timeout", 5*time.Second, "deadline of each call to the rooms service")
 
-	fs.VisitAll(func(f *flag.Flag) { f.Usage = fmt.Sprintf("%s (env %s)", f.Usage, envName(f.Name)) })
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: gateway [flags]\n       gateway token [--jwt-secret S] [--ttl D] USER\n\nParley gateway: socket.io v4 clients in, rooms service RPCs out.\nEvery flag may also be set by the environment variable named beside it.\n\n")
-		fs.PrintDefaults()
-	}
-	var envErr error
-	fs.VisitAll(func(f *flag.Flag) {
-		if v := getenv(envName(f.Name)); v != "" && envErr == nil {
-			if err := f.Value.Set(v); err != nil {
-				envErr = fmt.Errorf("%s: %w", envName(f.Name), err)
-			}
-		}
-	})
-	if envErr != nil {
-		return c, envErr
-	}
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(args, getenv); err != nil {
 		return c, err
-	}
-	if fs.NArg() > 0 {
-		return c, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
 	c.Namespaces = defaultNamespaces()
 	if c.ConfigFile != "" {
@@ -130,8 +106,8 @@ func (c Config) validate() error {
 	if c.DevTokens && c.JWTSecret == "" {
 		errs = append(errs, errors.New("--dev-tokens needs --jwt-secret"))
 	}
-	if c.LogFormat != "text" && c.LogFormat != "json" {
-		errs = append(errs, fmt.Errorf("--log-format %q: want text or json", c.LogFormat))
+	if err := logging.CheckFormat(c.LogFormat); err != nil {
+		errs = append(errs, err)
 	}
 	l := c.Limits
 	if l.MaxMessageBytes <= 0 || l.EventRate <= 0 || l.EventBurst <= 0 || l.MaxRooms <= 0 || l.HistoryOnJoin < 0 || l.HistoryOnJoin > 1000 || l.CallTimeout <= 0 || l.SendQueue <= 0 || c.RecoveryWindow < time.Second {

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/parleyhq/parley/services/kit/cli"
 )
 
 // runToken implements `gateway token [--jwt-secret S] [--ttl D] USER`: it
@@ -16,7 +18,8 @@ import (
 func runToken(args []string, getenv func(string) string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("gateway token", flag.ContinueOnError)
 	fs.SetOutput(stdout)
-	secret := fs.String("jwt-secret", getenv(envName("jwt-secret")), "HS256 secret (env "+envName("jwt-secret")+")")
+	secretEnv := cli.EnvName(envPrefix, "jwt-secret")
+	secret := fs.String("jwt-secret", getenv(secretEnv), "HS256 secret (env "+secretEnv+")")
 	ttl := fs.Duration("ttl", 24*time.Hour, "how long the token is valid")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: gateway token [flags] USER\n\nPrints a client token (HS256 JWT) whose subject is USER.\n\n")

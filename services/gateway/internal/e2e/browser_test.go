@@ -37,7 +37,7 @@ func TestChatPageInBrowser(t *testing.T) {
 	for _, step := range []string{"CHATTED", "PRESENCE", "HISTORY", "RESTART"} {
 		sc.expect(step)
 	}
-	gw.terminate(t)
+	gw.Terminate(t)
 	sc.expect("OFFLINE")
 	for i := 1; i <= 3; i++ {
 		publish(fmt.Sprintf("sent while you were away %d", i))

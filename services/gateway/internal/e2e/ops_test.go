@@ -74,7 +74,7 @@ func TestHealthAndMetrics(t *testing.T) {
 			t.Errorf("%s = %v, want %v", m.prefix, got, m.want)
 		}
 	}
-	s.rooms.kill()
+	s.rooms.Kill()
 	if code := healthz(t, url); code != http.StatusServiceUnavailable {
 		t.Fatalf("/healthz = %d with the rooms service down, want 503", code)
 	}

@@ -2,20 +2,16 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
-	"encoding/json"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
-	"time"
+
+	"github.com/parleyhq/parley/services/kit/proctest"
 )
 
 const (
@@ -30,128 +26,25 @@ func repoRoot() string {
 	return filepath.Join(filepath.Dir(file), "..", "..", "..", "..")
 }
 
-// buildBinaries compiles the rooms service and the gateway once per test
-// binary run.
-var buildBinaries = sync.OnceValues(func() (map[string]string, error) {
-	dir, err := os.MkdirTemp("", "parley-e2e-bin")
-	if err != nil {
-		return nil, err
-	}
-	bins := map[string]string{}
-	for name, pkg := range map[string]string{"rooms": "./services/rooms/cmd/rooms", "gateway": "./services/gateway/cmd/gateway"} {
-		out := filepath.Join(dir, name)
-		cmd := exec.Command("go", "build", "-race", "-o", out, pkg)
-		cmd.Dir = repoRoot()
-		if b, err := cmd.CombinedOutput(); err != nil {
-			return nil, &buildError{pkg: pkg, out: string(b), err: err}
-		}
-		bins[name] = out
-	}
-	return bins, nil
+// binaries builds the rooms service and the gateway once per test binary
+// run.
+var binaries = proctest.BuildOnce(map[string]string{
+	"rooms":   "github.com/parleyhq/parley/services/rooms/cmd/rooms",
+	"gateway": "github.com/parleyhq/parley/services/gateway/cmd/gateway",
 })
-
-type buildError struct {
-	pkg, out string
-	err      error
-}
-
-func (e *buildError) Error() string { return "go build " + e.pkg + ": " + e.err.Error() + "\n" + e.out }
-
-func binaries(t testing.TB) map[string]string {
-	t.Helper()
-	bins, err := buildBinaries()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bins
-}
-
-// proc is a running binary whose JSON log is captured.
-type proc struct {
-	name   string
-	cmd    *exec.Cmd
-	exited chan struct{}
-	ready  chan map[string]any
-	mu     sync.Mutex
-	log    bytes.Buffer
-}
 
 // startProc runs bin with args and waits for the log line whose msg is
 // readyMsg, returning its fields.
-func startProc(t testing.TB, name, bin, readyMsg string, args ...string) (*proc, map[string]any) {
+func startProc(t testing.TB, name, bin, readyMsg string, args ...string) (*proctest.Process, map[string]any) {
 	t.Helper()
-	p := &proc{name: name, cmd: exec.Command(bin, args...), exited: make(chan struct{}), ready: make(chan map[string]any, 1)}
-	stderr, err := p.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		defer close(p.exited)
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		sent := false
-		for sc.Scan() {
-			p.mu.Lock()
-			p.log.Write(sc.Bytes())
-			p.log.WriteByte('\n')
-			p.mu.Unlock()
-			var line map[string]any
-			if !sent && json.Unmarshal(sc.Bytes(), &line) == nil && line["msg"] == readyMsg {
-				p.ready <- line
-				sent = true
-			}
-		}
-		p.cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		<-p.exited
-		if t.Failed() {
-			t.Logf("%s log:\n%s", name, p.Log())
-		}
-	})
-	select {
-	case line := <-p.ready:
-		return p, line
-	case <-p.exited:
-		t.Fatalf("%s exited before serving:\n%s", name, p.Log())
-	case <-time.After(60 * time.Second):
-		t.Fatalf("%s did not start serving:\n%s", name, p.Log())
-	}
-	return nil, nil
-}
-
-func (p *proc) Log() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.log.String()
-}
-
-// kill ends the process with SIGKILL and waits.
-func (p *proc) kill() {
-	p.cmd.Process.Kill()
-	<-p.exited
-}
-
-// terminate sends SIGTERM and waits for exit.
-func (p *proc) terminate(t testing.TB) {
-	t.Helper()
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("%s did not exit after SIGTERM", p.name)
-	}
+	return proctest.Start(t, proctest.Cmd{Name: name, Path: bin, Args: args, Ready: readyMsg})
 }
 
 // stack is a rooms service and the gateways in front of it.
 type stack struct {
 	t        testing.TB
 	roomsDir string
-	rooms    *proc
+	rooms    *proctest.Process
 	roomsAdr string
 	metrics  string
 	config   string
@@ -205,7 +98,7 @@ func startStack(t testing.TB) *stack {
 
 // gateway starts a gateway on addr ("127.0.0.1:0" for any port) and returns
 // it with its base URL.
-func (s *stack) gateway(addr string, extra ...string) (*proc, string) {
+func (s *stack) gateway(addr string, extra ...string) (*proctest.Process, string) {
 	s.t.Helper()
 	args := append([]string{
 		"--listen", addr, "--rooms-addr", s.roomsAdr, "--service-token", serviceToken,

@@ -59,7 +59,7 @@ func TestRecoveryAcrossGatewayRestart(t *testing.T) {
 			publish("before")
 			next()
 			expect("READY")
-			gw.terminate(t)
+			gw.Terminate(t)
 			expect("DISCONNECTED")
 			for i := 1; i <= 3; i++ {
 				publish(fmt.Sprintf("missed-%d", i))

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -23,6 +22,7 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/parleyhq/parley/services/kit/logging"
 	"github.com/parleyhq/parley/services/rooms/internal/fanout"
 	"github.com/parleyhq/parley/services/rooms/internal/server"
 	"github.com/parleyhq/parley/services/rooms/internal/store/sqlite"
@@ -35,7 +35,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	log, err := newLogger(cfg, stderr)
+	log, err := logging.New(cfg.LogFormat, cfg.LogLevel, stderr)
 	if err != nil {
 		return err
 	}
@@ -136,16 +136,4 @@ func httpHandler(reg *prometheus.Registry, hs *health.Server) http.Handler {
 		fmt.Fprintln(w, "ok")
 	})
 	return mux
-}
-
-func newLogger(cfg Config, w io.Writer) (*slog.Logger, error) {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
-		return nil, fmt.Errorf("--log-level: %w", err)
-	}
-	opts := &slog.HandlerOptions{Level: level}
-	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	}
-	return slog.New(slog.NewTextHandler(w, opts)), nil
 }

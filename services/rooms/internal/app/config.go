@@ -2,12 +2,12 @@ package app
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
+	"github.com/parleyhq/parley/services/kit/cli"
+	"github.com/parleyhq/parley/services/kit/logging"
 	"github.com/parleyhq/parley/services/rooms/internal/server"
 )
 
@@ -32,24 +32,18 @@ type Config struct {
 	Limits          server.Limits
 }
 
-func envName(flagName string) string {
-	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
-}
-
 // parseConfig reads flags from args, each defaulting to its environment
 // variable, then to the built-in default. It returns flag.ErrHelp for --help.
 func parseConfig(args []string, getenv func(string) string, out io.Writer) (Config, error) {
 	c := Config{Limits: server.DefaultLimits()}
-	fs := flag.NewFlagSet("rooms", flag.ContinueOnError)
-	fs.SetOutput(out)
+	fs := cli.NewFlagSet("rooms", envPrefix, "Usage: rooms [flags]\n\nParley rooms service: rooms, membership and message history over gRPC.", out)
 	fs.StringVar(&c.Listen, "listen", ":50051", "gRPC listen address")
 	fs.StringVar(&c.MetricsListen, "metrics-listen", ":9091", "HTTP listen address for /metrics and /healthz")
 	fs.StringVar(&c.DataDir, "data-dir", "./parley-data", "directory of the embedded SQLite store, created on first start")
 	fs.StringVar(&c.SQLiteSync, "sqlite-synchronous", "normal", "SQLite synchronous mode: normal (acknowledged messages survive a process crash) or full (they also survive a power loss, at the cost of an fsync per write)")
 	fs.StringVar(&c.ServiceToken, "service-token", "", "bearer token of gateways and internal services (required)")
 	fs.StringVar(&c.AdminToken, "admin-token", "", "bearer token of operators, needed by AdminService (required)")
-	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
-	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+	logging.AddFlags(fs.FlagSet, &c.LogFormat, &c.LogLevel)
 	fs.Float64Var(&c.RateLimit, "rate-limit", 20000, "requests per second allowed to each credential (a stream counts once)")
 	fs.IntVar(&c.RateBurst, "rate-burst", 2000, "requests a credential may make at once above --rate-limit")
 	fs.DurationVar(&c.SweepInterval, "sweep-interval", time.Minute, "how often expired history and deduplication keys are removed")
@@ -65,27 +59,8 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	fs.DurationVar(&l.DedupeWindow, "dedupe-window", l.DedupeWindow, "how long a client_message_id makes publish retries idempotent")
 	fs.IntVar(&l.SubscriberBuffer, "subscriber-buffer", l.SubscriberBuffer, "events a subscriber may have queued before its stream is ended (it resumes from its last offset)")
 
-	fs.VisitAll(func(f *flag.Flag) { f.Usage = fmt.Sprintf("%s (env %s)", f.Usage, envName(f.Name)) })
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: rooms [flags]\n\nParley rooms service: rooms, membership and message history over gRPC.\nEvery flag may also be set by the environment variable named beside it.\n\n")
-		fs.PrintDefaults()
-	}
-	var envErr error
-	fs.VisitAll(func(f *flag.Flag) {
-		if v := getenv(envName(f.Name)); v != "" && envErr == nil {
-			if err := f.Value.Set(v); err != nil {
-				envErr = fmt.Errorf("%s: %w", envName(f.Name), err)
-			}
-		}
-	})
-	if envErr != nil {
-		return c, envErr
-	}
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(args, getenv); err != nil {
 		return c, err
-	}
-	if fs.NArg() > 0 {
-		return c, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
 	l.DefaultHistoryMaxMessages = uint32(historyMax)
 	return c, c.validate()
@@ -101,8 +76,8 @@ func (c Config) validate() error {
 	if c.SQLiteSync != "normal" && c.SQLiteSync != "full" {
 		errs = append(errs, fmt.Errorf("--sqlite-synchronous %q: want normal or full", c.SQLiteSync))
 	}
-	if c.LogFormat != "text" && c.LogFormat != "json" {
-		errs = append(errs, fmt.Errorf("--log-format %q: want text or json", c.LogFormat))
+	if err := logging.CheckFormat(c.LogFormat); err != nil {
+		errs = append(errs, err)
 	}
 	l := c.Limits
 	for _, p := range []struct {

@@ -4,16 +4,10 @@
 package roomstest
 
 import (
-	"bufio"
-	"bytes"
-	"encoding/json"
-	"os/exec"
-	"path/filepath"
-	"runtime"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/parleyhq/parley/services/kit/proctest"
 )
 
 // Tokens the processes started here accept.
@@ -25,25 +19,14 @@ const (
 // Build compiles cmd/rooms into a temporary directory and returns its path.
 func Build(t testing.TB) string {
 	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	pkg := filepath.Join(filepath.Dir(file), "..", "..", "cmd", "rooms")
-	bin := filepath.Join(t.TempDir(), "rooms")
-	cmd := exec.Command("go", "build", "-race", "-o", bin, ".")
-	cmd.Dir = pkg
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build cmd/rooms: %v\n%s", err, out)
-	}
-	return bin
+	return proctest.Build(t, "github.com/parleyhq/parley/services/rooms/cmd/rooms")
 }
 
 // Process is a running rooms service.
 type Process struct {
+	*proctest.Process
 	GRPCAddr    string
 	MetricsAddr string
-	cmd         *exec.Cmd
-	exited      chan struct{}
-	mu          sync.Mutex
-	log         bytes.Buffer
 }
 
 // Start runs bin with dataDir, loopback listeners and the test tokens, plus
@@ -56,80 +39,11 @@ func Start(t testing.TB, bin, dataDir string, extra ...string) *Process {
 		"--data-dir", dataDir, "--log-format", "json",
 		"--service-token", ServiceToken, "--admin-token", AdminToken,
 	}, extra...)
-	p := &Process{cmd: exec.Command(bin, args...), exited: make(chan struct{})}
-	stderr, err := p.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start rooms: %v", err)
-	}
-	ready := make(chan struct{})
-	go func() {
-		defer close(p.exited)
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			p.mu.Lock()
-			p.log.Write(sc.Bytes())
-			p.log.WriteByte('\n')
-			p.mu.Unlock()
-			var line struct {
-				Msg         string `json:"msg"`
-				GRPCAddr    string `json:"grpc_addr"`
-				MetricsAddr string `json:"metrics_addr"`
-			}
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "rooms service serving" {
-				p.GRPCAddr, p.MetricsAddr = line.GRPCAddr, line.MetricsAddr
-				close(ready)
-			}
-		}
-		p.cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		<-p.exited
-		if t.Failed() {
-			t.Logf("rooms service log:\n%s", p.Log())
-		}
+	p, line := proctest.Start(t, proctest.Cmd{
+		Name: "rooms service", Path: bin, Args: args,
+		Ready: "rooms service serving", Wait: 30 * time.Second,
 	})
-	select {
-	case <-ready:
-	case <-p.exited:
-		t.Fatalf("rooms service exited before serving:\n%s", p.Log())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("rooms service did not start serving:\n%s", p.Log())
-	}
-	return p
+	grpcAddr, _ := line["grpc_addr"].(string)
+	metricsAddr, _ := line["metrics_addr"].(string)
+	return &Process{Process: p, GRPCAddr: grpcAddr, MetricsAddr: metricsAddr}
 }
-
-// Log returns what the process has logged so far.
-func (p *Process) Log() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.log.String()
-}
-
-// Kill ends the process with SIGKILL, as a crash would, and waits for it.
-func (p *Process) Kill() {
-	p.cmd.Process.Kill()
-	<-p.exited
-}
-
-// Terminate sends SIGTERM and waits for the process to exit, returning its
-// exit code.
-func (p *Process) Terminate(t testing.TB) int {
-	t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-p.exited:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("rooms service did not exit after SIGTERM:\n%s", p.Log())
-	}
-	return p.cmd.ProcessState.ExitCode()
-}
-
-// Exited is closed when the process has exited.
-func (p *Process) Exited() <-chan struct{} { return p.exited }
