@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/parleyhq/parley/proto/rules"
 	"github.com/parleyhq/parley/services/gateway/internal/edge"
 	"github.com/parleyhq/parley/services/kit/cli"
 	"github.com/parleyhq/parley/services/kit/logging"
@@ -76,6 +77,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	fs.IntVar(&l.EventBurst, "event-burst", 50, "events one socket may send at once")
 	fs.IntVar(&l.MaxRooms, "max-rooms", 16, "rooms one socket may be in")
 	fs.IntVar(&l.HistoryOnJoin, "history-on-join", 50, "messages returned in a join ack")
+	fs.Uint64Var(&l.RecoveryMaxMessages, "recovery-max-messages", 1000, "most messages one room may replay to a reconnecting client; further behind, its session is not restored and it reads history itself")
 	fs.DurationVar(&l.CallTimeout, "call-timeout", 5*time.Second, "deadline of each call to the rooms service")
 
 	if err := fs.Parse(args, getenv); err != nil {
@@ -110,8 +112,8 @@ func (c Config) validate() error {
 		errs = append(errs, err)
 	}
 	l := c.Limits
-	if l.MaxMessageBytes <= 0 || l.EventRate <= 0 || l.EventBurst <= 0 || l.MaxRooms <= 0 || l.HistoryOnJoin < 0 || l.HistoryOnJoin > 1000 || l.CallTimeout <= 0 || l.SendQueue <= 0 || c.RecoveryWindow < time.Second {
-		errs = append(errs, errors.New("limits must be positive (--history-on-join at most 1000, --recovery-window at least 1s)"))
+	if l.MaxMessageBytes <= 0 || l.EventRate <= 0 || l.EventBurst <= 0 || l.MaxRooms <= 0 || l.HistoryOnJoin < 0 || l.HistoryOnJoin > rules.MaxHistoryPage || l.RecoveryMaxMessages == 0 || l.CallTimeout <= 0 || l.SendQueue <= 0 || c.RecoveryWindow < time.Second {
+		errs = append(errs, fmt.Errorf("limits must be positive (--history-on-join at most %d, --recovery-window at least 1s)", rules.MaxHistoryPage))
 	}
 	return errors.Join(errs...)
 }

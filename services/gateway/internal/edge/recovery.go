@@ -40,11 +40,6 @@ type restored struct {
 	pos  map[string]uint64 // room -> last offset the client has
 }
 
-// maxCatchUp bounds the messages one room may replay to a restored socket;
-// further behind, the session is not restored and the client starts afresh
-// (and reads history itself).
-const maxCatchUp = 1000
-
 // adapterBuilder makes the socket.io adapter of each namespace.
 type adapterBuilder struct{ g *Gateway }
 
@@ -126,7 +121,7 @@ func (a *sessionAdapter) RestoreSession(pid socket.PrivateSessionId, offset stri
 			pos[room] = off
 		}
 		r, err := a.g.cfg.Rooms.GetRoom(ctx, &roomsv1.GetRoomRequest{Namespace: a.ns, Room: room})
-		if err != nil || r.GetRoom().GetLastOffset() > pos[room]+maxCatchUp {
+		if err != nil || r.GetRoom().GetLastOffset() > pos[room]+a.g.cfg.Limits.RecoveryMaxMessages {
 			a.g.cfg.Log.Info("session not restored", "namespace", a.ns, "socket", rec.SID, "room", room, "err", err)
 			return nil, nil
 		}
