@@ -128,11 +128,11 @@ func (r *Relay) Acquire(ctx context.Context, k Key) error {
 	select {
 	case <-rm.ready:
 	case <-ctx.Done():
-		r.Release(k)
+		r.release(rm)
 		return ctx.Err()
 	}
 	if rm.err != nil {
-		r.Release(k)
+		r.release(rm)
 		return rm.err
 	}
 	return nil
@@ -142,16 +142,41 @@ func (r *Relay) Acquire(ctx context.Context, k Key) error {
 // subscription.
 func (r *Relay) Release(k Key) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	rm := r.subs[k]
-	if rm == nil {
-		return
+	r.mu.Unlock()
+	if rm != nil {
+		r.release(rm)
 	}
+}
+
+func (r *Relay) release(rm *room) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	rm.refs--
 	if rm.refs == 0 {
-		delete(r.subs, k)
+		r.forget(rm)
 		rm.cancel()
 	}
+}
+
+// forget takes rm out of the room map, unless a newer subscription of the
+// same room has taken its place. r.mu is held.
+func (r *Relay) forget(rm *room) {
+	if r.subs[rm.key] == rm {
+		delete(r.subs, rm.key)
+	}
+}
+
+// fail records why rm could not register. It leaves the room map at once, so
+// that an Acquire after the failure (a join that has just created the room,
+// say) starts a new subscription instead of sharing the failed one, whose
+// waiters may not all have let go yet.
+func (r *Relay) fail(rm *room, err error) {
+	r.mu.Lock()
+	r.forget(rm)
+	r.mu.Unlock()
+	rm.err = err
+	close(rm.ready)
 }
 
 func (r *Relay) room(k Key) *room {

@@ -13,7 +13,9 @@ import (
 	"github.com/zishang520/socket.io/parsers/engine/v3/packet"
 	"github.com/zishang520/socket.io/servers/engine/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	roomsv1 "github.com/parleyhq/parley/proto/parley/rooms/v1"
@@ -286,4 +288,69 @@ func TestMemberLeftRemovesTheUsersSockets(t *testing.T) {
 		t.Fatalf("got %d", got)
 	}
 	kicked.quiet(t)
+}
+
+// creatingRooms refuses subscriptions to its room with NotFound until the
+// room is created.
+type creatingRooms struct {
+	fakeRooms
+	mu      sync.Mutex
+	exists  bool
+	streams int
+}
+
+func (f *creatingRooms) Subscribe(ctx context.Context, req *roomsv1.SubscribeRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[roomsv1.SubscribeResponse], error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.exists {
+		// The refusal takes a round trip, long enough for the other
+		// joiners to wait on the same subscription.
+		time.Sleep(10 * time.Millisecond)
+		return nil, status.Error(codes.NotFound, "room not found")
+	}
+	f.streams++
+	return f.fakeRooms.Subscribe(ctx, req, opts...)
+}
+
+func (f *creatingRooms) create() {
+	f.mu.Lock()
+	f.exists = true
+	f.mu.Unlock()
+}
+
+// TestConcurrentJoinsOfANewRoom acquires a room that does not exist yet from
+// many goroutines at once, each creating it on NotFound and acquiring again,
+// as joins do: every one must end up subscribed, through one stream.
+func TestConcurrentJoinsOfANewRoom(t *testing.T) {
+	for run := range 20 {
+		rooms := &creatingRooms{fakeRooms: fakeRooms{events: make(chan *roomsv1.Event)}}
+		r := New(rooms, slog.New(slog.DiscardHandler), noMetrics{}, Options{Replay: 4, Backlog: 10})
+		const joiners = 100
+		var wg sync.WaitGroup
+		errs := make(chan error, joiners)
+		for range joiners {
+			wg.Go(func() {
+				err := r.Acquire(t.Context(), key)
+				if status.Code(err) == codes.NotFound {
+					rooms.create()
+					err = r.Acquire(t.Context(), key)
+				}
+				if err != nil {
+					errs <- err
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Errorf("run %d: join failed: %v", run, err)
+		}
+		if rooms.streams != 1 {
+			t.Errorf("run %d: %d upstream streams, want 1", run, rooms.streams)
+		}
+		r.Close()
+		if t.Failed() {
+			return
+		}
+	}
 }

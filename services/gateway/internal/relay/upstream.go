@@ -45,8 +45,7 @@ func (r *Relay) run(ctx context.Context, rm *room) {
 		}
 		if code := status.Code(err); code == codes.NotFound || code == codes.PermissionDenied {
 			if !registered {
-				rm.err = err
-				close(rm.ready)
+				r.fail(rm, err)
 			}
 			return
 		}
@@ -58,8 +57,7 @@ func (r *Relay) run(ctx context.Context, rm *room) {
 		backoff = min(2*backoff, 5*time.Second)
 	}
 	if !registered {
-		rm.err = ErrClosed
-		close(rm.ready)
+		r.fail(rm, ErrClosed)
 	}
 }
 
