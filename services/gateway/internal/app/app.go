@@ -180,9 +180,10 @@ func socketOptions(cfg Config, draining *atomic.Bool) *socket.ServerOptions {
 	opts.SetServeClient(false)
 	csr := socket.DefaultConnectionStateRecovery()
 	csr.SetMaxDisconnectionDuration(cfg.RecoveryWindow.Milliseconds())
-	// A restored session was authenticated when it first connected, and its
-	// rooms come back through the adapter, not the middleware's auto-join.
-	csr.SetSkipMiddlewares(true)
+	// A restored session passes the namespace middleware like a fresh
+	// connect, so its token is checked again; its rooms come back through
+	// the adapter, not the middleware's auto-join.
+	csr.SetSkipMiddlewares(false)
 	opts.SetConnectionStateRecovery(csr)
 	if cfg.CORSOrigins != "" {
 		var origins []string

@@ -171,20 +171,30 @@ func (g *Gateway) Attach(io *socket.Server) {
 }
 
 // admit is the namespace middleware. It runs before the client is told it is
-// connected: it authenticates the socket and joins its default rooms, so a
-// client that sends as soon as it connects (as the classic chat does) is
-// already in them, and so are the others it talks to.
+// connected, for fresh and restored sessions alike: it authenticates the
+// socket (a restored session only with its owner's token) and joins a fresh
+// socket's default rooms, so a client that sends as soon as it connects (as
+// the classic chat does) is already in them, and so are the others it talks
+// to.
 func (g *Gateway) admit(ns *Namespace) socket.NamespaceMiddleware {
 	return func(s *socket.Socket, next func(*socket.ExtendedError)) {
 		user := "guest-" + string(s.Id())
 		if ns.Auth {
-			sub, reason := g.authenticate(s)
+			sub, reason := g.authenticate(s.Handshake().Auth)
+			if r, ok := s.Data().(*restored); ok && reason == "" && sub != r.user {
+				reason = "invalid_token" // a token of someone else's
+			}
 			if reason != "" {
-				g.cfg.Log.Info("connection refused", "namespace", ns.Name, "reason", reason)
+				g.cfg.Log.Info("connection refused", "namespace", ns.Name, "reason", reason, "recovering", s.Recovered())
 				next(socket.NewExtendedError("unauthorized", map[string]any{"code": reason}))
 				return
 			}
 			user = sub
+		}
+		if s.Recovered() {
+			// resume restores its rooms once it is connected.
+			next(nil)
+			return
 		}
 		c := g.newClient(ns, s, user)
 		c.listen(s)
@@ -207,8 +217,8 @@ func (g *Gateway) admit(ns *Namespace) socket.NamespaceMiddleware {
 // authenticate checks the handshake's auth.token: an HS256 JWT with an
 // expiry, whose subject is the user id. It returns the subject, or the reason
 // for the refusal that the client is told.
-func (g *Gateway) authenticate(s *socket.Socket) (user, reason string) {
-	raw, _ := s.Handshake().Auth["token"].(string)
+func (g *Gateway) authenticate(auth map[string]any) (user, reason string) {
+	raw, _ := auth["token"].(string)
 	if raw == "" {
 		return "", "missing_token"
 	}

@@ -90,7 +90,9 @@ func (a *sessionAdapter) PersistSession(s *socket.SessionToPersist) {
 		})
 		if err != nil {
 			a.g.cfg.Log.Error("saving session for recovery failed", "namespace", a.ns, "socket", rec.SID, "err", err)
+			return
 		}
+		a.g.cfg.Log.Debug("session saved for recovery", "namespace", a.ns, "socket", rec.SID, "rooms", len(rec.Rooms))
 	})
 }
 
