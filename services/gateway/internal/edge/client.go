@@ -3,6 +3,7 @@ package edge
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/zishang520/socket.io/servers/socket/v3"
@@ -15,6 +16,13 @@ import (
 	"github.com/parleyhq/parley/services/gateway/internal/wire"
 )
 
+// A socket's refusals are logged at most refusalLogBurst at once and
+// refusalLogRate a second.
+const (
+	refusalLogRate  = 1
+	refusalLogBurst = 10
+)
+
 // client is the gateway's state for one socket.
 type client struct {
 	g       *Gateway
@@ -23,6 +31,11 @@ type client struct {
 	user    string
 	member  *relay.Member
 	limiter *rate.Limiter
+
+	// logLimit bounds the log lines of refusals this socket causes;
+	// unlogged counts those left out.
+	logLimit *rate.Limiter
+	unlogged atomic.Int64
 
 	mu     sync.Mutex
 	rooms  map[string]uint64 // joined rooms -> the offset the join reached
@@ -42,7 +55,8 @@ func (g *Gateway) newClient(ns *Namespace, s *socket.Socket, user string) *clien
 func (g *Gateway) newClientOn(ns *Namespace, id, user string, t wire.Transport, closeConn func()) *client {
 	c := &client{
 		g: g, ns: ns, id: id, user: user, rooms: map[string]uint64{}, ready: make(chan struct{}),
-		limiter: rate.NewLimiter(rate.Limit(g.cfg.Limits.EventRate), g.cfg.Limits.EventBurst),
+		limiter:  rate.NewLimiter(rate.Limit(g.cfg.Limits.EventRate), g.cfg.Limits.EventBurst),
+		logLimit: rate.NewLimiter(refusalLogRate, refusalLogBurst),
 	}
 	out := wire.NewConn(t, g.cfg.Limits.SendQueue, func() {
 		g.cfg.Log.Warn("socket send queue full; disconnecting", "namespace", ns.Name, "socket", id, "user", user)
@@ -57,13 +71,13 @@ func (g *Gateway) newClientOn(ns *Namespace, id, user string, t wire.Transport, 
 // told it is connected, so that an event sent right after connecting is never
 // missed; handlers wait until the socket's set-up is done (c.ready).
 func (c *client) listen(s *socket.Socket) {
-	for name, h := range events {
-		s.On(name, func(raw ...any) { c.handle(name, h, raw) })
+	for name := range events {
+		s.On(name, func(raw ...any) { c.onEvent(name, raw) })
 	}
 	s.OnAny(func(raw ...any) {
 		name, _ := raw[0].(string)
 		if _, known := events[name]; !known {
-			c.handle("unknown", unknown(name), raw[1:])
+			c.onEvent(name, raw[1:])
 		}
 	})
 	s.On("disconnect", func(args ...any) {

@@ -3,6 +3,7 @@ package edge
 import (
 	"context"
 	"log/slog"
+	"unicode/utf8"
 
 	"github.com/zishang520/socket.io/servers/socket/v3"
 )
@@ -35,12 +36,38 @@ func typed[Req, Res any](decode func(*client, []any) (Req, error), run func(*cli
 	}
 }
 
-// unknown answers an event no handler is registered for.
+// unknown answers an event no handler is registered for. Its name is the
+// client's to choose, so only its start is logged and echoed.
 func unknown(name string) handler {
+	name = truncate(name, maxEchoedName)
 	return func(c *client, _ context.Context, _ []any) (any, error) {
 		c.g.cfg.Log.Debug("unknown event", "namespace", c.ns.Name, "socket", c.id, "event", name)
 		return nil, errorf(CodeUnimplemented, "unknown event %q", name)
 	}
+}
+
+// maxEchoedName is how much of an unknown event's name is logged and echoed.
+const maxEchoedName = 64
+
+// truncate cuts s to at most n bytes, on a character boundary.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
+// onEvent handles the event name with its raw arguments (the ack last, if
+// the client asked for one).
+func (c *client) onEvent(name string, raw []any) {
+	if h, known := events[name]; known {
+		c.handle(name, h, raw)
+		return
+	}
+	c.handle("unknown", unknown(name), raw)
 }
 
 // handle runs one event, in the socket's own goroutine (events of a socket are
@@ -70,12 +97,7 @@ func (c *client) reply(event string, ack socket.Ack, result any, err error) {
 	if err != nil {
 		a = Ack{Err: toError(err)}
 		outcome = string(a.Err.Code)
-		level := slog.LevelInfo
-		if a.Err.Code == CodeInternal || a.Err.Code == CodeUnavailable {
-			level = slog.LevelError
-		}
-		c.g.cfg.Log.Log(context.Background(), level, "event refused", "namespace", c.ns.Name, "socket", c.id,
-			"user", c.user, "event", event, "code", a.Err.Code, "err", err)
+		c.logRefusal(event, a.Err.Code, err)
 	}
 	c.g.cfg.Metrics.Event(event, outcome)
 	if ack != nil {
@@ -90,4 +112,22 @@ func splitAck(raw []any) ([]any, socket.Ack) {
 		}
 	}
 	return raw, nil
+}
+
+// logRefusal logs a refused event. Refusals the client causes (bad input,
+// limits, unknown events) are logged at info, at most refusalLogBurst at once
+// and refusalLogRate a second per socket, so that a hostile client cannot
+// flood the log; the next line logged says how many were left out. Failures
+// of the gateway or the rooms service are always logged, as errors.
+func (c *client) logRefusal(event string, code Code, err error) {
+	level, dropped := slog.LevelError, int64(0)
+	if code != CodeInternal && code != CodeUnavailable {
+		if !c.logLimit.Allow() {
+			c.unlogged.Add(1)
+			return
+		}
+		level, dropped = slog.LevelInfo, c.unlogged.Swap(0)
+	}
+	c.g.cfg.Log.Log(context.Background(), level, "event refused", "namespace", c.ns.Name, "socket", c.id,
+		"user", c.user, "event", event, "code", code, "err", err, "unlogged_refusals", dropped)
 }

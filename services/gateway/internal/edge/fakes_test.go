@@ -176,12 +176,8 @@ func newTestClient(t *testing.T, ns Namespace, limits Limits, rooms *fakeRooms, 
 // the ack as the client reads it.
 func emit(t *testing.T, c *client, event string, args ...any) map[string]any {
 	t.Helper()
-	h, ok := events[event]
-	if !ok {
-		h = unknown(event)
-	}
 	var got []any
-	c.handle(event, h, append(args, socket.Ack(func(a []any, _ error) { got = a })))
+	c.onEvent(event, append(args, socket.Ack(func(a []any, _ error) { got = a })))
 	if len(got) != 1 {
 		t.Fatalf("%s: ack has %d arguments, want 1", event, len(got))
 	}

@@ -3,6 +3,7 @@ package edge
 import (
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 
@@ -176,6 +177,12 @@ func TestLeaveAndSwitch(t *testing.T) {
 					t.Errorf("after switch: rooms %v, ack %v", c.rooms, ack)
 				}
 			}},
+		{name: "switch to an invalid name keeps the rooms", in: []string{"a"}, event: "switch room", args: []any{"room\u200bx"}, code: CodeInvalidArgument,
+			check: func(t *testing.T, _ map[string]any, rooms *fakeRooms, _ *fakeRelay, c *client) {
+				if !c.joined("a") || len(rooms.calls) > 0 {
+					t.Errorf("rooms %v, calls %v", c.rooms, rooms.calls)
+				}
+			}},
 		{name: "switch to an unknown room", in: []string{"a"}, acquire: []error{status.Error(codes.NotFound, "no room")},
 			event: "switch room", args: []any{"gone"}, code: CodeNotFound},
 	})
@@ -292,5 +299,31 @@ func TestEventsNotReadyInTime(t *testing.T) {
 	c.ready = make(chan struct{})
 	if got := ackCode(t, emit(t, c, "rooms")); got != CodeUnavailable {
 		t.Fatalf("code %q, want unavailable", got)
+	}
+}
+
+// TestHostileEventsAreCheap floods a socket with unknown events whose names
+// are 10 KB long: each gets an unimplemented ack with a short message, they
+// count against the socket's rate limit, and the log stays small.
+func TestHostileEventsAreCheap(t *testing.T) {
+	limits := testLimits
+	limits.EventRate, limits.EventBurst = 0.001, 500
+	c := newTestClient(t, Namespace{Name: "/"}, limits, &fakeRooms{}, newFakeRelay())
+	var log strings.Builder
+	c.g.cfg.Log = slog.New(slog.NewJSONHandler(&log, nil))
+	name := strings.Repeat("é", 5<<10)
+	codes := map[Code]int{}
+	for range 1000 {
+		ack := emit(t, c, name, "x")
+		codes[ackCode(t, ack)]++
+		if msg := ack["error"].(map[string]any)["message"].(string); len(msg) > 100 {
+			t.Fatalf("ack message of %d bytes echoes the name", len(msg))
+		}
+	}
+	if codes[CodeUnimplemented] != 500 || codes[CodeResourceExhausted] != 500 {
+		t.Errorf("acks by code %v, want 500 unimplemented then 500 resource_exhausted", codes)
+	}
+	if lines := strings.Count(log.String(), "\n"); lines > 2*refusalLogBurst || log.Len() > 16<<10 {
+		t.Errorf("1000 refusals logged %d lines, %d bytes", lines, log.Len())
 	}
 }
