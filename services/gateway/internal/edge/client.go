@@ -86,13 +86,25 @@ func (c *client) listen(s *socket.Socket) {
 	})
 }
 
-// connected records a socket that completed its connection.
-func (c *client) connected() {
+// connected records a socket that completed its connection. One given up
+// for abandoned meanwhile is disconnected: its rooms are gone.
+func (c *client) connected(s *socket.Socket) {
 	c.mu.Lock()
-	c.live = true
+	closed := c.closed
+	c.live = !closed
 	c.mu.Unlock()
+	if closed {
+		s.Disconnect(true)
+		return
+	}
 	c.g.cfg.Metrics.Connected(c.ns.Name, 1)
 	c.g.cfg.Log.Debug("socket connected", "namespace", c.ns.Name, "socket", c.id, "user", c.user)
+}
+
+func (c *client) isLive() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.live
 }
 
 func (c *client) awaitReady() error {
@@ -167,6 +179,11 @@ func (c *client) leave(ctx context.Context, room string, why departure) error {
 		return nil
 	}
 	c.detach(room)
+	return c.end(ctx, room, why)
+}
+
+// end ends the socket's part in room in the rooms service.
+func (c *client) end(ctx context.Context, room string, why departure) error {
 	sess := &roomsv1.EndSessionRequest{Namespace: c.ns.Name, Room: room, UserId: c.user, SessionId: c.id}
 	quit := &roomsv1.LeaveRoomRequest{Namespace: c.ns.Name, Room: room, UserId: c.user}
 	var err error

@@ -91,6 +91,7 @@ type fakeRelay struct {
 	mu      sync.Mutex
 	acquire []error
 	addErr  error
+	onAdd   func() // runs inside Add, as a concurrent disconnect would
 	refs    map[relay.Key]int
 	members map[relay.Key]*relay.Member
 }
@@ -126,6 +127,11 @@ func (r *fakeRelay) Add(_ context.Context, k relay.Key, m *relay.Member, seen, u
 		return 0, r.addErr
 	}
 	r.members[k] = m
+	if r.onAdd != nil {
+		r.mu.Unlock()
+		r.onAdd()
+		r.mu.Lock()
+	}
 	return max(seen, upTo), nil
 }
 

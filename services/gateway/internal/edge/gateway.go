@@ -162,7 +162,7 @@ func (g *Gateway) Attach(io *socket.Server) {
 			s := args[0].(*socket.Socket)
 			switch d := s.Data().(type) {
 			case *client:
-				d.connected()
+				d.connected(s)
 			case *restored:
 				g.resume(ns, s, d)
 			}
@@ -211,6 +211,14 @@ func (g *Gateway) admit(ns *Namespace) socket.NamespaceMiddleware {
 		close(c.ready)
 		s.SetData(c)
 		next(nil)
+		// socket.io drops a socket whose connection closed before its
+		// CONNECT was answered without any event; such a socket is ended
+		// here, or it would stay a member, online, for good.
+		time.AfterFunc(g.cfg.Limits.CallTimeout, func() {
+			if !c.isLive() {
+				c.disconnect("connect abandoned")
+			}
+		})
 	}
 }
 

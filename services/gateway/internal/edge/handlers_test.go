@@ -327,3 +327,20 @@ func TestHostileEventsAreCheap(t *testing.T) {
 		t.Errorf("1000 refusals logged %d lines, %d bytes", lines, log.Len())
 	}
 }
+
+// TestDisconnectDuringJoin disconnects the socket while its join is between
+// the rooms service and the relay: the join is undone, in both.
+func TestDisconnectDuringJoin(t *testing.T) {
+	rooms, rel := &fakeRooms{}, newFakeRelay()
+	c := newTestClient(t, Namespace{Name: "/"}, testLimits, rooms, rel)
+	rel.onAdd = func() { c.disconnect("transport close") }
+	if got := ackCode(t, emit(t, c, "join", "lobby")); got != CodeUnavailable {
+		t.Fatalf("code %q, want unavailable", got)
+	}
+	if err := c.g.Wait(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if !rooms.called("LeaveRoom") || rel.held("lobby") != 0 || rel.members[c.key("lobby")] != nil {
+		t.Errorf("join not undone: calls %v, references %d", rooms.calls, rel.held("lobby"))
+	}
+}

@@ -144,7 +144,7 @@ func (g *Gateway) resume(ns *Namespace, s *socket.Socket, r *restored) {
 	c := g.newClient(ns, s, r.user)
 	s.SetData(c)
 	c.listen(s)
-	c.connected()
+	c.connected(s)
 	for room, seen := range r.pos {
 		if err := c.rejoin(room, seen); err != nil {
 			g.cfg.Log.Error("restoring room failed", "namespace", ns.Name, "room", room, "socket", c.id, "err", err)

@@ -96,7 +96,12 @@ func (c *client) attach(ctx context.Context, room string, seen, upTo uint64) err
 		return err
 	}
 	if !c.record(room, reached) {
+		// The socket went away during the join: undo it, as its disconnect
+		// could not.
 		c.g.cfg.Relay.Remove(k, c.member)
+		if err := c.end(ctx, room, gone); err != nil {
+			c.g.cfg.Log.Error("ending session after disconnect failed", "namespace", c.ns.Name, "room", room, "user", c.user, "err", err)
+		}
 		return errorf(CodeUnavailable, "the socket disconnected")
 	}
 	return nil

@@ -1,0 +1,63 @@
+package e2e
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	roomsv1 "github.com/parleyhq/parley/proto/parley/rooms/v1"
+)
+
+// TestAbortedConnectsLeaveNoGhosts sends namespace CONNECTs and closes the
+// connection before the reply, or sends DISCONNECT right after, as a flaky
+// or hostile client would: once the gateway has noticed, no such socket may
+// be left a member online in its default room, and the connections gauge
+// is back to zero.
+func TestAbortedConnectsLeaveNoGhosts(t *testing.T) {
+	s := startStack(t)
+	_, url := s.gateway("127.0.0.1:0")
+	rooms := s.roomsClient(t)
+	const tries = 10
+	for i := range tries {
+		guest := dialRaw(t, url)
+		guest.send("40")
+		if i%2 == 1 {
+			guest.send("41")
+		}
+		guest.ws.Close()
+
+		signed := dialRaw(t, url)
+		b, _ := json.Marshal(map[string]any{"token": token(t, "ghost")})
+		signed.send("40/chat," + string(b))
+		signed.ws.Close()
+	}
+
+	online := func(namespace, room string) []string {
+		t.Helper()
+		resp, err := rooms.ListMembers(s.serviceCtx(t), &roomsv1.ListMembersRequest{Namespace: namespace, Room: room})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var users []string
+		for _, m := range resp.GetMembers() {
+			if m.GetOnline() || m.GetSessionCount() > 0 {
+				users = append(users, m.GetUserId())
+			}
+		}
+		return users
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		guests, signedIn := online("/", "room1"), online("/chat", "general")
+		gauge := gatewayMetric(t, url, "parley_gateway_connections")
+		if len(guests) == 0 && len(signedIn) == 0 && gauge == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %d aborted connects: online in room1 %s, in general %s; connections gauge %v",
+				2*tries, strings.Join(guests, ","), strings.Join(signedIn, ","), gauge)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
