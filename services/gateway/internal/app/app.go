@@ -166,14 +166,18 @@ func setupWithRetry(ctx context.Context, gw *edge.Gateway, log *slog.Logger) err
 	}
 }
 
+// minFrameBytes is the smallest frame limit: any frame up to it is read, so
+// that it can be answered.
+const minFrameBytes = 1 << 20
+
 func socketOptions(cfg Config, draining *atomic.Bool) *socket.ServerOptions {
 	opts := socket.DefaultServerOptions()
 	opts.SetPingInterval(cfg.PingInterval)
 	opts.SetPingTimeout(cfg.PingTimeout)
-	// Frames are allowed well past the message limit so that an oversized
-	// message reaches the handler and gets an error ack instead of a
-	// transport close.
-	opts.SetMaxHttpBufferSize(int64(4*cfg.Limits.MaxMessageBytes + 64<<10))
+	// Frames are allowed well past the message limit, to 1 MiB at least, so
+	// that an oversized message reaches the handler and gets an error ack
+	// instead of a transport close.
+	opts.SetMaxHttpBufferSize(int64(max(minFrameBytes, 4*cfg.Limits.MaxMessageBytes+64<<10)))
 	opts.SetTransports(types.NewSet(socket.Polling, socket.WebSocket))
 	opts.SetAllowUpgrades(true)
 	opts.SetAllowEIO3(cfg.AllowEIO3)

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -59,5 +60,30 @@ func TestAbortedConnectsLeaveNoGhosts(t *testing.T) {
 				2*tries, strings.Join(guests, ","), strings.Join(signedIn, ","), gauge)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestLargeFramesGetCodedAcks sends messages in frames of up to 1 MB, far
+// over --max-message-bytes: each gets a resource_exhausted ack and the
+// connection stays up.
+func TestLargeFramesGetCodedAcks(t *testing.T) {
+	s := startStack(t)
+	_, url := s.gateway("127.0.0.1:0")
+	c := dialRaw(t, url)
+	if ok, reply := c.connect("", nil); !ok {
+		t.Fatalf("connect refused: %v", reply)
+	}
+	for i, size := range []int{100 << 10, 500 << 10, 1<<20 - 64} {
+		id := strconv.Itoa(i + 1)
+		c.send("42" + id + `["send message","room1","` + strings.Repeat("x", size) + `"]`)
+		frame := c.read("43" + id + "[")
+		var ack []map[string]any
+		if err := json.Unmarshal([]byte(frame[len("43"+id):]), &ack); err != nil {
+			t.Fatalf("ack %.100s: %v", frame, err)
+		}
+		e, _ := ack[0]["error"].(map[string]any)
+		if ack[0]["ok"] != false || e["code"] != "resource_exhausted" {
+			t.Fatalf("%d-byte frame: ack %v, want resource_exhausted", size, ack[0])
+		}
 	}
 }

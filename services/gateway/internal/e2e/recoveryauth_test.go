@@ -57,14 +57,23 @@ func (r *rawSocket) send(frame string) {
 	}
 }
 
-// connect sends the namespace CONNECT with auth and returns the reply: the
-// CONNECT ("40...") or the CONNECT_ERROR ("44...") packet's JSON payload.
+// connect sends the CONNECT of namespace nsp ("" for "/") with auth (nil for
+// none) and returns the reply: the CONNECT ("40...") or the CONNECT_ERROR
+// ("44...") packet's JSON payload.
 func (r *rawSocket) connect(nsp string, auth map[string]any) (ok bool, payload map[string]any) {
 	r.t.Helper()
-	b, _ := json.Marshal(auth)
-	r.send("40" + nsp + "," + string(b))
-	frame := r.read("40"+nsp+",", "44"+nsp+",")
-	if err := json.Unmarshal([]byte(frame[len("40"+nsp+","):]), &payload); err != nil {
+	head := "40"
+	if nsp != "" {
+		head += nsp + ","
+	}
+	frame := head
+	if auth != nil {
+		b, _ := json.Marshal(auth)
+		frame += string(b)
+	}
+	r.send(frame)
+	frame = r.read(head, "44"+strings.TrimPrefix(head, "40"))
+	if err := json.Unmarshal([]byte(frame[len(head):]), &payload); err != nil {
 		r.t.Fatalf("frame %s: %v", frame, err)
 	}
 	return strings.HasPrefix(frame, "40"), payload
