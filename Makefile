@@ -76,6 +76,17 @@ node-deps: $(NODE_TESTS)/node_modules/.package-lock.json ## Install the Node tes
 $(NODE_TESTS)/node_modules/.package-lock.json: $(NODE_TESTS)/package-lock.json
 	cd $(NODE_TESTS) && npm ci --no-audit --no-fund
 
+# Fuzz targets and the package of each; `make fuzz` runs each for FUZZ_TIME.
+FUZZ_TARGETS := FuzzEvent:./services/gateway/internal/edge FuzzDecodeOffsets:./services/gateway/internal/wire
+FUZZ_TIME ?= 15s
+
+.PHONY: fuzz
+fuzz: ## Run each fuzz target for FUZZ_TIME (default 15s); seeds are in the tests
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t%%:*} ($(FUZZ_TIME))"; \
+		go test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZ_TIME) "$${t#*:}"; \
+	done
+
 .PHONY: bench
 bench: ## Run the benchmarks
 	go test -run '^$$' -bench . -benchmem -count 6 $(MODULES)
