@@ -246,14 +246,41 @@ func (c *client) disconnect(reason string) {
 	// room's lock, and socket.io then runs this on that goroutine: everything
 	// that takes the relay's locks happens elsewhere.
 	c.g.bg.Go(func() {
-		ctx, cancel := c.callContext()
-		defer cancel()
 		for _, room := range rooms {
-			if err := c.leave(ctx, room, gone); err != nil {
+			if !c.take(room) {
+				continue
+			}
+			c.detach(room)
+			if err := c.endRetrying(room, gone); err != nil {
 				c.g.cfg.Log.Error("ending session after disconnect failed", "namespace", c.ns.Name, "room", room, "user", c.user, "err", err)
 			}
 		}
 	})
+}
+
+// endAttempts bounds the tries of endRetrying; with its backoff they span
+// about 1.5 s plus the calls.
+const endAttempts = 5
+
+// endRetrying ends the socket's part in room like end, trying again while the
+// rooms service is unavailable or busy: a session nobody ends keeps its user
+// online for good.
+func (c *client) endRetrying(room string, why departure) error {
+	backoff := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		ctx, cancel := c.callContext()
+		err := c.end(ctx, room, why)
+		cancel()
+		switch status.Code(err) {
+		case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted:
+			if attempt < endAttempts {
+				time.Sleep(backoff)
+				backoff *= 2
+				continue
+			}
+		}
+		return err
+	}
 }
 
 func firstString(args []any) (string, bool) {

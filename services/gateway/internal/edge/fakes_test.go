@@ -14,6 +14,8 @@ import (
 	"github.com/zishang520/socket.io/servers/engine/v3"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	roomsv1 "github.com/parleyhq/parley/proto/parley/rooms/v1"
@@ -25,6 +27,8 @@ import (
 type fakeRooms struct {
 	roomsv1.RoomsServiceClient
 	fail map[string]error
+	// busy counts the next calls of a method refused as unavailable.
+	busy map[string]int
 
 	mu    sync.Mutex
 	calls []string
@@ -36,7 +40,23 @@ func (f *fakeRooms) call(method string, req any) error {
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, method)
 	f.last = req
+	if f.busy[method] > 0 {
+		f.busy[method]--
+		return status.Error(codes.Unavailable, "busy")
+	}
 	return f.fail[method]
+}
+
+func (f *fakeRooms) count(method string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, m := range f.calls {
+		if m == method {
+			n++
+		}
+	}
+	return n
 }
 
 func (f *fakeRooms) called(method string) bool {

@@ -344,3 +344,19 @@ func TestDisconnectDuringJoin(t *testing.T) {
 		t.Errorf("join not undone: calls %v, references %d", rooms.calls, rel.held("lobby"))
 	}
 }
+
+// TestDisconnectEndsSessionsDespiteABusyService disconnects a signed-in
+// socket while the rooms service refuses the first calls: its sessions are
+// still ended, and nothing more.
+func TestDisconnectEndsSessionsDespiteABusyService(t *testing.T) {
+	rooms, rel := &fakeRooms{busy: map[string]int{"EndSession": 2}}, newFakeRelay()
+	c := newTestClient(t, Namespace{Name: "/chat", Auth: true}, testLimits, rooms, rel)
+	c.rooms["a"] = 1
+	c.disconnect("transport close")
+	if err := c.g.Wait(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n := rooms.count("EndSession"); n != 3 || rooms.called("LeaveRoom") {
+		t.Errorf("calls %v, want EndSession three times (twice refused) and no LeaveRoom", rooms.calls)
+	}
+}

@@ -75,13 +75,20 @@ func NewGRPCServer(log *slog.Logger, reg prometheus.Registerer, opts GRPCOptions
 		return c.Service != healthpb.Health_ServiceDesc.ServiceName &&
 			!strings.HasPrefix(c.Service, "grpc.reflection.")
 	})
+	// Calls that end sessions only lower the load, and refusing them would
+	// leave members online after their sockets are gone (a disconnect storm
+	// is exactly when a gateway's bucket runs dry).
+	limited := selector.MatchFunc(func(ctx context.Context, c interceptors.CallMeta) bool {
+		return needsAuth.Match(ctx, c) && c.FullMethod() != roomsv1.RoomsService_EndSession_FullMethodName &&
+			c.FullMethod() != roomsv1.RoomsService_LeaveRoom_FullMethodName
+	})
 
 	srv := grpc.NewServer(
 		grpc.ChainUnaryInterceptor(
 			metrics.UnaryServerInterceptor(),
 			logging.UnaryServerInterceptor(logger, logOpts...),
 			selector.UnaryServerInterceptor(grpcauth.UnaryServerInterceptor(tokens.AuthFunc), needsAuth),
-			selector.UnaryServerInterceptor(ratelimit.UnaryServerInterceptor(limiter), needsAuth),
+			selector.UnaryServerInterceptor(ratelimit.UnaryServerInterceptor(limiter), limited),
 			grpcvalidate.UnaryServerInterceptor(validator),
 			recovery.UnaryServerInterceptor(recoverOpts...),
 		),
@@ -89,7 +96,7 @@ func NewGRPCServer(log *slog.Logger, reg prometheus.Registerer, opts GRPCOptions
 			metrics.StreamServerInterceptor(),
 			logging.StreamServerInterceptor(logger, logOpts...),
 			selector.StreamServerInterceptor(grpcauth.StreamServerInterceptor(tokens.AuthFunc), needsAuth),
-			selector.StreamServerInterceptor(ratelimit.StreamServerInterceptor(limiter), needsAuth),
+			selector.StreamServerInterceptor(ratelimit.StreamServerInterceptor(limiter), limited),
 			grpcvalidate.StreamServerInterceptor(validator),
 			recovery.StreamServerInterceptor(recoverOpts...),
 		),

@@ -337,6 +337,18 @@ func TestRateLimit(t *testing.T) {
 	if _, err := s.admin.GetStats(adminCtx(t), &roomsv1.GetStatsRequest{}); err != nil {
 		t.Errorf("admin credential limited by the service credential's bucket: %v", err)
 	}
+	// Ending sessions and leaving only lower the service's load, and a
+	// gateway refused them would leave members online for good.
+	for range 3 {
+		_, err := s.rooms.EndSession(svcCtx(t), &roomsv1.EndSessionRequest{Namespace: "/", Room: "r", UserId: "u", SessionId: "s"})
+		if status.Code(err) == codes.ResourceExhausted {
+			t.Errorf("EndSession rate limited: %v", err)
+		}
+		_, err = s.rooms.LeaveRoom(svcCtx(t), &roomsv1.LeaveRoomRequest{Namespace: "/", Room: "r", UserId: "u"})
+		if status.Code(err) == codes.ResourceExhausted {
+			t.Errorf("LeaveRoom rate limited: %v", err)
+		}
+	}
 	if _, err := healthpb.NewHealthClient(s.conn).Check(t.Context(), &healthpb.HealthCheckRequest{}); err != nil {
 		t.Errorf("health check rate limited: %v", err)
 	}
