@@ -113,6 +113,10 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
+		gw.KeepSessions(gctx)
+		return nil
+	})
+	g.Go(func() error {
 		if err := httpSrv.Serve(lis); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http server: %w", err)
 		}

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	roomsv1 "github.com/parleyhq/parley/proto/parley/rooms/v1"
+	"github.com/parleyhq/parley/services/kit/proctest"
 )
 
 // nodeDir returns the Node test package, failing under CI and skipping
@@ -43,41 +44,56 @@ func nodeDir(t *testing.T) (dir, node string) {
 // service, as another instance behind a load balancer would.
 func TestRecoveryAcrossGatewayRestart(t *testing.T) {
 	dir, node := nodeDir(t)
+	stops := []struct {
+		name string
+		stop func(*testing.T, *proctest.Process)
+	}{
+		{"SIGTERM", func(t *testing.T, p *proctest.Process) { p.Terminate(t) }},
+		// A crash saves nothing on the way out: the session must have been
+		// stored before it was needed.
+		{"SIGKILL", func(_ *testing.T, p *proctest.Process) { p.Kill() }},
+	}
 	for _, transport := range []string{"websocket", "polling"} {
-		t.Run(transport, func(t *testing.T) {
-			s := startStack(t)
-			addr := freeAddr(t)
-			gw, url := s.gateway(addr)
-			room := fmt.Sprintf("restart-%s-%d", transport, time.Now().UnixNano())
-			publish := s.publisher(t, "/", room)
+		for _, stop := range stops {
+			t.Run(transport+"/"+stop.name, func(t *testing.T) {
+				testRecoveryAcrossRestart(t, dir, node, transport, stop.stop)
+			})
+		}
+	}
+}
 
-			sc := runScript(t, dir, node, "restart.mjs", 2*time.Minute,
-				"GATEWAY_URL="+url, "ROOM="+room, "TRANSPORTS="+transport)
-			expect, next := sc.expect, sc.next
+func testRecoveryAcrossRestart(t *testing.T, dir, node, transport string, stop func(*testing.T, *proctest.Process)) {
+	s := startStack(t)
+	addr := freeAddr(t)
+	gw, url := s.gateway(addr)
+	room := fmt.Sprintf("restart-%s-%d", transport, time.Now().UnixNano())
+	publish := s.publisher(t, "/", room)
 
-			expect("JOINED")
-			publish("before")
-			next()
-			expect("READY")
-			gw.Terminate(t)
-			expect("DISCONNECTED")
-			for i := 1; i <= 3; i++ {
-				publish(fmt.Sprintf("missed-%d", i))
-			}
-			s.gateway(addr)
-			next()
-			expect("RECOVERED")
-			publish("after")
-			next()
-			var got []string
-			if err := json.Unmarshal([]byte(expect("GOT")), &got); err != nil {
-				t.Fatal(err)
-			}
-			want := []string{"before", "missed-1", "missed-2", "missed-3", "after"}
-			if !slices.Equal(got, want) {
-				t.Fatalf("client received %q, want %q", got, want)
-			}
-		})
+	sc := runScript(t, dir, node, "restart.mjs", 2*time.Minute,
+		"GATEWAY_URL="+url, "ROOM="+room, "TRANSPORTS="+transport)
+	expect, next := sc.expect, sc.next
+
+	expect("JOINED")
+	publish("before")
+	next()
+	expect("READY")
+	stop(t, gw)
+	expect("DISCONNECTED")
+	for i := 1; i <= 3; i++ {
+		publish(fmt.Sprintf("missed-%d", i))
+	}
+	s.gateway(addr)
+	next()
+	expect("RECOVERED")
+	publish("after")
+	next()
+	var got []string
+	if err := json.Unmarshal([]byte(expect("GOT")), &got); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"before", "missed-1", "missed-2", "missed-3", "after"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("client received %q, want %q", got, want)
 	}
 }
 

@@ -29,6 +29,7 @@ type client struct {
 	ns      *Namespace
 	id      string // the socket id, which is also its session id in the rooms service
 	user    string
+	key     string // what its stored session is found by (see sessions.go)
 	member  *relay.Member
 	limiter *rate.Limiter
 
@@ -46,19 +47,19 @@ type client struct {
 	ready chan struct{}
 }
 
-func (g *Gateway) newClient(ns *Namespace, s *socket.Socket, user string) *client {
-	return g.newClientOn(ns, string(s.Id()), user, s.Conn(), func() { s.Conn().Close(true) })
+func (g *Gateway) newClient(ns *Namespace, s *socket.Socket, user, key string) *client {
+	return g.newClientOn(ns, string(s.Id()), user, key, s.Conn(), func() { s.Conn().Close(true) })
 }
 
-// newClientOn builds a client on any transport; closeConn ends the socket's
-// connection.
-func (g *Gateway) newClientOn(ns *Namespace, id, user string, t wire.Transport, closeConn func()) *client {
+// newClientOn builds a client on any transport; key is the one its session
+// is stored under, and closeConn ends the socket's connection.
+func (g *Gateway) newClientOn(ns *Namespace, id, user, key string, t wire.Transport, closeConn func()) *client {
 	c := &client{
-		g: g, ns: ns, id: id, user: user, rooms: map[string]uint64{}, ready: make(chan struct{}),
+		g: g, ns: ns, id: id, user: user, key: key, rooms: map[string]uint64{}, ready: make(chan struct{}),
 		limiter:  rate.NewLimiter(rate.Limit(g.cfg.Limits.EventRate), g.cfg.Limits.EventBurst),
 		logLimit: rate.NewLimiter(refusalLogRate, refusalLogBurst),
 	}
-	out := wire.NewConn(t, g.cfg.Limits.SendQueue, func() {
+	out := wire.NewConn(t, key, g.cfg.Limits.SendQueue, func() {
 		g.cfg.Log.Warn("socket send queue full; disconnecting", "namespace", ns.Name, "socket", id, "user", user)
 		g.cfg.Metrics.Dropped()
 		closeConn()
@@ -97,6 +98,7 @@ func (c *client) connected(s *socket.Socket) {
 		s.Disconnect(true)
 		return
 	}
+	c.g.track(c, true)
 	c.g.cfg.Metrics.Connected(c.ns.Name, 1)
 	c.g.cfg.Log.Debug("socket connected", "namespace", c.ns.Name, "socket", c.id, "user", c.user)
 }
@@ -127,7 +129,7 @@ func (c *client) callContext() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), c.g.cfg.Limits.CallTimeout)
 }
 
-func (c *client) key(room string) relay.Key { return relay.Key{Namespace: c.ns.Name, Room: room} }
+func (c *client) roomKey(room string) relay.Key { return relay.Key{Namespace: c.ns.Name, Room: room} }
 
 func (c *client) joined(room string) bool {
 	c.mu.Lock()
@@ -208,7 +210,7 @@ func (c *client) end(ctx context.Context, room string, why departure) error {
 // detach stops the room's delivery to the socket and lets go of its relay
 // reference.
 func (c *client) detach(room string) {
-	k := c.key(room)
+	k := c.roomKey(room)
 	c.g.cfg.Relay.Remove(k, c.member)
 	c.g.cfg.Relay.Release(k)
 }
@@ -241,6 +243,10 @@ func (c *client) disconnect(reason string) {
 	c.g.cfg.Log.Debug("socket disconnected", "namespace", c.ns.Name, "socket", c.id, "user", c.user, "reason", reason)
 	if live {
 		c.g.cfg.Metrics.Connected(c.ns.Name, -1)
+		c.g.track(c, false)
+	}
+	if !socket.RECOVERABLE_DISCONNECT_REASONS.Has(reason) {
+		c.drop()
 	}
 	// A transport can fail inside a write the relay makes while holding a
 	// room's lock, and socket.io then runs this on that goroutine: everything

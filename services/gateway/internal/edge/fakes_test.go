@@ -105,6 +105,14 @@ func (f *fakeRooms) ListRooms(_ context.Context, req *roomsv1.ListRoomsRequest, 
 	}}, f.call("ListRooms", req)
 }
 
+func (f *fakeRooms) SaveSession(_ context.Context, req *roomsv1.SaveSessionRequest, _ ...grpc.CallOption) (*roomsv1.SaveSessionResponse, error) {
+	return &roomsv1.SaveSessionResponse{}, f.call("SaveSession", req)
+}
+
+func (f *fakeRooms) TakeSession(_ context.Context, req *roomsv1.TakeSessionRequest, _ ...grpc.CallOption) (*roomsv1.TakeSessionResponse, error) {
+	return &roomsv1.TakeSessionResponse{}, f.call("TakeSession", req)
+}
+
 // fakeRelay counts references and members; acquire holds the errors of the
 // next Acquire calls, in order.
 type fakeRelay struct {
@@ -193,7 +201,7 @@ func newTestClient(t *testing.T, ns Namespace, limits Limits, rooms *fakeRooms, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := g.newClientOn(&g.cfg.Namespaces[0], "sock1", "alice", discard{}, func() {})
+	c := g.newClientOn(&g.cfg.Namespaces[0], "sock1", "alice", "key1", discard{}, func() {})
 	close(c.ready)
 	return c
 }

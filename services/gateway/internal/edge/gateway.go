@@ -94,6 +94,9 @@ type Gateway struct {
 	// bg tracks rooms service calls made after a socket is gone (ending its
 	// sessions, saving it for recovery), which shutdown must let finish.
 	bg sync.WaitGroup
+
+	mu   sync.Mutex
+	live map[*client]struct{} // connected sockets, whose sessions KeepSessions renews
 }
 
 // New checks the configuration and returns a Gateway.
@@ -119,7 +122,7 @@ func New(cfg Config) (*Gateway, error) {
 			ns.roomRE = re
 		}
 	}
-	return &Gateway{cfg: cfg}, nil
+	return &Gateway{cfg: cfg, live: map[*client]struct{}{}}, nil
 }
 
 // Wait blocks until background calls finish or ctx ends.
@@ -196,7 +199,7 @@ func (g *Gateway) admit(ns *Namespace) socket.NamespaceMiddleware {
 			next(nil)
 			return
 		}
-		c := g.newClient(ns, s, user)
+		c := g.newClient(ns, s, user, newSessionKey())
 		c.listen(s)
 		ctx, cancel := c.callContext()
 		defer cancel()
@@ -208,6 +211,7 @@ func (g *Gateway) admit(ns *Namespace) socket.NamespaceMiddleware {
 				return
 			}
 		}
+		c.save(ctx)
 		close(c.ready)
 		s.SetData(c)
 		next(nil)

@@ -43,7 +43,7 @@ func runHandlerCases(t *testing.T, tests []handlerCase) {
 			c := newTestClient(t, ns, limits, rooms, rel)
 			for _, r := range tt.in {
 				c.rooms[r] = 1
-				rel.refs[c.key(r)] = 1
+				rel.refs[c.roomKey(r)] = 1
 			}
 			rel.acquire = tt.acquire
 			ack := emit(t, c, tt.event, tt.args...)
@@ -111,7 +111,7 @@ func TestJoin(t *testing.T) {
 				if got, _ := json.Marshal(ack); string(got) != want {
 					t.Errorf("ack\n got %s\nwant %s", got, want)
 				}
-				if rel.held("lobby") != 1 || rel.members[c.key("lobby")] != c.member || !c.joined("lobby") {
+				if rel.held("lobby") != 1 || rel.members[c.roomKey("lobby")] != c.member || !c.joined("lobby") {
 					t.Error("the socket is not in the room's delivery")
 				}
 			}},
@@ -340,7 +340,7 @@ func TestDisconnectDuringJoin(t *testing.T) {
 	if err := c.g.Wait(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if !rooms.called("LeaveRoom") || rel.held("lobby") != 0 || rel.members[c.key("lobby")] != nil {
+	if !rooms.called("LeaveRoom") || rel.held("lobby") != 0 || rel.members[c.roomKey("lobby")] != nil {
 		t.Errorf("join not undone: calls %v, references %d", rooms.calls, rel.held("lobby"))
 	}
 }

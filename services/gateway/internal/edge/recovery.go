@@ -8,35 +8,29 @@ import (
 	"github.com/zishang520/socket.io/v3/pkg/types"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/durationpb"
 
 	roomsv1 "github.com/parleyhq/parley/proto/parley/rooms/v1"
 	"github.com/parleyhq/parley/services/gateway/internal/wire"
 )
 
 // Connection state recovery, backed by the rooms service rather than gateway
-// memory, so that it survives a gateway restart and works across gateways:
+// memory, so that it survives a gateway restart or crash and works across
+// gateways:
 //
-//   - every "receive message" a socket gets ends with the socket's offset in
-//     each of its rooms (wire.EncodeOffsets); the client keeps the last one;
-//   - when a socket disconnects for a recoverable reason, its record (user,
-//     rooms, and the offset each join reached) is saved in the rooms service
-//     under the socket.io private session id, for the window;
-//   - a client reconnecting with that id and its last offset string is
-//     restored by whichever gateway it reaches: same socket id, same rooms,
-//     and every message after its offsets, in order, before live delivery
-//     (the relay's catch-up).
-
-// savedSession is the record kept in the rooms service.
-type savedSession struct {
-	SID   string            `json:"sid"`
-	User  string            `json:"user"`
-	Rooms map[string]uint64 `json:"rooms"`
-}
+//   - every "receive message" a socket gets ends with its position: its
+//     session key and its offset in each of its rooms (wire.EncodePosition);
+//     the client keeps the last one;
+//   - the session is stored under that key (sessions.go), and stored once
+//     more when the socket disconnects for a recoverable reason;
+//   - a client reconnecting with its last position is restored by whichever
+//     gateway it reaches, once it passes the namespace's auth again: same
+//     socket id, same rooms, and every message after its offsets, in order,
+//     before live delivery (the relay's catch-up).
 
 // restored is a socket's data between RestoreSession and its connection.
 type restored struct {
 	user string
+	key  string
 	pos  map[string]uint64 // room -> last offset the client has
 }
 
@@ -62,47 +56,28 @@ type sessionAdapter struct {
 	ns string
 }
 
-// PersistSession saves a socket that disconnected for a recoverable reason.
-// It runs inside socket.io's close path, which may be inside a relay write,
-// so the call to the rooms service happens in the background.
+// PersistSession saves a socket that disconnected for a recoverable reason,
+// with the rooms it was in at the end. It runs inside socket.io's close path,
+// which may be inside a relay write, so the call to the rooms service happens
+// in the background.
 func (a *sessionAdapter) PersistSession(s *socket.SessionToPersist) {
-	c, ok := s.Data.(*client)
-	if !ok {
-		return
+	if c, ok := s.Data.(*client); ok {
+		c.saveInBackground()
 	}
-	c.mu.Lock()
-	rec := savedSession{SID: string(s.Sid), User: c.user, Rooms: make(map[string]uint64, len(c.rooms))}
-	for r, off := range c.rooms {
-		rec.Rooms[r] = off
-	}
-	c.mu.Unlock()
-	data, err := json.Marshal(rec)
-	if err != nil {
-		a.g.cfg.Log.Error("encoding session failed", "namespace", a.ns, "err", err)
-		return
-	}
-	pid := string(s.Pid)
-	a.g.bg.Go(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), a.g.cfg.Limits.CallTimeout)
-		defer cancel()
-		_, err := a.g.cfg.Rooms.SaveSession(ctx, &roomsv1.SaveSessionRequest{
-			Namespace: a.ns, SessionId: pid, Data: data, Ttl: durationpb.New(a.g.cfg.RecoveryWindow),
-		})
-		if err != nil {
-			a.g.cfg.Log.Error("saving session for recovery failed", "namespace", a.ns, "socket", rec.SID, "err", err)
-			return
-		}
-		a.g.cfg.Log.Debug("session saved for recovery", "namespace", a.ns, "socket", rec.SID, "rooms", len(rec.Rooms))
-	})
 }
 
-// RestoreSession takes the saved session of pid, if any, and decides whether
-// the client can be brought up to date from offset. Returning nil gives the
+// RestoreSession takes the session stored under the key in the client's
+// position (offset), if any, and decides whether the client can be brought up
+// to date from it; socket.io's own private session id is not needed. Returning nil gives the
 // client a fresh session (it sees recovered === false).
 func (a *sessionAdapter) RestoreSession(pid socket.PrivateSessionId, offset string) (*socket.Session, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), a.g.cfg.Limits.CallTimeout)
 	defer cancel()
-	resp, err := a.g.cfg.Rooms.TakeSession(ctx, &roomsv1.TakeSessionRequest{Namespace: a.ns, SessionId: string(pid)})
+	key, client := wire.DecodePosition(offset)
+	if key == "" {
+		return nil, nil
+	}
+	resp, err := a.g.cfg.Rooms.TakeSession(ctx, &roomsv1.TakeSessionRequest{Namespace: a.ns, SessionId: key})
 	if status.Code(err) == codes.NotFound || status.Code(err) == codes.InvalidArgument {
 		return nil, nil
 	}
@@ -115,7 +90,6 @@ func (a *sessionAdapter) RestoreSession(pid socket.PrivateSessionId, offset stri
 		a.g.cfg.Log.Error("decoding saved session failed", "namespace", a.ns, "err", err)
 		return nil, nil
 	}
-	client := wire.DecodeOffsets(offset)
 	pos := make(map[string]uint64, len(rec.Rooms))
 	for room, joined := range rec.Rooms {
 		pos[room] = joined
@@ -133,7 +107,7 @@ func (a *sessionAdapter) RestoreSession(pid socket.PrivateSessionId, offset stri
 			Sid:   socket.SocketId(rec.SID),
 			Pid:   pid,
 			Rooms: types.NewSet[socket.Room](),
-			Data:  &restored{user: rec.User, pos: pos},
+			Data:  &restored{user: rec.User, key: key, pos: pos},
 		},
 	}, nil
 }
@@ -141,7 +115,7 @@ func (a *sessionAdapter) RestoreSession(pid socket.PrivateSessionId, offset stri
 // resume brings a restored socket back into its rooms and sends it what it
 // missed, before any event of its own is handled.
 func (g *Gateway) resume(ns *Namespace, s *socket.Socket, r *restored) {
-	c := g.newClient(ns, s, r.user)
+	c := g.newClient(ns, s, r.user, r.key)
 	s.SetData(c)
 	c.listen(s)
 	c.connected(s)
@@ -150,6 +124,9 @@ func (g *Gateway) resume(ns *Namespace, s *socket.Socket, r *restored) {
 			g.cfg.Log.Error("restoring room failed", "namespace", ns.Name, "room", room, "socket", c.id, "err", err)
 		}
 	}
+	ctx, cancel := c.callContext()
+	c.save(ctx)
+	cancel()
 	close(c.ready)
 	g.cfg.Log.Debug("session restored", "namespace", ns.Name, "socket", c.id, "user", r.user, "rooms", len(r.pos))
 }
@@ -158,7 +135,7 @@ func (g *Gateway) resume(ns *Namespace, s *socket.Socket, r *restored) {
 func (c *client) rejoin(room string, seen uint64) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*c.g.cfg.Limits.CallTimeout)
 	defer cancel()
-	if err := c.g.cfg.Relay.Acquire(ctx, c.key(room)); err != nil {
+	if err := c.g.cfg.Relay.Acquire(ctx, c.roomKey(room)); err != nil {
 		return err
 	}
 	jr, err := c.g.cfg.Rooms.JoinRoom(ctx, &roomsv1.JoinRoomRequest{Namespace: c.ns.Name, Room: room, UserId: c.user, SessionId: c.id})
@@ -166,7 +143,7 @@ func (c *client) rejoin(room string, seen uint64) error {
 		err = c.attach(ctx, room, seen, jr.GetRoom().GetLastOffset())
 	}
 	if err != nil {
-		c.g.cfg.Relay.Release(c.key(room))
+		c.g.cfg.Relay.Release(c.roomKey(room))
 	}
 	return err
 }

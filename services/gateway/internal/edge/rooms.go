@@ -42,9 +42,12 @@ func (c *client) join(ctx context.Context, req roomRequest) (joinResult, error) 
 	}
 	if err != nil {
 		if !already {
-			c.g.cfg.Relay.Release(c.key(room))
+			c.g.cfg.Relay.Release(c.roomKey(room))
 		}
 		return joinResult{}, err
+	}
+	if !already && c.isLive() {
+		c.save(ctx)
 	}
 	return res, nil
 }
@@ -52,7 +55,7 @@ func (c *client) join(ctx context.Context, req roomRequest) (joinResult, error) 
 // acquire takes the relay's reference on room, creating the room first when
 // it does not exist and the namespace allows it.
 func (c *client) acquire(ctx context.Context, room string) error {
-	k := c.key(room)
+	k := c.roomKey(room)
 	err := c.g.cfg.Relay.Acquire(ctx, k)
 	if status.Code(err) != codes.NotFound || !c.ns.CreateRooms {
 		return err
@@ -90,7 +93,7 @@ func (c *client) enter(ctx context.Context, room string) (joinResult, error) {
 // the room is known to have reached upTo, and records the room as joined.
 // The caller holds the relay reference, which the socket keeps on success.
 func (c *client) attach(ctx context.Context, room string, seen, upTo uint64) error {
-	k := c.key(room)
+	k := c.roomKey(room)
 	reached, err := c.g.cfg.Relay.Add(ctx, k, c.member, seen, upTo)
 	if err != nil {
 		return err
@@ -111,7 +114,11 @@ func (c *client) leaveRoom(ctx context.Context, req roomRequest) (struct{}, erro
 	if !c.joined(req.Room) {
 		return struct{}{}, errorf(CodeNotFound, "not in room %q", req.Room)
 	}
-	return struct{}{}, c.leave(ctx, req.Room, asked)
+	if err := c.leave(ctx, req.Room, asked); err != nil {
+		return struct{}{}, err
+	}
+	c.save(ctx)
+	return struct{}{}, nil
 }
 
 // switchRoom leaves every other room, then joins req.Room.

@@ -124,7 +124,7 @@ func newRelay(t *testing.T, rooms *fakeRooms, opts Options) *Relay {
 }
 
 func newMember(id string, s *socket, slow func()) *Member {
-	return &Member{ID: id, User: "u-" + id, Out: wire.NewConn(s, 100, slow), Removed: func(string) {}}
+	return &Member{ID: id, User: "u-" + id, Out: wire.NewConn(s, "k-"+id, 100, slow), Removed: func(string) {}}
 }
 
 // TestCatchUpDoesNotHoldUpTheRoom joins a member far behind the room while

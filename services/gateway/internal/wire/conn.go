@@ -33,13 +33,15 @@ type Conn struct {
 	// they were computed.
 	mu  sync.Mutex
 	pos map[string]uint64 // room -> offset of the last message written, or the join's
+	key string            // the key the socket's session is stored under
 }
 
-// NewConn returns a Conn on t that lets limit packets wait. onSlow is called
-// once, on its own goroutine, when the socket falls behind; it should
-// disconnect the socket.
-func NewConn(t Transport, limit int, onSlow func()) *Conn {
-	c := &Conn{t: t, limit: int64(limit), onSlow: onSlow, pos: make(map[string]uint64)}
+// NewConn returns a Conn on t that lets limit packets wait. Every message it
+// writes ends with the socket's position (EncodePosition), which names key.
+// onSlow is called once, on its own goroutine, when the socket falls behind;
+// it should disconnect the socket.
+func NewConn(t Transport, key string, limit int, onSlow func()) *Conn {
+	c := &Conn{t: t, key: key, limit: int64(limit), onSlow: onSlow, pos: make(map[string]uint64)}
 	c.done = func(transports.Transport) { c.pending.Add(-1) }
 	return c
 }
@@ -53,7 +55,7 @@ func (c *Conn) Write(p Packet) bool {
 	return true
 }
 
-// WriteMessage queues a message packet ending with the socket's offsets, with
+// WriteMessage queues a message packet ending with the socket's position, with
 // p's room now at p's offset. headroom lets a catch-up queue a page of history
 // at once beyond the live bound.
 func (c *Conn) WriteMessage(p MessagePacket, headroom int) bool {
@@ -63,7 +65,7 @@ func (c *Conn) WriteMessage(p MessagePacket, headroom int) bool {
 		return false
 	}
 	c.pos[p.Room] = p.Offset
-	c.t.Write(strings.NewReader(p.text(EncodeOffsets(c.pos))), nil, c.done)
+	c.t.Write(strings.NewReader(p.text(EncodePosition(c.key, c.pos))), nil, c.done)
 	return true
 }
 

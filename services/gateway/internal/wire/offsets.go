@@ -52,3 +52,20 @@ func DecodeOffsets(s string) map[string]uint64 {
 	}
 	return pos
 }
+
+// EncodePosition renders what a socket hands back when it reconnects: the key
+// its session is stored under, then its offsets, as "key|room=offset&...".
+// Room names are query-escaped, so the first "|" always ends the key.
+func EncodePosition(key string, pos map[string]uint64) string {
+	return key + "|" + EncodeOffsets(pos)
+}
+
+// DecodePosition parses what EncodePosition produced; a string without a key
+// gives an empty one.
+func DecodePosition(s string) (key string, pos map[string]uint64) {
+	key, offsets, ok := strings.Cut(s, "|")
+	if !ok {
+		return "", DecodeOffsets(s)
+	}
+	return key, DecodeOffsets(offsets)
+}

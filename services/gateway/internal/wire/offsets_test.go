@@ -51,3 +51,18 @@ func FuzzDecodeOffsets(f *testing.F) {
 		}
 	})
 }
+
+func TestPositionRoundTrip(t *testing.T) {
+	pos := map[string]uint64{"a|b": 1, "c": 2}
+	s := EncodePosition("k_-9", pos)
+	if s != "k_-9|a%7Cb=1&c=2" {
+		t.Fatalf("EncodePosition = %q", s)
+	}
+	key, back := DecodePosition(s)
+	if key != "k_-9" || !maps.Equal(back, pos) {
+		t.Fatalf("DecodePosition(%q) = %q, %v", s, key, back)
+	}
+	if key, back := DecodePosition("a=1"); key != "" || back["a"] != 1 {
+		t.Fatalf("a position without a key: %q, %v", key, back)
+	}
+}

@@ -34,7 +34,7 @@ func eventHeader(b *strings.Builder, nsp string) {
 }
 
 // MessagePacket is a "receive message" packet encoded once, except for its
-// last argument: the recovery offsets, which are each socket's own.
+// last argument: the recovery position, which is each socket's own.
 type MessagePacket struct {
 	Room    string
 	Offset  uint64
@@ -55,10 +55,10 @@ func EncodeMessage(nsp string, m Message, session string) MessagePacket {
 	return MessagePacket{Room: m.Room, Offset: m.Offset, Session: session, open: b.String()}
 }
 
-// text completes p with a socket's offsets, which EncodeOffsets keeps free of
-// characters JSON would escape.
-func (p MessagePacket) text(offsets string) string {
-	return p.open + `,"` + offsets + `"]`
+// text completes p with a socket's position, which EncodePosition keeps free
+// of characters JSON would escape (keys are base64url).
+func (p MessagePacket) text(position string) string {
+	return p.open + `,"` + position + `"]`
 }
 
 // Names of the events the gateway sends to clients.

@@ -70,7 +70,7 @@ func (tr *transport) flush() {
 func TestConnBoundsItsQueue(t *testing.T) {
 	tr := &transport{}
 	slow := make(chan struct{}, 2)
-	c := NewConn(tr, 2, func() { slow <- struct{}{} })
+	c := NewConn(tr, "key", 2, func() { slow <- struct{}{} })
 	p := Packet{text: "2[\"x\"]"}
 	if !c.Write(p) || !c.Write(p) {
 		t.Fatal("writes within the bound refused")
@@ -82,7 +82,7 @@ func TestConnBoundsItsQueue(t *testing.T) {
 			t.Fatalf("message %d refused", off)
 		}
 	}
-	if got := tr.written[3]; got != `2["receive message",1,{},"a=3&b=2"]` {
+	if got := tr.written[3]; got != `2["receive message",1,{},"key|a=3&b=2"]` {
 		t.Errorf("message carries %s", got)
 	}
 	if c.Write(p) {
@@ -98,7 +98,7 @@ func TestConnBoundsItsQueue(t *testing.T) {
 		t.Fatal("onSlow called twice")
 	case <-time.After(50 * time.Millisecond):
 	}
-	c2 := NewConn(&transport{}, 1, func() {})
+	c2 := NewConn(&transport{}, "key", 1, func() {})
 	if !c2.WriteMessage(MessagePacket{Room: "r", Offset: 1}, 5) || !c2.WriteMessage(MessagePacket{Room: "r", Offset: 2}, 5) {
 		t.Fatal("headroom for a catch-up page not granted")
 	}

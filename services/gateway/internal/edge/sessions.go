@@ -1,0 +1,126 @@
+package edge
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	roomsv1 "github.com/parleyhq/parley/proto/parley/rooms/v1"
+)
+
+// A socket's session (user, rooms, the offset each join reached) is stored in
+// the rooms service from the moment the socket is admitted, and again on every
+// join and leave, under a random key that every message the socket receives
+// carries in its recovery position (wire.EncodePosition). The record lives for
+// the recovery window and KeepSessions renews it while the socket is
+// connected, so a client whose gateway dies — even by SIGKILL, with nothing
+// saved on the way out — finds its session on whichever gateway it reaches
+// next. A socket that ends for good drops its record.
+
+// savedSession is the record kept in the rooms service.
+type savedSession struct {
+	SID   string            `json:"sid"`
+	User  string            `json:"user"`
+	Rooms map[string]uint64 `json:"rooms"`
+}
+
+// newSessionKey returns a key no client can guess: it is as good as the
+// session to whoever holds it (who must still present the user's token).
+func newSessionKey() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func (c *client) sessionRecord() ([]byte, error) {
+	c.mu.Lock()
+	rec := savedSession{SID: c.id, User: c.user, Rooms: make(map[string]uint64, len(c.rooms))}
+	for r, off := range c.rooms {
+		rec.Rooms[r] = off
+	}
+	c.mu.Unlock()
+	return json.Marshal(rec)
+}
+
+// save stores the socket's session for the recovery window. A failure is
+// logged, not returned: the socket works on, it only could not be restored.
+func (c *client) save(ctx context.Context) {
+	data, err := c.sessionRecord()
+	if err == nil {
+		_, err = c.g.cfg.Rooms.SaveSession(ctx, &roomsv1.SaveSessionRequest{
+			Namespace: c.ns.Name, SessionId: c.key, Data: data, Ttl: durationpb.New(c.g.cfg.RecoveryWindow),
+		})
+	}
+	if err != nil {
+		c.g.cfg.Log.Error("saving session for recovery failed", "namespace", c.ns.Name, "socket", c.id, "err", err)
+		return
+	}
+	c.g.cfg.Log.Debug("session saved for recovery", "namespace", c.ns.Name, "socket", c.id)
+}
+
+// saveInBackground saves the session from a path that must not wait for the
+// rooms service (socket.io's close path); shutdown waits for it.
+func (c *client) saveInBackground() {
+	c.g.bg.Go(func() {
+		ctx, cancel := c.callContext()
+		defer cancel()
+		c.save(ctx)
+	})
+}
+
+// drop removes the socket's stored session: it ended for good (the client
+// left the namespace, or was sent away), so it must not be restored.
+func (c *client) drop() {
+	c.g.bg.Go(func() {
+		ctx, cancel := c.callContext()
+		defer cancel()
+		if _, err := c.g.cfg.Rooms.TakeSession(ctx, &roomsv1.TakeSessionRequest{Namespace: c.ns.Name, SessionId: c.key}); err != nil {
+			c.g.cfg.Log.Debug("no stored session to drop", "namespace", c.ns.Name, "socket", c.id, "err", err)
+		}
+	})
+}
+
+// track adds a connected socket to, or removes it from, the sessions
+// KeepSessions renews.
+func (g *Gateway) track(c *client, live bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if live {
+		g.live[c] = struct{}{}
+	} else {
+		delete(g.live, c)
+	}
+}
+
+// KeepSessions renews the stored session of every connected socket three
+// times per recovery window until ctx ends, so that each outlives its
+// gateway by a full window, whenever the gateway dies.
+func (g *Gateway) KeepSessions(ctx context.Context) {
+	t := time.NewTicker(g.cfg.RecoveryWindow / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		g.mu.Lock()
+		clients := make([]*client, 0, len(g.live))
+		for c := range g.live {
+			clients = append(clients, c)
+		}
+		g.mu.Unlock()
+		for _, c := range clients {
+			if ctx.Err() != nil {
+				return
+			}
+			cctx, cancel := c.callContext()
+			c.save(cctx)
+			cancel()
+		}
+	}
+}
