@@ -95,7 +95,11 @@ type Room struct {
 	// When the room was created.
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	// When the room's options last changed.
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// Identifies this incarnation of the room: a room deleted and created again
+	// under the same name has a new epoch and starts its offsets again at 1. An
+	// offset is meaningful only together with the epoch it was read in.
+	Epoch         string `protobuf:"bytes,8,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -177,6 +181,13 @@ func (x *Room) GetUpdateTime() *timestamppb.Timestamp {
 		return x.UpdateTime
 	}
 	return nil
+}
+
+func (x *Room) GetEpoch() string {
+	if x != nil {
+		return x.Epoch
+	}
+	return ""
 }
 
 // RoomOptions are the settings of a room. Zero values mean "the service default".
@@ -803,7 +814,7 @@ var File_parley_rooms_v1_types_proto protoreflect.FileDescriptor
 
 const file_parley_rooms_v1_types_proto_rawDesc = "" +
 	"\n" +
-	"\x1bparley/rooms/v1/types.proto\x12\x0fparley.rooms.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xae\x02\n" +
+	"\x1bparley/rooms/v1/types.proto\x12\x0fparley.rooms.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc4\x02\n" +
 	"\x04Room\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x126\n" +
@@ -814,7 +825,8 @@ const file_parley_rooms_v1_types_proto_rawDesc = "" +
 	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"\xb5\x02\n" +
+	"updateTime\x12\x14\n" +
+	"\x05epoch\x18\b \x01(\tR\x05epoch\"\xb5\x02\n" +
 	"\vRoomOptions\x12E\n" +
 	"\n" +
 	"visibility\x18\x01 \x01(\x0e2\x1b.parley.rooms.v1.VisibilityB\b\xbaH\x05\x82\x01\x02\x10\x01R\n" +

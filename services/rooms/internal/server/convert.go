@@ -64,6 +64,7 @@ func toProtoRoom(r store.Room) *roomsv1.Room {
 	return &roomsv1.Room{
 		Namespace:   r.Namespace,
 		Name:        r.Name,
+		Epoch:       r.Epoch,
 		Options:     opts,
 		LastOffset:  r.LastOffset,
 		MemberCount: r.MemberCount,

@@ -63,6 +63,10 @@ type Room struct {
 	MemberCount uint32
 	CreateTime  time.Time
 	UpdateTime  time.Time
+	// Epoch identifies this incarnation of the room: the backend gives every
+	// created room a new one, so a room deleted and created again (offsets
+	// starting again at 1) is never mistaken for the old one.
+	Epoch string
 }
 
 // Member is a user's membership of a room.

@@ -2,7 +2,9 @@ package sqlite
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -12,9 +14,10 @@ import (
 
 // CreateRoom implements store.Store.
 func (s *Store) CreateRoom(ctx context.Context, key store.RoomKey, opts store.RoomOptions, now time.Time) (store.Room, error) {
+	epoch := newEpoch()
 	res, err := s.st.insertRoom.ExecContext(ctx, key.Namespace, key.Name,
 		opts.Private, opts.MaxMembers, opts.ReadOnly, opts.HistoryMaxMessages,
-		int64(opts.HistoryRetention), nanos(now), nanos(now))
+		int64(opts.HistoryRetention), nanos(now), nanos(now), epoch)
 	if err == nil {
 		err = rowsAffected(res, store.ErrAlreadyExists)
 	}
@@ -26,7 +29,16 @@ func (s *Store) CreateRoom(ctx context.Context, key store.RoomKey, opts store.Ro
 		Options:    opts,
 		CreateTime: fromNanos(nanos(now)),
 		UpdateTime: fromNanos(nanos(now)),
+		Epoch:      epoch,
 	}, nil
+}
+
+// newEpoch returns a random epoch; 64 bits make two incarnations of one room
+// sharing it unthinkable.
+func newEpoch() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // GetRoom implements store.Store.
@@ -143,7 +155,7 @@ func scanRoom(row scanner) (int64, store.Room, error) {
 	)
 	err := row.Scan(&id, &r.Namespace, &r.Name, &r.Options.Private, &r.Options.MaxMembers,
 		&r.Options.ReadOnly, &r.Options.HistoryMaxMessages, &retention, &r.LastOffset,
-		&r.MemberCount, &created, &updated)
+		&r.MemberCount, &created, &updated, &r.Epoch)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, store.Room{}, store.ErrNotFound
 	}

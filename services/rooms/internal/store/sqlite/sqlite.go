@@ -51,7 +51,7 @@ var _ store.Store = (*Store)(nil)
 
 // schemaVersion is stored in PRAGMA user_version. A database written by a
 // newer version is refused rather than misread.
-const schemaVersion = 1
+const schemaVersion = 2
 
 // The messages and dedupe tables hold most of the rows; WITHOUT ROWID keeps
 // each of them in its primary-key b-tree so that a room's messages are read
@@ -71,6 +71,7 @@ CREATE TABLE IF NOT EXISTS rooms (
 	member_count INTEGER NOT NULL,
 	create_time  INTEGER NOT NULL,
 	update_time  INTEGER NOT NULL,
+	epoch        TEXT    NOT NULL,
 	UNIQUE (namespace, name)
 );
 CREATE TABLE IF NOT EXISTS members (
@@ -205,6 +206,13 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	}
 	if v > schemaVersion {
 		return fmt.Errorf("schema version %d is newer than this program's %d", v, schemaVersion)
+	}
+	if v == 1 {
+		// Version 2 gave rooms an epoch; each existing room gets its own.
+		if _, err := tx.ExecContext(ctx, `ALTER TABLE rooms ADD COLUMN epoch TEXT NOT NULL DEFAULT '';
+			UPDATE rooms SET epoch = lower(hex(randomblob(8)))`); err != nil {
+			return fmt.Errorf("migrate schema 1 to 2: %w", err)
+		}
 	}
 	if _, err := tx.ExecContext(ctx, schema); err != nil {
 		return fmt.Errorf("create schema: %w", err)

@@ -127,8 +127,41 @@ func TestOpenSettings(t *testing.T) {
 	if err := db.QueryRow("PRAGMA user_version").Scan(&version); err != nil {
 		t.Fatal(err)
 	}
-	if mode != "wal" || version != 1 {
-		t.Errorf("journal_mode %q, user_version %d; want wal, 1", mode, version)
+	if mode != "wal" || version != 2 {
+		t.Errorf("journal_mode %q, user_version %d; want wal, 2", mode, version)
+	}
+}
+
+// TestOpenMigratesSchema1 opens a database written before rooms had epochs:
+// its rooms are kept, each with an epoch of its own.
+func TestOpenMigratesSchema1(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "rooms.db")
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = db.Exec(`CREATE TABLE rooms (
+		id INTEGER PRIMARY KEY, namespace TEXT NOT NULL, name TEXT NOT NULL, private INTEGER NOT NULL,
+		max_members INTEGER NOT NULL, read_only INTEGER NOT NULL, history_max INTEGER NOT NULL,
+		retention_ns INTEGER NOT NULL, last_offset INTEGER NOT NULL, member_count INTEGER NOT NULL,
+		create_time INTEGER NOT NULL, update_time INTEGER NOT NULL, UNIQUE (namespace, name));
+	INSERT INTO rooms VALUES (1, '/', 'a', 0, 0, 0, 0, 0, 7, 0, 0, 0), (2, '/', 'b', 0, 0, 0, 0, 0, 0, 0, 0, 0);
+	PRAGMA user_version = 1;`)
+	if err == nil {
+		err = db.Close()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := open(t, path)
+	defer s.Close()
+	a, errA := s.GetRoom(t.Context(), store.RoomKey{Namespace: "/", Name: "a"})
+	b, errB := s.GetRoom(t.Context(), store.RoomKey{Namespace: "/", Name: "b"})
+	if errA != nil || errB != nil {
+		t.Fatal(errA, errB)
+	}
+	if a.LastOffset != 7 || a.Epoch == "" || b.Epoch == "" || a.Epoch == b.Epoch {
+		t.Errorf("after migration: a = %+v, b = %+v", a, b)
 	}
 }
 

@@ -26,14 +26,14 @@ type statements struct {
 }
 
 const roomCols = `id, namespace, name, private, max_members, read_only, history_max,
-	retention_ns, last_offset, member_count, create_time, update_time`
+	retention_ns, last_offset, member_count, create_time, update_time, epoch`
 
 const messageCols = `offset, sender, session_id, client_id, payload, create_time`
 
 const (
 	qInsertRoom = `INSERT INTO rooms (namespace, name, private, max_members, read_only,
-		history_max, retention_ns, last_offset, member_count, create_time, update_time)
-	VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?)
+		history_max, retention_ns, last_offset, member_count, create_time, update_time, epoch)
+	VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?, ?)
 	ON CONFLICT (namespace, name) DO NOTHING`
 
 	// A NULL argument leaves its column as it is.

@@ -278,3 +278,33 @@ func payloads(msgs []store.Message) []string {
 	}
 	return out
 }
+
+// testEpochs checks that every room gets an epoch, that it does not change
+// with the room's options or messages, and that a room deleted and created
+// again gets another one.
+func testEpochs(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	key := store.RoomKey{Namespace: "acme", Name: "phoenix"}
+	created := createRoom(t, s, key, store.RoomOptions{}, t0)
+	if created.Epoch == "" {
+		t.Fatal("CreateRoom returned no epoch")
+	}
+	other := createRoom(t, s, store.RoomKey{Namespace: "acme", Name: "other"}, store.RoomOptions{}, t0)
+	if other.Epoch == created.Epoch {
+		t.Errorf("two rooms share epoch %q", created.Epoch)
+	}
+	readOnly := true
+	_, err := s.UpdateRoom(ctx, key, store.RoomOptionsPatch{ReadOnly: &readOnly}, at(time.Minute))
+	noErr(t, "UpdateRoom", err)
+	if got := getRoom(t, s, key).Epoch; got != created.Epoch {
+		t.Errorf("epoch %q after UpdateRoom, want %q", got, created.Epoch)
+	}
+	noErr(t, "DeleteRoom", s.DeleteRoom(ctx, key))
+	again := createRoom(t, s, key, store.RoomOptions{}, at(time.Hour))
+	if again.Epoch == "" || again.Epoch == created.Epoch {
+		t.Errorf("room created again has epoch %q, the deleted one had %q", again.Epoch, created.Epoch)
+	}
+	if got := getRoom(t, s, key).Epoch; got != again.Epoch {
+		t.Errorf("GetRoom epoch %q, CreateRoom said %q", got, again.Epoch)
+	}
+}
