@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"encoding/json"
+	"io"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -84,6 +86,39 @@ func TestLargeFramesGetCodedAcks(t *testing.T) {
 		e, _ := ack[0]["error"].(map[string]any)
 		if ack[0]["ok"] != false || e["code"] != "resource_exhausted" {
 			t.Fatalf("%d-byte frame: ack %v, want resource_exhausted", size, ack[0])
+		}
+	}
+}
+
+// TestEventInTheSamePayloadAsConnect posts a namespace CONNECT and an event
+// in one long-polling payload, as a client that emits on connect may: the
+// event must be handled once the socket is connected, not treated as a
+// packet for a namespace the connection is not in (which closes it).
+func TestEventInTheSamePayloadAsConnect(t *testing.T) {
+	s := startStack(t)
+	_, url := s.gateway("127.0.0.1:0")
+	for i := range 10 {
+		c := &pollingClient{t: t, base: url + "/socket.io/?EIO=4&transport=polling"}
+		var open struct {
+			SID string `json:"sid"`
+		}
+		resp, err := http.Get(c.base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err := json.Unmarshal([]byte(strings.TrimPrefix(string(body), "0")), &open); err != nil {
+			t.Fatalf("open packet %q: %v", body, err)
+		}
+		c.sid = open.SID
+		c.post("40", `421["rooms"]`)
+		var buf []string
+		if p := c.next(&buf); !strings.HasPrefix(p, "40{") {
+			t.Fatalf("try %d: got %q, want the CONNECT reply", i, p)
+		}
+		if p := c.next(&buf); !strings.HasPrefix(p, `431[{"ok":true`) {
+			t.Fatalf("try %d: got %q, want the rooms ack", i, p)
 		}
 	}
 }

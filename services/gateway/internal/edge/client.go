@@ -39,12 +39,14 @@ type client struct {
 	unlogged atomic.Int64
 
 	mu     sync.Mutex
-	rooms  map[string]uint64 // joined rooms -> the offset the join reached
-	live   bool              // counted as connected
+	rooms  map[string]*joined
+	live   bool // counted as connected
 	closed bool
 	// ready is closed once the socket's default rooms (or, for a restored
 	// session, its rooms and missed messages) are in place.
 	ready chan struct{}
+	// admitted is closed when socket.io has completed the connection.
+	admitted chan struct{}
 }
 
 func (g *Gateway) newClient(ns *Namespace, s *socket.Socket, user, key string) *client {
@@ -55,7 +57,7 @@ func (g *Gateway) newClient(ns *Namespace, s *socket.Socket, user, key string) *
 // is stored under, and closeConn ends the socket's connection.
 func (g *Gateway) newClientOn(ns *Namespace, id, user, key string, t wire.Transport, closeConn func()) *client {
 	c := &client{
-		g: g, ns: ns, id: id, user: user, key: key, rooms: map[string]uint64{}, ready: make(chan struct{}),
+		g: g, ns: ns, id: id, user: user, key: key, rooms: map[string]*joined{}, ready: make(chan struct{}), admitted: make(chan struct{}),
 		limiter:  rate.NewLimiter(rate.Limit(g.cfg.Limits.EventRate), g.cfg.Limits.EventBurst),
 		logLimit: rate.NewLimiter(refusalLogRate, refusalLogBurst),
 	}
@@ -138,27 +140,34 @@ func (c *client) joined(room string) bool {
 	return ok
 }
 
+// joined is a room the socket is in.
+type joined struct {
+	sub    *relay.Room // the relay's subscription, whose reference the socket holds
+	offset uint64      // where the join (or restore) left the socket
+	epoch  string      // the room's epoch then: a room created again has another
+}
+
 // record notes that the socket is in room, unless it has disconnected
 // meanwhile, in which case the caller must undo the join.
-func (c *client) record(room string, off uint64) bool {
+func (c *client) record(room string, j *joined) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
 		return false
 	}
-	c.rooms[room] = off
+	c.rooms[room] = j
 	return true
 }
 
-// take removes room from the socket's rooms and reports whether it was there:
-// whoever takes it (leave, removal, disconnect) releases the relay reference,
-// exactly once.
-func (c *client) take(room string) bool {
+// take removes room from the socket's rooms and returns it if it was there:
+// whoever takes it (leave, removal, disconnect) releases the relay
+// reference, exactly once.
+func (c *client) take(room string) (*joined, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	_, ok := c.rooms[room]
+	j, ok := c.rooms[room]
 	delete(c.rooms, room)
-	return ok
+	return j, ok
 }
 
 // departure says why a socket leaves a room, which decides what happens to
@@ -177,10 +186,11 @@ const (
 // leave takes the socket out of room, the one way every departure goes: out
 // of the relay's delivery, then out of the room in the rooms service.
 func (c *client) leave(ctx context.Context, room string, why departure) error {
-	if !c.take(room) {
+	j, ok := c.take(room)
+	if !ok {
 		return nil
 	}
-	c.detach(room)
+	c.detach(j)
 	return c.end(ctx, room, why)
 }
 
@@ -209,17 +219,16 @@ func (c *client) end(ctx context.Context, room string, why departure) error {
 
 // detach stops the room's delivery to the socket and lets go of its relay
 // reference.
-func (c *client) detach(room string) {
-	k := c.roomKey(room)
-	c.g.cfg.Relay.Remove(k, c.member)
-	c.g.cfg.Relay.Release(k)
+func (c *client) detach(j *joined) {
+	c.g.cfg.Relay.Remove(j.sub, c.member)
+	c.g.cfg.Relay.Release(j.sub)
 }
 
 // removed handles the relay's notice that the user is no longer a member of
-// room, for instance after KickMember.
+// room, for instance after KickMember, or that the room was deleted.
 func (c *client) removed(room string) {
-	if c.take(room) {
-		c.detach(room)
+	if j, ok := c.take(room); ok {
+		c.detach(j)
 		c.g.cfg.Log.Info("socket removed from room", "namespace", c.ns.Name, "room", room, "socket", c.id, "user", c.user)
 	}
 }
@@ -253,10 +262,11 @@ func (c *client) disconnect(reason string) {
 	// that takes the relay's locks happens elsewhere.
 	c.g.bg.Go(func() {
 		for _, room := range rooms {
-			if !c.take(room) {
+			j, ok := c.take(room)
+			if !ok {
 				continue
 			}
-			c.detach(room)
+			c.detach(j)
 			if err := c.endRetrying(room, gone); err != nil {
 				c.g.cfg.Log.Error("ending session after disconnect failed", "namespace", c.ns.Name, "room", room, "user", c.user, "err", err)
 			}

@@ -29,10 +29,14 @@ type fakeRooms struct {
 	fail map[string]error
 	// busy counts the next calls of a method refused as unavailable.
 	busy map[string]int
+	// stored is what TakeSession returns; room what GetRoom returns.
+	stored []byte
+	room   *roomsv1.Room
 
 	mu    sync.Mutex
 	calls []string
-	last  any // the last request
+	last  any      // the last request
+	saved [][]byte // the records SaveSession was given
 }
 
 func (f *fakeRooms) call(method string, req any) error {
@@ -106,55 +110,72 @@ func (f *fakeRooms) ListRooms(_ context.Context, req *roomsv1.ListRoomsRequest, 
 }
 
 func (f *fakeRooms) SaveSession(_ context.Context, req *roomsv1.SaveSessionRequest, _ ...grpc.CallOption) (*roomsv1.SaveSessionResponse, error) {
-	return &roomsv1.SaveSessionResponse{}, f.call("SaveSession", req)
+	err := f.call("SaveSession", req)
+	f.mu.Lock()
+	f.saved = append(f.saved, req.GetData())
+	f.mu.Unlock()
+	return &roomsv1.SaveSessionResponse{}, err
 }
 
 func (f *fakeRooms) TakeSession(_ context.Context, req *roomsv1.TakeSessionRequest, _ ...grpc.CallOption) (*roomsv1.TakeSessionResponse, error) {
-	return &roomsv1.TakeSessionResponse{}, f.call("TakeSession", req)
+	return &roomsv1.TakeSessionResponse{Data: f.stored}, f.call("TakeSession", req)
 }
 
-// fakeRelay counts references and members; acquire holds the errors of the
-// next Acquire calls, in order.
+func (f *fakeRooms) GetRoom(_ context.Context, req *roomsv1.GetRoomRequest, _ ...grpc.CallOption) (*roomsv1.GetRoomResponse, error) {
+	return &roomsv1.GetRoomResponse{Room: f.room}, f.call("GetRoom", req)
+}
+
+// fakeRelay hands out one Room per key, counts references and members;
+// acquire holds the errors of the next Acquire calls, in order.
 type fakeRelay struct {
 	mu      sync.Mutex
 	acquire []error
 	addErr  error
 	onAdd   func() // runs inside Add, as a concurrent disconnect would
-	refs    map[relay.Key]int
-	members map[relay.Key]*relay.Member
+	subs    map[relay.Key]*relay.Room
+	refs    map[*relay.Room]int
+	members map[*relay.Room]*relay.Member
 }
 
 func newFakeRelay() *fakeRelay {
-	return &fakeRelay{refs: map[relay.Key]int{}, members: map[relay.Key]*relay.Member{}}
+	return &fakeRelay{subs: map[relay.Key]*relay.Room{}, refs: map[*relay.Room]int{}, members: map[*relay.Room]*relay.Member{}}
 }
 
-func (r *fakeRelay) Acquire(_ context.Context, k relay.Key) error {
+func (r *fakeRelay) sub(k relay.Key) *relay.Room {
+	if r.subs[k] == nil {
+		r.subs[k] = &relay.Room{}
+	}
+	return r.subs[k]
+}
+
+func (r *fakeRelay) Acquire(_ context.Context, k relay.Key) (*relay.Room, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(r.acquire) > 0 {
 		err := r.acquire[0]
 		r.acquire = r.acquire[1:]
 		if err != nil {
-			return err
+			return nil, err
 		}
 	}
-	r.refs[k]++
-	return nil
+	rm := r.sub(k)
+	r.refs[rm]++
+	return rm, nil
 }
 
-func (r *fakeRelay) Release(k relay.Key) {
+func (r *fakeRelay) Release(rm *relay.Room) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.refs[k]--
+	r.refs[rm]--
 }
 
-func (r *fakeRelay) Add(_ context.Context, k relay.Key, m *relay.Member, seen, upTo uint64) (uint64, error) {
+func (r *fakeRelay) Add(_ context.Context, rm *relay.Room, m *relay.Member, seen, upTo uint64) (uint64, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.addErr != nil {
 		return 0, r.addErr
 	}
-	r.members[k] = m
+	r.members[rm] = m
 	if r.onAdd != nil {
 		r.mu.Unlock()
 		r.onAdd()
@@ -163,16 +184,33 @@ func (r *fakeRelay) Add(_ context.Context, k relay.Key, m *relay.Member, seen, u
 	return max(seen, upTo), nil
 }
 
-func (r *fakeRelay) Remove(k relay.Key, _ *relay.Member) {
+func (r *fakeRelay) Remove(rm *relay.Room, _ *relay.Member) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	delete(r.members, k)
+	delete(r.members, rm)
 }
 
+// held is the references on the room of that name in "/".
 func (r *fakeRelay) held(room string) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.refs[relay.Key{Namespace: "/", Room: room}]
+	return r.refs[r.sub(relay.Key{Namespace: "/", Room: room})]
+}
+
+// member is who the room of that name in "/" delivers to.
+func (r *fakeRelay) member(room string) *relay.Member {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.members[r.sub(relay.Key{Namespace: "/", Room: room})]
+}
+
+// in puts c in room, as a join would have.
+func (r *fakeRelay) in(c *client, room string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rm := r.sub(c.roomKey(room))
+	r.refs[rm] = 1
+	c.rooms[room] = &joined{sub: rm, offset: 1, epoch: "e1"}
 }
 
 type nopMetrics struct{}
@@ -187,7 +225,7 @@ func (discard) Write(io.Reader, *packet.Options, engine.SendCallback) engine.Soc
 
 var testLimits = Limits{
 	MaxMessageBytes: 64, EventRate: 1000, EventBurst: 1000, MaxRooms: 2,
-	HistoryOnJoin: 2, CallTimeout: 5 * time.Second, SendQueue: 8,
+	HistoryOnJoin: 2, CallTimeout: 5 * time.Second, SendQueue: 8, RecoveryMaxMessages: 1000,
 }
 
 // newTestClient returns a connected socket of user alice in ns, with no

@@ -38,8 +38,9 @@ func FuzzEvent(f *testing.F) {
 		if json.Unmarshal([]byte(rawArgs), &args) != nil {
 			return // socket.io hands handlers decoded JSON only
 		}
-		c := newTestClient(t, Namespace{Name: "/", CreateRooms: true}, testLimits, &fakeRooms{}, newFakeRelay())
-		c.rooms["lobby"] = 1
+		rel := newFakeRelay()
+		c := newTestClient(t, Namespace{Name: "/", CreateRooms: true}, testLimits, &fakeRooms{}, rel)
+		rel.in(c, "lobby")
 		acks := 0
 		var ack []any
 		c.onEvent(event, append(args, socket.Ack(func(a []any, _ error) { acks, ack = acks+1, a })))

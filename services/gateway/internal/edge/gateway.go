@@ -68,10 +68,10 @@ type Metrics interface {
 // Relay is what the edge needs of package relay: one reference per room a
 // socket is in, and delivery to the socket.
 type Relay interface {
-	Acquire(ctx context.Context, k relay.Key) error
-	Release(k relay.Key)
-	Add(ctx context.Context, k relay.Key, m *relay.Member, seen, upTo uint64) (uint64, error)
-	Remove(k relay.Key, m *relay.Member)
+	Acquire(ctx context.Context, k relay.Key) (*relay.Room, error)
+	Release(rm *relay.Room)
+	Add(ctx context.Context, rm *relay.Room, m *relay.Member, seen, upTo uint64) (uint64, error)
+	Remove(rm *relay.Room, m *relay.Member)
 }
 
 // Config is what a Gateway needs.
@@ -165,8 +165,10 @@ func (g *Gateway) Attach(io *socket.Server) {
 			s := args[0].(*socket.Socket)
 			switch d := s.Data().(type) {
 			case *client:
+				close(d.admitted)
 				d.connected(s)
 			case *restored:
+				close(d.admitted)
 				g.resume(ns, s, d)
 			}
 		})
@@ -194,9 +196,10 @@ func (g *Gateway) admit(ns *Namespace) socket.NamespaceMiddleware {
 			}
 			user = sub
 		}
-		if s.Recovered() {
+		if r, ok := s.Data().(*restored); ok && s.Recovered() {
 			// resume restores its rooms once it is connected.
 			next(nil)
+			g.awaitConnect(r.admitted)
 			return
 		}
 		c := g.newClient(ns, s, user, newSessionKey())
@@ -215,14 +218,33 @@ func (g *Gateway) admit(ns *Namespace) socket.NamespaceMiddleware {
 		close(c.ready)
 		s.SetData(c)
 		next(nil)
-		// socket.io drops a socket whose connection closed before its
-		// CONNECT was answered without any event; such a socket is ended
-		// here, or it would stay a member, online, for good.
-		time.AfterFunc(g.cfg.Limits.CallTimeout, func() {
-			if !c.isLive() {
-				c.disconnect("connect abandoned")
-			}
-		})
+		if !g.awaitConnect(c.admitted) {
+			// socket.io drops a socket whose connection closed before its
+			// CONNECT was answered without any event; such a socket is
+			// ended here, or it would stay a member, online, for good.
+			c.disconnect("connect abandoned")
+		}
+	}
+}
+
+// awaitConnect waits, up to the call timeout, until the socket admitted on
+// this goroutine is connected (admitted closes), and reports whether it was.
+//
+// The middleware runs on the goroutine that reads the client's packets,
+// while socket.io completes the connection on another, and it sends the
+// CONNECT reply before it records the namespace as joined: a packet read in
+// between (the event of a client that emits on connect, or the next packet
+// of the same long-polling payload) would be taken for a packet of a
+// namespace the client is not in, and the connection closed. Holding the
+// reader here until the connection is complete rules that out.
+func (g *Gateway) awaitConnect(admitted <-chan struct{}) bool {
+	t := time.NewTimer(g.cfg.Limits.CallTimeout)
+	defer t.Stop()
+	select {
+	case <-admitted:
+		return true
+	case <-t.C:
+		return false
 	}
 }
 

@@ -42,8 +42,7 @@ func runHandlerCases(t *testing.T, tests []handlerCase) {
 			rooms, rel := &fakeRooms{fail: tt.fail}, newFakeRelay()
 			c := newTestClient(t, ns, limits, rooms, rel)
 			for _, r := range tt.in {
-				c.rooms[r] = 1
-				rel.refs[c.roomKey(r)] = 1
+				rel.in(c, r)
 			}
 			rel.acquire = tt.acquire
 			ack := emit(t, c, tt.event, tt.args...)
@@ -111,7 +110,7 @@ func TestJoin(t *testing.T) {
 				if got, _ := json.Marshal(ack); string(got) != want {
 					t.Errorf("ack\n got %s\nwant %s", got, want)
 				}
-				if rel.held("lobby") != 1 || rel.members[c.roomKey("lobby")] != c.member || !c.joined("lobby") {
+				if rel.held("lobby") != 1 || rel.member("lobby") != c.member || !c.joined("lobby") {
 					t.Error("the socket is not in the room's delivery")
 				}
 			}},
@@ -340,7 +339,7 @@ func TestDisconnectDuringJoin(t *testing.T) {
 	if err := c.g.Wait(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if !rooms.called("LeaveRoom") || rel.held("lobby") != 0 || rel.members[c.roomKey("lobby")] != nil {
+	if !rooms.called("LeaveRoom") || rel.held("lobby") != 0 || rel.member("lobby") != nil {
 		t.Errorf("join not undone: calls %v, references %d", rooms.calls, rel.held("lobby"))
 	}
 }
@@ -351,7 +350,7 @@ func TestDisconnectDuringJoin(t *testing.T) {
 func TestDisconnectEndsSessionsDespiteABusyService(t *testing.T) {
 	rooms, rel := &fakeRooms{busy: map[string]int{"EndSession": 2}}, newFakeRelay()
 	c := newTestClient(t, Namespace{Name: "/chat", Auth: true}, testLimits, rooms, rel)
-	c.rooms["a"] = 1
+	rel.in(c, "a")
 	c.disconnect("transport close")
 	if err := c.g.Wait(t.Context()); err != nil {
 		t.Fatal(err)

@@ -29,9 +29,10 @@ import (
 
 // restored is a socket's data between RestoreSession and its connection.
 type restored struct {
-	user string
-	key  string
-	pos  map[string]uint64 // room -> last offset the client has
+	user     string
+	key      string
+	admitted chan struct{}         // closed when socket.io has completed the connection
+	pos      map[string]savedPlace // room -> the last offset the client has, and its epoch
 }
 
 // adapterBuilder makes the socket.io adapter of each namespace.
@@ -90,24 +91,30 @@ func (a *sessionAdapter) RestoreSession(pid socket.PrivateSessionId, offset stri
 		a.g.cfg.Log.Error("decoding saved session failed", "namespace", a.ns, "err", err)
 		return nil, nil
 	}
-	pos := make(map[string]uint64, len(rec.Rooms))
-	for room, joined := range rec.Rooms {
-		pos[room] = joined
-		if off, ok := client[room]; ok && off > joined {
-			pos[room] = off
-		}
+	pos := make(map[string]savedPlace, len(rec.Rooms))
+	for room, place := range rec.Rooms {
+		seen := max(place.Offset, client[room])
 		r, err := a.g.cfg.Rooms.GetRoom(ctx, &roomsv1.GetRoomRequest{Namespace: a.ns, Room: room})
-		if err != nil || r.GetRoom().GetLastOffset() > pos[room]+a.g.cfg.Limits.RecoveryMaxMessages {
+		if err == nil && r.GetRoom().GetEpoch() != place.Epoch {
+			// Deleted and created again while the client was away: its
+			// offsets belong to the old room, so the new one is replayed from
+			// its start.
+			a.g.cfg.Log.Info("room created again since the session was saved; replaying it from its start",
+				"namespace", a.ns, "socket", rec.SID, "room", room)
+			seen = 0
+		}
+		if err != nil || r.GetRoom().GetLastOffset() > seen+a.g.cfg.Limits.RecoveryMaxMessages {
 			a.g.cfg.Log.Info("session not restored", "namespace", a.ns, "socket", rec.SID, "room", room, "err", err)
 			return nil, nil
 		}
+		pos[room] = savedPlace{Offset: seen, Epoch: r.GetRoom().GetEpoch()}
 	}
 	return &socket.Session{
 		SessionToPersist: &socket.SessionToPersist{
 			Sid:   socket.SocketId(rec.SID),
 			Pid:   pid,
 			Rooms: types.NewSet[socket.Room](),
-			Data:  &restored{user: rec.User, key: key, pos: pos},
+			Data:  &restored{user: rec.User, key: key, pos: pos, admitted: make(chan struct{})},
 		},
 	}, nil
 }
@@ -119,8 +126,8 @@ func (g *Gateway) resume(ns *Namespace, s *socket.Socket, r *restored) {
 	s.SetData(c)
 	c.listen(s)
 	c.connected(s)
-	for room, seen := range r.pos {
-		if err := c.rejoin(room, seen); err != nil {
+	for room, place := range r.pos {
+		if err := c.rejoin(room, place); err != nil {
 			g.cfg.Log.Error("restoring room failed", "namespace", ns.Name, "room", room, "socket", c.id, "err", err)
 		}
 	}
@@ -131,19 +138,26 @@ func (g *Gateway) resume(ns *Namespace, s *socket.Socket, r *restored) {
 	g.cfg.Log.Debug("session restored", "namespace", ns.Name, "socket", c.id, "user", r.user, "rooms", len(r.pos))
 }
 
-// rejoin puts a restored socket back in room, with every message after seen.
-func (c *client) rejoin(room string, seen uint64) error {
+// rejoin puts a restored socket back in room, with every message after
+// place's offset — or every message, should the room have been created again
+// since place was read.
+func (c *client) rejoin(room string, place savedPlace) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*c.g.cfg.Limits.CallTimeout)
 	defer cancel()
-	if err := c.g.cfg.Relay.Acquire(ctx, c.roomKey(room)); err != nil {
+	sub, err := c.g.cfg.Relay.Acquire(ctx, c.roomKey(room))
+	if err != nil {
 		return err
 	}
 	jr, err := c.g.cfg.Rooms.JoinRoom(ctx, &roomsv1.JoinRoomRequest{Namespace: c.ns.Name, Room: room, UserId: c.user, SessionId: c.id})
 	if err == nil {
-		err = c.attach(ctx, room, seen, jr.GetRoom().GetLastOffset())
+		seen, epoch := place.Offset, jr.GetRoom().GetEpoch()
+		if epoch != place.Epoch {
+			seen = 0
+		}
+		err = c.attach(ctx, room, sub, seen, jr.GetRoom().GetLastOffset(), epoch)
 	}
 	if err != nil {
-		c.g.cfg.Relay.Release(c.roomKey(room))
+		c.g.cfg.Relay.Release(sub)
 	}
 	return err
 }

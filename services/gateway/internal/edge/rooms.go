@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	roomsv1 "github.com/parleyhq/parley/proto/parley/rooms/v1"
+	"github.com/parleyhq/parley/services/gateway/internal/relay"
 	"github.com/parleyhq/parley/services/gateway/internal/wire"
 )
 
@@ -31,18 +32,20 @@ func (c *client) join(ctx context.Context, req roomRequest) (joinResult, error) 
 	if !already && full {
 		return joinResult{}, errorf(CodeResourceExhausted, "a socket may be in at most %d rooms", c.g.cfg.Limits.MaxRooms)
 	}
+	var sub *relay.Room
 	if !already {
-		if err := c.acquire(ctx, room); err != nil {
+		var err error
+		if sub, err = c.acquire(ctx, room); err != nil {
 			return joinResult{}, err
 		}
 	}
-	res, err := c.enter(ctx, room)
+	res, epoch, err := c.enter(ctx, room)
 	if err == nil && !already {
-		err = c.attach(ctx, room, res.Offset, res.Offset)
+		err = c.attach(ctx, room, sub, res.Offset, res.Offset, epoch)
 	}
 	if err != nil {
 		if !already {
-			c.g.cfg.Relay.Release(c.roomKey(room))
+			c.g.cfg.Relay.Release(sub)
 		}
 		return joinResult{}, err
 	}
@@ -54,25 +57,26 @@ func (c *client) join(ctx context.Context, req roomRequest) (joinResult, error) 
 
 // acquire takes the relay's reference on room, creating the room first when
 // it does not exist and the namespace allows it.
-func (c *client) acquire(ctx context.Context, room string) error {
+func (c *client) acquire(ctx context.Context, room string) (*relay.Room, error) {
 	k := c.roomKey(room)
-	err := c.g.cfg.Relay.Acquire(ctx, k)
+	sub, err := c.g.cfg.Relay.Acquire(ctx, k)
 	if status.Code(err) != codes.NotFound || !c.ns.CreateRooms {
-		return err
+		return sub, err
 	}
 	_, err = c.g.cfg.Rooms.CreateRoom(ctx, &roomsv1.CreateRoomRequest{Namespace: c.ns.Name, Room: room})
 	if err != nil && status.Code(err) != codes.AlreadyExists {
-		return err
+		return nil, err
 	}
 	return c.g.cfg.Relay.Acquire(ctx, k)
 }
 
 // enter joins the user to room in the rooms service and reads what the join
-// ack shows: the last messages and the members.
-func (c *client) enter(ctx context.Context, room string) (joinResult, error) {
+// ack shows: the last messages and the members. It also returns the room's
+// epoch.
+func (c *client) enter(ctx context.Context, room string) (joinResult, string, error) {
 	jr, err := c.g.cfg.Rooms.JoinRoom(ctx, &roomsv1.JoinRoomRequest{Namespace: c.ns.Name, Room: room, UserId: c.user, SessionId: c.id})
 	if err != nil {
-		return joinResult{}, err
+		return joinResult{}, "", err
 	}
 	last := jr.GetRoom().GetLastOffset()
 	hist, err := c.g.cfg.Rooms.GetHistory(ctx, &roomsv1.GetHistoryRequest{
@@ -80,28 +84,29 @@ func (c *client) enter(ctx context.Context, room string) (joinResult, error) {
 		Cursor: &roomsv1.GetHistoryRequest_BeforeOffset{BeforeOffset: last + 1},
 	})
 	if err != nil {
-		return joinResult{}, err
+		return joinResult{}, "", err
 	}
 	ms, err := c.listMembers(ctx, room)
 	if err != nil {
-		return joinResult{}, err
+		return joinResult{}, "", err
 	}
-	return joinResult{Room: room, Offset: last, Messages: wire.NewMessages(hist.GetMessages()), Members: ms}, nil
+	res := joinResult{Room: room, Offset: last, Messages: wire.NewMessages(hist.GetMessages()), Members: ms}
+	return res, jr.GetRoom().GetEpoch(), nil
 }
 
-// attach hands the socket to the relay for room, caught up from seen, where
-// the room is known to have reached upTo, and records the room as joined.
-// The caller holds the relay reference, which the socket keeps on success.
-func (c *client) attach(ctx context.Context, room string, seen, upTo uint64) error {
-	k := c.roomKey(room)
-	reached, err := c.g.cfg.Relay.Add(ctx, k, c.member, seen, upTo)
+// attach hands the socket to the relay's subscription sub of room, caught up
+// from seen, where the room is known to have reached upTo, and records the
+// room as joined. The caller holds the reference on sub, which the socket
+// keeps on success.
+func (c *client) attach(ctx context.Context, room string, sub *relay.Room, seen, upTo uint64, epoch string) error {
+	reached, err := c.g.cfg.Relay.Add(ctx, sub, c.member, seen, upTo)
 	if err != nil {
 		return err
 	}
-	if !c.record(room, reached) {
+	if !c.record(room, &joined{sub: sub, offset: reached, epoch: epoch}) {
 		// The socket went away during the join: undo it, as its disconnect
 		// could not.
-		c.g.cfg.Relay.Remove(k, c.member)
+		c.g.cfg.Relay.Remove(sub, c.member)
 		if err := c.end(ctx, room, gone); err != nil {
 			c.g.cfg.Log.Error("ending session after disconnect failed", "namespace", c.ns.Name, "room", room, "user", c.user, "err", err)
 		}

@@ -23,9 +23,16 @@ import (
 
 // savedSession is the record kept in the rooms service.
 type savedSession struct {
-	SID   string            `json:"sid"`
-	User  string            `json:"user"`
-	Rooms map[string]uint64 `json:"rooms"`
+	SID   string                `json:"sid"`
+	User  string                `json:"user"`
+	Rooms map[string]savedPlace `json:"rooms"`
+}
+
+// savedPlace is where a socket stood in one room: an offset means nothing
+// without the epoch it belongs to.
+type savedPlace struct {
+	Offset uint64 `json:"offset"`
+	Epoch  string `json:"epoch"`
 }
 
 // newSessionKey returns a key no client can guess: it is as good as the
@@ -38,9 +45,9 @@ func newSessionKey() string {
 
 func (c *client) sessionRecord() ([]byte, error) {
 	c.mu.Lock()
-	rec := savedSession{SID: c.id, User: c.user, Rooms: make(map[string]uint64, len(c.rooms))}
-	for r, off := range c.rooms {
-		rec.Rooms[r] = off
+	rec := savedSession{SID: c.id, User: c.user, Rooms: make(map[string]savedPlace, len(c.rooms))}
+	for r, j := range c.rooms {
+		rec.Rooms[r] = savedPlace{Offset: j.offset, Epoch: j.epoch}
 	}
 	c.mu.Unlock()
 	return json.Marshal(rec)
@@ -50,6 +57,11 @@ func (c *client) sessionRecord() ([]byte, error) {
 // logged, not returned: the socket works on, it only could not be restored.
 func (c *client) save(ctx context.Context) {
 	data, err := c.sessionRecord()
+	c.store(ctx, data, err)
+}
+
+// store saves a session record built by sessionRecord (err is its error).
+func (c *client) store(ctx context.Context, data []byte, err error) {
 	if err == nil {
 		_, err = c.g.cfg.Rooms.SaveSession(ctx, &roomsv1.SaveSessionRequest{
 			Namespace: c.ns.Name, SessionId: c.key, Data: data, Ttl: durationpb.New(c.g.cfg.RecoveryWindow),
@@ -63,12 +75,14 @@ func (c *client) save(ctx context.Context) {
 }
 
 // saveInBackground saves the session from a path that must not wait for the
-// rooms service (socket.io's close path); shutdown waits for it.
+// rooms service (socket.io's close path); shutdown waits for it. The record
+// is taken now: the disconnect that follows empties the socket's rooms.
 func (c *client) saveInBackground() {
+	data, err := c.sessionRecord()
 	c.g.bg.Go(func() {
 		ctx, cancel := c.callContext()
 		defer cancel()
-		c.save(ctx)
+		c.store(ctx, data, err)
 	})
 }
 

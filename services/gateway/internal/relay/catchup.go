@@ -23,7 +23,7 @@ const catchPage = 500
 // Nothing falls between: m was registered before the first read, so a message
 // dispatched before that is stored by the time it is read, and one dispatched
 // after is in the backlog.
-func (r *Relay) catchUp(ctx context.Context, rm *room, m *Member, pos *position) (uint64, error) {
+func (r *Relay) catchUp(ctx context.Context, rm *Room, m *Member, pos *position) (uint64, error) {
 	seen := pos.seen
 	// Everything caught up may be queued on the socket at once, on top of
 	// its live bound: a page is written faster than any client reads it.

@@ -13,6 +13,9 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	roomsv1 "github.com/parleyhq/parley/proto/parley/rooms/v1"
 	"github.com/parleyhq/parley/services/gateway/internal/wire"
 )
@@ -33,9 +36,9 @@ type Member struct {
 	// Out is the socket's writer.
 	Out *wire.Conn
 	// Removed is called, on its own goroutine, when the rooms service says
-	// the user is no longer a member of room (kicked, say). The relay has
-	// already stopped delivering the room to the socket; the socket should let
-	// go of its reference.
+	// the user is no longer a member of room (kicked, say) or the room was
+	// deleted. The relay has already stopped delivering the room to the
+	// socket; the socket should let go of its reference.
 	Removed func(room string)
 }
 
@@ -59,6 +62,9 @@ type Options struct {
 // ErrClosed is returned once the relay is shutting down.
 var ErrClosed = errors.New("gateway is shutting down")
 
+// errRoomGone refuses a member for a room deleted since it was acquired.
+var errRoomGone = status.Error(codes.NotFound, "the room was deleted")
+
 // Relay owns the upstream subscriptions of one gateway.
 type Relay struct {
 	rooms   roomsv1.RoomsServiceClient
@@ -71,18 +77,19 @@ type Relay struct {
 	wg     sync.WaitGroup
 
 	mu     sync.Mutex
-	subs   map[Key]*room
+	subs   map[Key]*Room
 	closed bool
 }
 
 // New returns a relay that subscribes through rooms.
 func New(rooms roomsv1.RoomsServiceClient, log *slog.Logger, m Metrics, opts Options) *Relay {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Relay{rooms: rooms, log: log, metrics: m, opts: opts, ctx: ctx, cancel: cancel, subs: make(map[Key]*room)}
+	return &Relay{rooms: rooms, log: log, metrics: m, opts: opts, ctx: ctx, cancel: cancel, subs: make(map[Key]*Room)}
 }
 
-// room is the upstream subscription of one room and its local members.
-type room struct {
+// Room is the upstream subscription of one room and its local members: what
+// Acquire hands out and the other methods take back.
+type Room struct {
 	key    Key
 	refs   int           // guarded by Relay.mu
 	ready  chan struct{} // closed once the stream is registered (or failed)
@@ -93,6 +100,7 @@ type room struct {
 	members   map[*Member]*position
 	delivered uint64               // offset of the last message dispatched
 	recent    []wire.MessagePacket // the last messages dispatched, oldest first
+	ended     bool                 // the room was deleted: nobody is added any more
 }
 
 // position is where a member stands in a room.
@@ -108,17 +116,18 @@ type position struct {
 
 // Acquire makes sure the room has a registered upstream subscription and
 // takes a reference on it: anything the rooms service accepts for the room
-// after Acquire returns reaches the relay. Each Acquire needs a Release.
-func (r *Relay) Acquire(ctx context.Context, k Key) error {
+// after Acquire returns reaches the relay. Each Acquire needs a Release of
+// the Room it returns.
+func (r *Relay) Acquire(ctx context.Context, k Key) (*Room, error) {
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
-		return ErrClosed
+		return nil, ErrClosed
 	}
 	rm := r.subs[k]
 	if rm == nil {
 		sctx, cancel := context.WithCancel(r.ctx)
-		rm = &room{key: k, ready: make(chan struct{}), cancel: cancel, members: make(map[*Member]*position)}
+		rm = &Room{key: k, ready: make(chan struct{}), cancel: cancel, members: make(map[*Member]*position)}
 		r.subs[k] = rm
 		r.wg.Go(func() { r.run(sctx, rm) })
 	}
@@ -128,28 +137,19 @@ func (r *Relay) Acquire(ctx context.Context, k Key) error {
 	select {
 	case <-rm.ready:
 	case <-ctx.Done():
-		r.release(rm)
-		return ctx.Err()
+		r.Release(rm)
+		return nil, ctx.Err()
 	}
 	if rm.err != nil {
-		r.release(rm)
-		return rm.err
+		r.Release(rm)
+		return nil, rm.err
 	}
-	return nil
+	return rm, nil
 }
 
 // Release drops a reference taken by Acquire; the last one ends the upstream
 // subscription.
-func (r *Relay) Release(k Key) {
-	r.mu.Lock()
-	rm := r.subs[k]
-	r.mu.Unlock()
-	if rm != nil {
-		r.release(rm)
-	}
-}
-
-func (r *Relay) release(rm *room) {
+func (r *Relay) Release(rm *Room) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	rm.refs--
@@ -161,7 +161,7 @@ func (r *Relay) release(rm *room) {
 
 // forget takes rm out of the room map, unless a newer subscription of the
 // same room has taken its place. r.mu is held.
-func (r *Relay) forget(rm *room) {
+func (r *Relay) forget(rm *Room) {
 	if r.subs[rm.key] == rm {
 		delete(r.subs, rm.key)
 	}
@@ -171,18 +171,12 @@ func (r *Relay) forget(rm *room) {
 // that an Acquire after the failure (a join that has just created the room,
 // say) starts a new subscription instead of sharing the failed one, whose
 // waiters may not all have let go yet.
-func (r *Relay) fail(rm *room, err error) {
+func (r *Relay) fail(rm *Room, err error) {
 	r.mu.Lock()
 	r.forget(rm)
 	r.mu.Unlock()
 	rm.err = err
 	close(rm.ready)
-}
-
-func (r *Relay) room(k Key) *room {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.subs[k]
 }
 
 // Add starts delivering the room's events to m, which already has the room's
@@ -192,13 +186,14 @@ func (r *Relay) room(k Key) *room {
 // reaches back far enough, otherwise through catchUp. It returns the offset m
 // stands at when live delivery takes over. The caller holds a reference from
 // Acquire.
-func (r *Relay) Add(ctx context.Context, k Key, m *Member, seen, upTo uint64) (uint64, error) {
-	rm := r.room(k)
-	if rm == nil {
-		return 0, ErrClosed
-	}
-	m.Out.SetPos(k.Room, seen)
+func (r *Relay) Add(ctx context.Context, rm *Room, m *Member, seen, upTo uint64) (uint64, error) {
+	m.Out.SetPos(rm.key.Room, seen)
 	rm.mu.Lock()
+	if rm.ended {
+		rm.mu.Unlock()
+		m.Out.DropPos(rm.key.Room)
+		return 0, errRoomGone
+	}
 	end := max(rm.delivered, upTo)
 	if end <= seen || rm.replays(seen, end) {
 		for _, p := range rm.recent {
@@ -219,18 +214,16 @@ func (r *Relay) Add(ctx context.Context, k Key, m *Member, seen, upTo uint64) (u
 
 // replays reports whether the replay ring holds every message after seen up
 // to end.
-func (rm *room) replays(seen, end uint64) bool {
+func (rm *Room) replays(seen, end uint64) bool {
 	return end <= rm.delivered && len(rm.recent) > 0 && rm.recent[0].Offset <= seen+1
 }
 
 // Remove stops delivering the room's events to m.
-func (r *Relay) Remove(k Key, m *Member) {
-	if rm := r.room(k); rm != nil {
-		rm.mu.Lock()
-		delete(rm.members, m)
-		rm.mu.Unlock()
-	}
-	m.Out.DropPos(k.Room)
+func (r *Relay) Remove(rm *Room, m *Member) {
+	rm.mu.Lock()
+	delete(rm.members, m)
+	rm.mu.Unlock()
+	m.Out.DropPos(rm.key.Room)
 }
 
 // Close ends every upstream subscription and waits for them.

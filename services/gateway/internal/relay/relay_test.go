@@ -113,14 +113,15 @@ type noMetrics struct{}
 
 func (noMetrics) Delivered(time.Duration) {}
 
-func newRelay(t *testing.T, rooms *fakeRooms, opts Options) *Relay {
+func newRelay(t *testing.T, rooms roomsv1.RoomsServiceClient, opts Options) (*Relay, *Room) {
 	t.Helper()
 	r := New(rooms, slog.New(slog.DiscardHandler), noMetrics{}, opts)
 	t.Cleanup(r.Close)
-	if err := r.Acquire(t.Context(), key); err != nil {
+	rm, err := r.Acquire(t.Context(), key)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return r
+	return r, rm
 }
 
 func newMember(id string, s *socket, slow func()) *Member {
@@ -148,13 +149,13 @@ func TestCatchUpDoesNotHoldUpTheRoom(t *testing.T) {
 		}
 		return resp, nil
 	}}
-	r := newRelay(t, rooms, Options{Replay: 4, Backlog: 100})
+	r, rm := newRelay(t, rooms, Options{Replay: 4, Backlog: 100})
 	var once sync.Once
 	unblock := func() { once.Do(func() { close(release) }) }
 	t.Cleanup(unblock) // runs before the relay closes, should the test fail
 
 	liveSock := newSocket()
-	if _, err := r.Add(t.Context(), key, newMember("live", liveSock, nil), 0, 0); err != nil {
+	if _, err := r.Add(t.Context(), rm, newMember("live", liveSock, nil), 0, 0); err != nil {
 		t.Fatal(err)
 	}
 	publish := func(off uint64) {
@@ -175,7 +176,7 @@ func TestCatchUpDoesNotHoldUpTheRoom(t *testing.T) {
 	lateSock := newSocket()
 	added := make(chan uint64, 1)
 	go func() {
-		reached, err := r.Add(context.Background(), key, newMember("late", lateSock, nil), 0, 10)
+		reached, err := r.Add(context.Background(), rm, newMember("late", lateSock, nil), 0, 10)
 		if err != nil {
 			t.Error(err)
 		}
@@ -209,9 +210,9 @@ func TestAddFromReplayRingNeedsNoRead(t *testing.T) {
 		t.Error("history read although the replay ring reaches back far enough")
 		return &roomsv1.GetHistoryResponse{}, nil
 	}}
-	r := newRelay(t, rooms, Options{Replay: 8, Backlog: 100})
+	r, rm := newRelay(t, rooms, Options{Replay: 8, Backlog: 100})
 	first := newSocket()
-	if _, err := r.Add(t.Context(), key, newMember("a", first, nil), 0, 0); err != nil {
+	if _, err := r.Add(t.Context(), rm, newMember("a", first, nil), 0, 0); err != nil {
 		t.Fatal(err)
 	}
 	for off := uint64(1); off <= 5; off++ {
@@ -220,11 +221,11 @@ func TestAddFromReplayRingNeedsNoRead(t *testing.T) {
 	}
 	// b published 1..5 itself and joined having seen 2: it gets none back.
 	second := newSocket()
-	if reached, err := r.Add(t.Context(), key, newMember("b", second, nil), 2, 2); err != nil || reached != 5 {
+	if reached, err := r.Add(t.Context(), rm, newMember("b", second, nil), 2, 2); err != nil || reached != 5 {
 		t.Fatalf("Add = %d, %v; want 5", reached, err)
 	}
 	third := newSocket()
-	if _, err := r.Add(t.Context(), key, newMember("c", third, nil), 2, 2); err != nil {
+	if _, err := r.Add(t.Context(), rm, newMember("c", third, nil), 2, 2); err != nil {
 		t.Fatal(err)
 	}
 	for want := uint64(3); want <= 5; want++ {
@@ -242,12 +243,12 @@ func TestCatchingUpMemberThatFallsTooFarBehindIsFailed(t *testing.T) {
 		<-release
 		return &roomsv1.GetHistoryResponse{}, nil
 	}}
-	r := newRelay(t, rooms, Options{Replay: 1, Backlog: 3})
+	r, rm := newRelay(t, rooms, Options{Replay: 1, Backlog: 3})
 	slow := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		r.Add(context.Background(), key, newMember("late", newSocket(), func() { close(slow) }), 0, 5)
+		r.Add(context.Background(), rm, newMember("late", newSocket(), func() { close(slow) }), 0, 5)
 	}()
 	<-entered
 	for off := uint64(6); off <= 10; off++ {
@@ -264,13 +265,13 @@ func TestCatchingUpMemberThatFallsTooFarBehindIsFailed(t *testing.T) {
 
 func TestMemberLeftRemovesTheUsersSockets(t *testing.T) {
 	rooms := &fakeRooms{events: make(chan *roomsv1.Event)}
-	r := newRelay(t, rooms, Options{Replay: 4, Backlog: 10})
+	r, rm := newRelay(t, rooms, Options{Replay: 4, Backlog: 10})
 	removed := make(chan string, 1)
 	kicked, other := newSocket(), newSocket()
 	m := newMember("k", kicked, nil)
 	m.Removed = func(room string) { removed <- room }
 	for _, mem := range []*Member{m, newMember("o", other, nil)} {
-		if _, err := r.Add(t.Context(), key, mem, 0, 0); err != nil {
+		if _, err := r.Add(t.Context(), rm, mem, 0, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -330,10 +331,10 @@ func TestConcurrentJoinsOfANewRoom(t *testing.T) {
 		errs := make(chan error, joiners)
 		for range joiners {
 			wg.Go(func() {
-				err := r.Acquire(t.Context(), key)
+				_, err := r.Acquire(t.Context(), key)
 				if status.Code(err) == codes.NotFound {
 					rooms.create()
-					err = r.Acquire(t.Context(), key)
+					_, err = r.Acquire(t.Context(), key)
 				}
 				if err != nil {
 					errs <- err
@@ -352,5 +353,43 @@ func TestConcurrentJoinsOfANewRoom(t *testing.T) {
 		if t.Failed() {
 			return
 		}
+	}
+}
+
+// TestDeletedRoomIsLeftAndSubscribedAfresh deletes a room with a member: the
+// member is removed, a later join of the room (created again) gets a new
+// subscription that delivers, and the old one takes no one.
+func TestDeletedRoomIsLeftAndSubscribedAfresh(t *testing.T) {
+	rooms := &fakeRooms{events: make(chan *roomsv1.Event)}
+	r, old := newRelay(t, rooms, Options{Replay: 4, Backlog: 10})
+	removed := make(chan string, 1)
+	a := newMember("a", newSocket(), nil)
+	a.Removed = func(room string) { removed <- room }
+	if _, err := r.Add(t.Context(), old, a, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	rooms.events <- &roomsv1.Event{Namespace: "/", Room: "r", Kind: &roomsv1.Event_RoomDeleted{RoomDeleted: &roomsv1.RoomDeleted{}}}
+	select {
+	case <-removed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the member of a deleted room was not removed")
+	}
+	if _, err := r.Add(t.Context(), old, newMember("late", newSocket(), nil), 0, 0); status.Code(err) != codes.NotFound {
+		t.Fatalf("Add to a deleted room: %v, want NotFound", err)
+	}
+	r.Release(old)
+
+	again, err := r.Acquire(t.Context(), key)
+	if err != nil || again == old {
+		t.Fatalf("Acquire after deletion = %p, %v; want a new subscription", again, err)
+	}
+	defer r.Release(again)
+	b := newSocket()
+	if _, err := r.Add(t.Context(), again, newMember("b", b, nil), 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	rooms.events <- messageEvent(1)
+	if got := b.next(t); got != 1 {
+		t.Fatalf("got %d, want 1", got)
 	}
 }

@@ -16,7 +16,7 @@ import (
 
 // run keeps the room's upstream subscription open until ctx ends, resuming
 // after the last offset dispatched whenever the stream breaks.
-func (r *Relay) run(ctx context.Context, rm *room) {
+func (r *Relay) run(ctx context.Context, rm *Room) {
 	registered := false
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
@@ -40,11 +40,10 @@ func (r *Relay) run(ctx context.Context, rm *room) {
 		if ctx.Err() != nil {
 			break
 		}
-		if errors.Is(err, errRoomDeleted) {
-			return
-		}
-		if code := status.Code(err); code == codes.NotFound || code == codes.PermissionDenied {
-			if !registered {
+		if code := status.Code(err); errors.Is(err, errRoomDeleted) || code == codes.NotFound || code == codes.PermissionDenied {
+			if registered {
+				r.end(rm)
+			} else {
 				r.fail(rm, err)
 			}
 			return
@@ -61,7 +60,26 @@ func (r *Relay) run(ctx context.Context, rm *room) {
 	}
 }
 
-func (rm *room) lastDelivered() uint64 {
+// end takes a deleted room out of service: a join from now on subscribes
+// afresh (to the room created again, if it is), and every member is removed,
+// as if it had been kicked, so that no socket stays in a room that no longer
+// delivers anything.
+func (r *Relay) end(rm *Room) {
+	r.mu.Lock()
+	r.forget(rm)
+	r.mu.Unlock()
+	rm.mu.Lock()
+	rm.ended = true
+	members := rm.members
+	rm.members = map[*Member]*position{}
+	rm.mu.Unlock()
+	for m := range members {
+		m.Out.DropPos(rm.key.Room)
+		go m.Removed(rm.key.Room)
+	}
+}
+
+func (rm *Room) lastDelivered() uint64 {
 	rm.mu.Lock()
 	defer rm.mu.Unlock()
 	return rm.delivered
@@ -88,7 +106,7 @@ func awaitRegistered(stream grpc.ServerStreamingClient[roomsv1.SubscribeResponse
 var errRoomDeleted = errors.New("room deleted")
 
 // pump dispatches the events of one upstream stream until it ends.
-func (r *Relay) pump(rm *room, stream grpc.ServerStreamingClient[roomsv1.SubscribeResponse]) error {
+func (r *Relay) pump(rm *Room, stream grpc.ServerStreamingClient[roomsv1.SubscribeResponse]) error {
 	for {
 		resp, err := stream.Recv()
 		if err == io.EOF {
@@ -104,7 +122,7 @@ func (r *Relay) pump(rm *room, stream grpc.ServerStreamingClient[roomsv1.Subscri
 	}
 }
 
-func (r *Relay) dispatch(rm *room, ev *roomsv1.Event) {
+func (r *Relay) dispatch(rm *Room, ev *roomsv1.Event) {
 	switch k := ev.GetKind().(type) {
 	case *roomsv1.Event_Message:
 		m := k.Message
@@ -136,7 +154,7 @@ func (r *Relay) dispatch(rm *room, ev *roomsv1.Event) {
 // dispatchMessage hands a message to every member that does not have it yet:
 // written at once to live members, held for members catching up. It reports
 // false for a message already dispatched.
-func (r *Relay) dispatchMessage(rm *room, p wire.MessagePacket) bool {
+func (r *Relay) dispatchMessage(rm *Room, p wire.MessagePacket) bool {
 	rm.mu.Lock()
 	defer rm.mu.Unlock()
 	if p.Offset <= rm.delivered {
@@ -160,7 +178,7 @@ func (r *Relay) dispatchMessage(rm *room, p wire.MessagePacket) bool {
 	return true
 }
 
-func (r *Relay) broadcast(rm *room, event, user string) {
+func (r *Relay) broadcast(rm *Room, event, user string) {
 	p, err := wire.Event(rm.key.Namespace, event, wire.Presence{Room: rm.key.Room, User: user})
 	if err != nil {
 		r.log.Error("encoding presence event failed", "event", event, "err", err)
