@@ -77,6 +77,8 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	fs.IntVar(&l.EventBurst, "event-burst", 50, "events one socket may send at once")
 	fs.IntVar(&l.MaxRooms, "max-rooms", 16, "rooms one socket may be in")
 	fs.IntVar(&l.HistoryOnJoin, "history-on-join", 50, "messages returned in a join ack")
+	fs.Float64Var(&l.CreateRate, "create-room-rate", 0.2, "rooms one user may create per second by joining, sustained, in namespaces that allow it (beyond: resource_exhausted)")
+	fs.IntVar(&l.CreateBurst, "create-room-burst", 10, "rooms one user may create at once")
 	fs.Uint64Var(&l.RecoveryMaxMessages, "recovery-max-messages", 1000, "most messages one room may replay to a reconnecting client; further behind, its session is not restored and it reads history itself")
 	fs.DurationVar(&l.CallTimeout, "call-timeout", 5*time.Second, "deadline of each call to the rooms service")
 
@@ -112,7 +114,7 @@ func (c Config) validate() error {
 		errs = append(errs, err)
 	}
 	l := c.Limits
-	if l.MaxMessageBytes <= 0 || l.EventRate <= 0 || l.EventBurst <= 0 || l.MaxRooms <= 0 || l.HistoryOnJoin < 0 || l.HistoryOnJoin > rules.MaxHistoryPage || l.RecoveryMaxMessages == 0 || l.CallTimeout <= 0 || l.SendQueue <= 0 || c.RecoveryWindow < time.Second {
+	if l.MaxMessageBytes <= 0 || l.EventRate <= 0 || l.EventBurst <= 0 || l.MaxRooms <= 0 || l.HistoryOnJoin < 0 || l.HistoryOnJoin > rules.MaxHistoryPage || l.RecoveryMaxMessages == 0 || l.CreateRate <= 0 || l.CreateBurst <= 0 || l.CallTimeout <= 0 || l.SendQueue <= 0 || c.RecoveryWindow < time.Second {
 		errs = append(errs, fmt.Errorf("limits must be positive (--history-on-join at most %d, --recovery-window at least 1s)", rules.MaxHistoryPage))
 	}
 	return errors.Join(errs...)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/zishang520/socket.io/servers/socket/v3"
+	"golang.org/x/time/rate"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -55,6 +56,10 @@ type Limits struct {
 	// restored socket; further behind, the session is not restored and the
 	// client starts afresh (and reads history itself).
 	RecoveryMaxMessages uint64
+	// CreateRate and CreateBurst bound the rooms one user may create by
+	// joining (rooms per second, and at once), across all their sockets.
+	CreateRate  float64
+	CreateBurst int
 }
 
 // Metrics are the hooks the edge reports through.
@@ -95,8 +100,9 @@ type Gateway struct {
 	// sessions, saving it for recovery), which shutdown must let finish.
 	bg sync.WaitGroup
 
-	mu   sync.Mutex
-	live map[*client]struct{} // connected sockets, whose sessions KeepSessions renews
+	mu       sync.Mutex
+	live     map[*client]struct{}     // connected sockets, whose sessions KeepSessions renews
+	creators map[string]*rate.Limiter // users who created rooms lately -> their allowance
 }
 
 // New checks the configuration and returns a Gateway.
@@ -122,7 +128,7 @@ func New(cfg Config) (*Gateway, error) {
 			ns.roomRE = re
 		}
 	}
-	return &Gateway{cfg: cfg, live: map[*client]struct{}{}}, nil
+	return &Gateway{cfg: cfg, live: map[*client]struct{}{}, creators: map[string]*rate.Limiter{}}, nil
 }
 
 // Wait blocks until background calls finish or ctx ends.
@@ -266,4 +272,30 @@ func (g *Gateway) authenticate(auth map[string]any) (user, reason string) {
 		return "", "invalid_token"
 	}
 	return sub, ""
+}
+
+// allowCreate takes one room creation from user's allowance. A guest is a
+// new user with every socket, so guests are better held back by the
+// namespace's room_pattern or by turning create_rooms off.
+func (g *Gateway) allowCreate(user string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	lim := g.creators[user]
+	if lim == nil {
+		lim = rate.NewLimiter(rate.Limit(g.cfg.Limits.CreateRate), g.cfg.Limits.CreateBurst)
+		g.creators[user] = lim
+	}
+	return lim.Allow()
+}
+
+// forgetCreators drops the allowances that are full again, which are the
+// same as new ones, so the map holds only users who created rooms lately.
+func (g *Gateway) forgetCreators() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for user, lim := range g.creators {
+		if lim.Tokens() >= float64(g.cfg.Limits.CreateBurst) {
+			delete(g.creators, user)
+		}
+	}
 }

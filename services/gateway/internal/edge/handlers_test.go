@@ -359,3 +359,41 @@ func TestDisconnectEndsSessionsDespiteABusyService(t *testing.T) {
 		t.Errorf("calls %v, want EndSession three times (twice refused) and no LeaveRoom", rooms.calls)
 	}
 }
+
+// TestRoomCreationIsRateLimitedPerUser creates rooms by joining them until
+// the user's allowance is spent, from two sockets of the same user: the next
+// creation is refused, an existing room can still be joined, and another
+// user can still create.
+func TestRoomCreationIsRateLimitedPerUser(t *testing.T) {
+	limits := testLimits
+	limits.CreateRate, limits.CreateBurst, limits.MaxRooms = 0.001, 2, 10
+	ns := Namespace{Name: "/", CreateRooms: true}
+	rooms, rel := &fakeRooms{}, newFakeRelay()
+	first := newTestClient(t, ns, limits, rooms, rel)
+	second := first.g.newClientOn(&first.g.cfg.Namespaces[0], "sock2", "alice", "key2", discard{}, func() {})
+	close(second.ready)
+	other := first.g.newClientOn(&first.g.cfg.Namespaces[0], "sock3", "bob", "key3", discard{}, func() {})
+	close(other.ready)
+	notFound := status.Error(codes.NotFound, "no room")
+	steps := []struct {
+		c    *client
+		room string
+		new  bool
+		want Code
+	}{
+		{first, "n1", true, ""},
+		{second, "n2", true, ""},
+		{first, "n3", true, CodeResourceExhausted},
+		{second, "n4", true, CodeResourceExhausted},
+		{first, "existing", false, ""},
+		{other, "n5", true, ""},
+	}
+	for _, st := range steps {
+		if st.new {
+			rel.acquire = []error{notFound}
+		}
+		if got := ackCode(t, emit(t, st.c, "join", st.room)); got != st.want {
+			t.Errorf("%s joins %s: code %q, want %q", st.c.user, st.room, got, st.want)
+		}
+	}
+}

@@ -63,6 +63,9 @@ func (c *client) acquire(ctx context.Context, room string) (*relay.Room, error) 
 	if status.Code(err) != codes.NotFound || !c.ns.CreateRooms {
 		return sub, err
 	}
+	if !c.g.allowCreate(c.user) {
+		return nil, errorf(CodeResourceExhausted, "too many new rooms: at most %d at once and %g a second", c.g.cfg.Limits.CreateBurst, c.g.cfg.Limits.CreateRate)
+	}
 	_, err = c.g.cfg.Rooms.CreateRoom(ctx, &roomsv1.CreateRoomRequest{Namespace: c.ns.Name, Room: room})
 	if err != nil && status.Code(err) != codes.AlreadyExists {
 		return nil, err

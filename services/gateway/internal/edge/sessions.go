@@ -122,6 +122,7 @@ func (g *Gateway) KeepSessions(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		g.forgetCreators()
 		g.mu.Lock()
 		clients := make([]*client, 0, len(g.live))
 		for c := range g.live {
