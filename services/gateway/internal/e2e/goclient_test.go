@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
 	"github.com/zishang520/socket.io/clients/engine/v3/transports"
 	cio "github.com/zishang520/socket.io/clients/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
@@ -125,11 +124,7 @@ func (c *goClient) nextMessage() []any {
 
 func token(t *testing.T, sub string) string {
 	t.Helper()
-	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": sub, "exp": time.Now().Add(time.Hour).Unix()}).SignedString([]byte(jwtSecret))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return signedToken(t, sub, time.Now().Add(time.Hour))
 }
 
 // TestTwoGatewaysShareRooms connects clients to two gateways in front of one
