@@ -69,7 +69,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	fs.BoolVar(&c.Web, "web", true, "serve the chat page at /")
 	fs.StringVar(&c.WebNamespace, "web-namespace", "/chat", "namespace the chat page connects to (it should require auth)")
 	fs.BoolVar(&c.DevTokens, "dev-tokens", false, "DEVELOPMENT ONLY: let the chat page sign anyone in under a display name, with a token signed by --jwt-secret")
-	fs.BoolVar(&c.ProtocolFixture, "protocol-fixture", false, "serve only the echo namespaces / and /custom the socket.io protocol test suite expects (ping 300ms/200ms, maxPayload 1e6, any origin), for conformance runs; needs no rooms service")
+	fs.BoolVar(&c.ProtocolFixture, "protocol-fixture", false, "serve only what the protocol test suites expect: the socket.io echo namespaces / and /custom, and an Engine.IO echo server at /engine.io/ (ping 300ms/200ms, maxPayload 1e6, any origin), for conformance runs; needs no rooms service")
 	logging.AddFlags(fs.FlagSet, &c.LogFormat, &c.LogLevel)
 	l := &c.Limits
 	fs.IntVar(&l.MaxMessageBytes, "max-message-bytes", 16<<10, "largest \"send message\" payload, JSON-encoded (larger: error ack resource_exhausted)")

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"io"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,13 +11,17 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/zishang520/socket.io/servers/engine/v3"
+	"github.com/zishang520/socket.io/servers/engine/v3/config"
 	"github.com/zishang520/socket.io/servers/socket/v3"
+	"github.com/zishang520/socket.io/v3/pkg/types"
 )
 
 // runProtocolFixture serves the namespaces and handlers the socket.io
 // protocol test suite expects, on the gateway's own socket.io server wiring
-// (socketOptions), so that the suite can be pointed at Parley's socket.io
-// stack. It needs no rooms service.
+// (socketOptions), and the Engine.IO echo server the Engine.IO suite expects
+// at /engine.io/, so that both suites can be pointed at Parley's stack. It
+// needs no rooms service.
 func runProtocolFixture(ctx context.Context, cfg Config, log *slog.Logger) error {
 	// The suite's timings and limits.
 	cfg.PingInterval, cfg.PingTimeout = 300*time.Millisecond, 200*time.Millisecond
@@ -42,8 +47,11 @@ func runProtocolFixture(ctx context.Context, cfg Config, log *slog.Logger) error
 		s.Emit("auth", s.Handshake().Auth)
 	})
 
+	eio := engineEcho()
+	defer eio.Close()
 	mux := http.NewServeMux()
 	mux.Handle("/socket.io/", io.ServeHandler(nil))
+	mux.Handle("/engine.io/", eio)
 	var lc net.ListenConfig
 	lis, err := lc.Listen(ctx, "tcp", cfg.Listen)
 	if err != nil {
@@ -65,4 +73,25 @@ func runProtocolFixture(ctx context.Context, cfg Config, log *slog.Logger) error
 		return err
 	}
 	return nil
+}
+
+// engineEcho is the plain Engine.IO server the Engine.IO protocol test suite
+// expects at /engine.io/: the same timings and limits, every message sent
+// back as it came (text as text, binary as binary).
+func engineEcho() engine.Server {
+	opts := config.DefaultServerOptions()
+	opts.SetPingInterval(300 * time.Millisecond)
+	opts.SetPingTimeout(200 * time.Millisecond)
+	opts.SetMaxHttpBufferSize(1e6)
+	opts.SetCors(&types.Cors{Origin: "*"})
+	eio := engine.NewServer(opts)
+	eio.On("connection", func(args ...any) {
+		s := args[0].(engine.Socket)
+		s.On("message", func(args ...any) {
+			if data, ok := args[0].(io.Reader); ok {
+				s.Send(data, nil, nil)
+			}
+		})
+	})
+	return eio
 }

@@ -166,3 +166,43 @@ func TestEIO3AndCORS(t *testing.T) {
 		}
 	}
 }
+
+// TestEngineEchoFixture checks the plain Engine.IO echo server the
+// --protocol-fixture serves at /engine.io/ for the Engine.IO test suite:
+// its handshake, and text and binary messages sent back as they came.
+func TestEngineEchoFixture(t *testing.T) {
+	addr := freeAddr(t)
+	startProc(t, "fixture", binaries(t)["gateway"], "protocol fixture serving",
+		"--protocol-fixture", "--listen", addr, "--log-format", "json")
+	c := &pollingClient{t: t, base: "http://" + addr + "/engine.io/?EIO=4&transport=polling"}
+	resp, err := http.Get(c.base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var open struct {
+		SID          string `json:"sid"`
+		PingInterval int    `json:"pingInterval"`
+		PingTimeout  int    `json:"pingTimeout"`
+		MaxPayload   int    `json:"maxPayload"`
+	}
+	if !strings.HasPrefix(string(body), "0") || json.Unmarshal(body[1:], &open) != nil {
+		t.Fatalf("open packet %q", body)
+	}
+	if open.PingInterval != 300 || open.PingTimeout != 200 || open.MaxPayload != 1e6 {
+		t.Fatalf("open packet %+v, want ping 300/200 and maxPayload 1e6", open)
+	}
+	c.sid = open.SID
+	c.post("4hello", "bAQID")
+	var buf []string
+	for _, want := range []string{"4hello", "bAQID"} {
+		got := c.next(&buf)
+		for got == "2" { // a ping may come first
+			got = c.next(&buf)
+		}
+		if got != want {
+			t.Fatalf("echo %q, want %q", got, want)
+		}
+	}
+}
