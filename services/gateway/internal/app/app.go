@@ -82,7 +82,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	gw.Attach(io)
 
 	mux := http.NewServeMux()
-	mux.Handle("/socket.io/", io.ServeHandler(nil))
+	mux.Handle("/socket.io/", checkPolling(io.ServeHandler(nil), io.Engine, opts.MaxHttpBufferSize()))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	if cfg.Web {
 		opts := web.Options{Namespace: cfg.WebNamespace, DevTokenTTL: 12 * time.Hour}

@@ -50,8 +50,8 @@ func runProtocolFixture(ctx context.Context, cfg Config, log *slog.Logger) error
 	eio := engineEcho()
 	defer eio.Close()
 	mux := http.NewServeMux()
-	mux.Handle("/socket.io/", io.ServeHandler(nil))
-	mux.Handle("/engine.io/", eio)
+	mux.Handle("/socket.io/", checkPolling(io.ServeHandler(nil), io.Engine, opts.MaxHttpBufferSize()))
+	mux.Handle("/engine.io/", checkPolling(eio, func() engine.BaseServer { return eio }, 1e6))
 	var lc net.ListenConfig
 	lis, err := lc.Listen(ctx, "tcp", cfg.Listen)
 	if err != nil {

@@ -206,3 +206,46 @@ func TestEngineEchoFixture(t *testing.T) {
 		}
 	}
 }
+
+// TestMalformedPollingPayloadClosesTheSession posts a long-polling payload
+// that is not Engine.IO packets, to the gateway and to the fixture's plain
+// Engine.IO server: the POST is answered 400 and the session is closed, so
+// the next poll is refused too.
+func TestMalformedPollingPayloadClosesTheSession(t *testing.T) {
+	s := startStack(t)
+	_, gatewayURL := s.gateway("127.0.0.1:0")
+	fixture := freeAddr(t)
+	startProc(t, "fixture", binaries(t)["gateway"], "protocol fixture serving",
+		"--protocol-fixture", "--listen", fixture, "--log-format", "json")
+	for _, base := range []string{gatewayURL + "/socket.io/", "http://" + fixture + "/engine.io/"} {
+		t.Run(base, func(t *testing.T) {
+			url := base + "?EIO=4&transport=polling"
+			resp, err := http.Get(url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			var open struct {
+				SID string `json:"sid"`
+			}
+			if json.Unmarshal([]byte(strings.TrimPrefix(string(body), "0")), &open) != nil || open.SID == "" {
+				t.Fatalf("open packet %q", body)
+			}
+			url += "&sid=" + open.SID
+			post, err := http.Post(url, "text/plain;charset=UTF-8", strings.NewReader("abc"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			post.Body.Close()
+			poll, err := http.Get(url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			poll.Body.Close()
+			if post.StatusCode != http.StatusBadRequest || poll.StatusCode != http.StatusBadRequest {
+				t.Fatalf("POST of a malformed payload: %d, next poll: %d; want 400 and 400", post.StatusCode, poll.StatusCode)
+			}
+		})
+	}
+}
