@@ -587,7 +587,14 @@ type JoinRoomRequest struct {
 	// The joining user.
 	UserId string `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
 	// The session (socket) joining; empty to join without a live session.
-	SessionId     string `protobuf:"bytes,4,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	SessionId string `protobuf:"bytes,4,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// The lease the session is held under (see KeepLease); empty for a session
+	// that lasts until EndSession or LeaveRoom. A session whose lease is not kept
+	// ends on its own, so the users of a gateway that dies go offline.
+	Lease string `protobuf:"bytes,5,opt,name=lease,proto3" json:"lease,omitempty"`
+	// The membership ends with the user's last session, as a guest's does:
+	// when that session's lease expires, the user leaves the room.
+	Ephemeral     bool `protobuf:"varint,6,opt,name=ephemeral,proto3" json:"ephemeral,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -648,6 +655,20 @@ func (x *JoinRoomRequest) GetSessionId() string {
 		return x.SessionId
 	}
 	return ""
+}
+
+func (x *JoinRoomRequest) GetLease() string {
+	if x != nil {
+		return x.Lease
+	}
+	return ""
+}
+
+func (x *JoinRoomRequest) GetEphemeral() bool {
+	if x != nil {
+		return x.Ephemeral
+	}
+	return false
 }
 
 // JoinRoomResponse is the output of JoinRoom.
@@ -1886,6 +1907,98 @@ func (*SaveSessionResponse) Descriptor() ([]byte, []int) {
 	return file_parley_rooms_v1_rooms_proto_rawDescGZIP(), []int{30}
 }
 
+// KeepLeaseRequest is the input of KeepLease.
+type KeepLeaseRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The lease, as given to JoinRoom.
+	Lease string `protobuf:"bytes,1,opt,name=lease,proto3" json:"lease,omitempty"`
+	// How long the lease lasts from now unless kept again.
+	Ttl           *durationpb.Duration `protobuf:"bytes,2,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeepLeaseRequest) Reset() {
+	*x = KeepLeaseRequest{}
+	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeepLeaseRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeepLeaseRequest) ProtoMessage() {}
+
+func (x *KeepLeaseRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeepLeaseRequest.ProtoReflect.Descriptor instead.
+func (*KeepLeaseRequest) Descriptor() ([]byte, []int) {
+	return file_parley_rooms_v1_rooms_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *KeepLeaseRequest) GetLease() string {
+	if x != nil {
+		return x.Lease
+	}
+	return ""
+}
+
+func (x *KeepLeaseRequest) GetTtl() *durationpb.Duration {
+	if x != nil {
+		return x.Ttl
+	}
+	return nil
+}
+
+// KeepLeaseResponse is the output of KeepLease.
+type KeepLeaseResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeepLeaseResponse) Reset() {
+	*x = KeepLeaseResponse{}
+	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeepLeaseResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeepLeaseResponse) ProtoMessage() {}
+
+func (x *KeepLeaseResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeepLeaseResponse.ProtoReflect.Descriptor instead.
+func (*KeepLeaseResponse) Descriptor() ([]byte, []int) {
+	return file_parley_rooms_v1_rooms_proto_rawDescGZIP(), []int{32}
+}
+
 // TakeSessionRequest is the input of TakeSession.
 type TakeSessionRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1899,7 +2012,7 @@ type TakeSessionRequest struct {
 
 func (x *TakeSessionRequest) Reset() {
 	*x = TakeSessionRequest{}
-	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[31]
+	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1911,7 +2024,7 @@ func (x *TakeSessionRequest) String() string {
 func (*TakeSessionRequest) ProtoMessage() {}
 
 func (x *TakeSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[31]
+	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1924,7 +2037,7 @@ func (x *TakeSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TakeSessionRequest.ProtoReflect.Descriptor instead.
 func (*TakeSessionRequest) Descriptor() ([]byte, []int) {
-	return file_parley_rooms_v1_rooms_proto_rawDescGZIP(), []int{31}
+	return file_parley_rooms_v1_rooms_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *TakeSessionRequest) GetNamespace() string {
@@ -1952,7 +2065,7 @@ type TakeSessionResponse struct {
 
 func (x *TakeSessionResponse) Reset() {
 	*x = TakeSessionResponse{}
-	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[32]
+	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1964,7 +2077,7 @@ func (x *TakeSessionResponse) String() string {
 func (*TakeSessionResponse) ProtoMessage() {}
 
 func (x *TakeSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[32]
+	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1977,7 +2090,7 @@ func (x *TakeSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TakeSessionResponse.ProtoReflect.Descriptor instead.
 func (*TakeSessionResponse) Descriptor() ([]byte, []int) {
-	return file_parley_rooms_v1_rooms_proto_rawDescGZIP(), []int{32}
+	return file_parley_rooms_v1_rooms_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *TakeSessionResponse) GetData() []byte {
@@ -2023,13 +2136,15 @@ const file_parley_rooms_v1_rooms_proto_rawDesc = "" +
 	"\x11DeleteRoomRequest\x12:\n" +
 	"\tnamespace\x18\x01 \x01(\tB\x1c\xbaH\x19r\x17\x18@2\x13^/[A-Za-z0-9_.~-]*$R\tnamespace\x120\n" +
 	"\x04room\x18\x02 \x01(\tB\x1c\xbaH\x19r\x17\x10\x01\x18\x80\x012\x10^[^\\p{C}\\p{Z}]+$R\x04room\"\x14\n" +
-	"\x12DeleteRoomResponse\"\xeb\x01\n" +
+	"\x12DeleteRoomResponse\"\xba\x02\n" +
 	"\x0fJoinRoomRequest\x12:\n" +
 	"\tnamespace\x18\x01 \x01(\tB\x1c\xbaH\x19r\x17\x18@2\x13^/[A-Za-z0-9_.~-]*$R\tnamespace\x120\n" +
 	"\x04room\x18\x02 \x01(\tB\x1c\xbaH\x19r\x17\x10\x01\x18\x80\x012\x10^[^\\p{C}\\p{Z}]+$R\x04room\x120\n" +
 	"\auser_id\x18\x03 \x01(\tB\x17\xbaH\x14r\x12\x10\x01\x18\x80\x012\v^[^\\p{C}]+$R\x06userId\x128\n" +
 	"\n" +
-	"session_id\x18\x04 \x01(\tB\x19\xbaH\x16r\x14\x18@2\x10^[A-Za-z0-9_-]*$R\tsessionId\"\x86\x01\n" +
+	"session_id\x18\x04 \x01(\tB\x19\xbaH\x16r\x14\x18@2\x10^[A-Za-z0-9_-]*$R\tsessionId\x12/\n" +
+	"\x05lease\x18\x05 \x01(\tB\x19\xbaH\x16r\x14\x18@2\x10^[A-Za-z0-9_-]*$R\x05lease\x12\x1c\n" +
+	"\tephemeral\x18\x06 \x01(\bR\tephemeral\"\x86\x01\n" +
 	"\x10JoinRoomResponse\x12)\n" +
 	"\x04room\x18\x01 \x01(\v2\x15.parley.rooms.v1.RoomR\x04room\x12/\n" +
 	"\x06member\x18\x02 \x01(\v2\x17.parley.rooms.v1.MemberR\x06member\x12\x16\n" +
@@ -2108,14 +2223,17 @@ const file_parley_rooms_v1_rooms_proto_rawDesc = "" +
 	"\x04data\x18\x03 \x01(\fB\t\xbaH\x06z\x04\x18\x80\x80\x04R\x04data\x12@\n" +
 	"\x03ttl\x18\x04 \x01(\v2\x19.google.protobuf.DurationB\x13\xbaH\x10\xc8\x01\x01\xaa\x01\n" +
 	"\"\x04\b\x80\xa3\x052\x02\b\x01R\x03ttl\"\x15\n" +
-	"\x13SaveSessionResponse\"\x8c\x01\n" +
+	"\x13SaveSessionResponse\"\x86\x01\n" +
+	"\x10KeepLeaseRequest\x121\n" +
+	"\x05lease\x18\x01 \x01(\tB\x1b\xbaH\x18r\x16\x10\x01\x18@2\x10^[A-Za-z0-9_-]+$R\x05lease\x12?\n" +
+	"\x03ttl\x18\x02 \x01(\v2\x19.google.protobuf.DurationB\x12\xbaH\x0f\xc8\x01\x01\xaa\x01\t\"\x03\b\x90\x1c2\x02\b\x01R\x03ttl\"\x13\n" +
+	"\x11KeepLeaseResponse\"\x8c\x01\n" +
 	"\x12TakeSessionRequest\x12:\n" +
 	"\tnamespace\x18\x01 \x01(\tB\x1c\xbaH\x19r\x17\x18@2\x13^/[A-Za-z0-9_.~-]*$R\tnamespace\x12:\n" +
 	"\n" +
 	"session_id\x18\x02 \x01(\tB\x1b\xbaH\x18r\x16\x10\x01\x18@2\x10^[A-Za-z0-9_-]+$R\tsessionId\")\n" +
 	"\x13TakeSessionResponse\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\fR\x04data2\xe5\n" +
-	"\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data2\xb9\v\n" +
 	"\fRoomsService\x12U\n" +
 	"\n" +
 	"CreateRoom\x12\".parley.rooms.v1.CreateRoomRequest\x1a#.parley.rooms.v1.CreateRoomResponse\x12L\n" +
@@ -2132,7 +2250,8 @@ const file_parley_rooms_v1_rooms_proto_rawDesc = "" +
 	"KickMember\x12\".parley.rooms.v1.KickMemberRequest\x1a#.parley.rooms.v1.KickMemberResponse\x12U\n" +
 	"\n" +
 	"EndSession\x12\".parley.rooms.v1.EndSessionRequest\x1a#.parley.rooms.v1.EndSessionResponse\x12X\n" +
-	"\vListMembers\x12#.parley.rooms.v1.ListMembersRequest\x1a$.parley.rooms.v1.ListMembersResponse\x12L\n" +
+	"\vListMembers\x12#.parley.rooms.v1.ListMembersRequest\x1a$.parley.rooms.v1.ListMembersResponse\x12R\n" +
+	"\tKeepLease\x12!.parley.rooms.v1.KeepLeaseRequest\x1a\".parley.rooms.v1.KeepLeaseResponse\x12L\n" +
 	"\aPublish\x12\x1f.parley.rooms.v1.PublishRequest\x1a .parley.rooms.v1.PublishResponse\x12U\n" +
 	"\n" +
 	"GetHistory\x12\".parley.rooms.v1.GetHistoryRequest\x1a#.parley.rooms.v1.GetHistoryResponse\x12T\n" +
@@ -2152,7 +2271,7 @@ func file_parley_rooms_v1_rooms_proto_rawDescGZIP() []byte {
 	return file_parley_rooms_v1_rooms_proto_rawDescData
 }
 
-var file_parley_rooms_v1_rooms_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_parley_rooms_v1_rooms_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_parley_rooms_v1_rooms_proto_goTypes = []any{
 	(*CreateRoomRequest)(nil),     // 0: parley.rooms.v1.CreateRoomRequest
 	(*CreateRoomResponse)(nil),    // 1: parley.rooms.v1.CreateRoomResponse
@@ -2185,72 +2304,77 @@ var file_parley_rooms_v1_rooms_proto_goTypes = []any{
 	(*SubscribeResponse)(nil),     // 28: parley.rooms.v1.SubscribeResponse
 	(*SaveSessionRequest)(nil),    // 29: parley.rooms.v1.SaveSessionRequest
 	(*SaveSessionResponse)(nil),   // 30: parley.rooms.v1.SaveSessionResponse
-	(*TakeSessionRequest)(nil),    // 31: parley.rooms.v1.TakeSessionRequest
-	(*TakeSessionResponse)(nil),   // 32: parley.rooms.v1.TakeSessionResponse
-	(*RoomOptions)(nil),           // 33: parley.rooms.v1.RoomOptions
-	(*Room)(nil),                  // 34: parley.rooms.v1.Room
-	(*fieldmaskpb.FieldMask)(nil), // 35: google.protobuf.FieldMask
-	(*Member)(nil),                // 36: parley.rooms.v1.Member
-	(*timestamppb.Timestamp)(nil), // 37: google.protobuf.Timestamp
-	(*Message)(nil),               // 38: parley.rooms.v1.Message
-	(*Event)(nil),                 // 39: parley.rooms.v1.Event
-	(*durationpb.Duration)(nil),   // 40: google.protobuf.Duration
+	(*KeepLeaseRequest)(nil),      // 31: parley.rooms.v1.KeepLeaseRequest
+	(*KeepLeaseResponse)(nil),     // 32: parley.rooms.v1.KeepLeaseResponse
+	(*TakeSessionRequest)(nil),    // 33: parley.rooms.v1.TakeSessionRequest
+	(*TakeSessionResponse)(nil),   // 34: parley.rooms.v1.TakeSessionResponse
+	(*RoomOptions)(nil),           // 35: parley.rooms.v1.RoomOptions
+	(*Room)(nil),                  // 36: parley.rooms.v1.Room
+	(*fieldmaskpb.FieldMask)(nil), // 37: google.protobuf.FieldMask
+	(*Member)(nil),                // 38: parley.rooms.v1.Member
+	(*timestamppb.Timestamp)(nil), // 39: google.protobuf.Timestamp
+	(*Message)(nil),               // 40: parley.rooms.v1.Message
+	(*Event)(nil),                 // 41: parley.rooms.v1.Event
+	(*durationpb.Duration)(nil),   // 42: google.protobuf.Duration
 }
 var file_parley_rooms_v1_rooms_proto_depIdxs = []int32{
-	33, // 0: parley.rooms.v1.CreateRoomRequest.options:type_name -> parley.rooms.v1.RoomOptions
-	34, // 1: parley.rooms.v1.CreateRoomResponse.room:type_name -> parley.rooms.v1.Room
-	34, // 2: parley.rooms.v1.GetRoomResponse.room:type_name -> parley.rooms.v1.Room
-	34, // 3: parley.rooms.v1.ListRoomsResponse.rooms:type_name -> parley.rooms.v1.Room
-	33, // 4: parley.rooms.v1.UpdateRoomRequest.options:type_name -> parley.rooms.v1.RoomOptions
-	35, // 5: parley.rooms.v1.UpdateRoomRequest.update_mask:type_name -> google.protobuf.FieldMask
-	34, // 6: parley.rooms.v1.UpdateRoomResponse.room:type_name -> parley.rooms.v1.Room
-	34, // 7: parley.rooms.v1.JoinRoomResponse.room:type_name -> parley.rooms.v1.Room
-	36, // 8: parley.rooms.v1.JoinRoomResponse.member:type_name -> parley.rooms.v1.Member
-	36, // 9: parley.rooms.v1.AddMemberResponse.member:type_name -> parley.rooms.v1.Member
-	36, // 10: parley.rooms.v1.EndSessionResponse.member:type_name -> parley.rooms.v1.Member
-	36, // 11: parley.rooms.v1.ListMembersResponse.members:type_name -> parley.rooms.v1.Member
-	37, // 12: parley.rooms.v1.PublishResponse.create_time:type_name -> google.protobuf.Timestamp
-	38, // 13: parley.rooms.v1.GetHistoryResponse.messages:type_name -> parley.rooms.v1.Message
+	35, // 0: parley.rooms.v1.CreateRoomRequest.options:type_name -> parley.rooms.v1.RoomOptions
+	36, // 1: parley.rooms.v1.CreateRoomResponse.room:type_name -> parley.rooms.v1.Room
+	36, // 2: parley.rooms.v1.GetRoomResponse.room:type_name -> parley.rooms.v1.Room
+	36, // 3: parley.rooms.v1.ListRoomsResponse.rooms:type_name -> parley.rooms.v1.Room
+	35, // 4: parley.rooms.v1.UpdateRoomRequest.options:type_name -> parley.rooms.v1.RoomOptions
+	37, // 5: parley.rooms.v1.UpdateRoomRequest.update_mask:type_name -> google.protobuf.FieldMask
+	36, // 6: parley.rooms.v1.UpdateRoomResponse.room:type_name -> parley.rooms.v1.Room
+	36, // 7: parley.rooms.v1.JoinRoomResponse.room:type_name -> parley.rooms.v1.Room
+	38, // 8: parley.rooms.v1.JoinRoomResponse.member:type_name -> parley.rooms.v1.Member
+	38, // 9: parley.rooms.v1.AddMemberResponse.member:type_name -> parley.rooms.v1.Member
+	38, // 10: parley.rooms.v1.EndSessionResponse.member:type_name -> parley.rooms.v1.Member
+	38, // 11: parley.rooms.v1.ListMembersResponse.members:type_name -> parley.rooms.v1.Member
+	39, // 12: parley.rooms.v1.PublishResponse.create_time:type_name -> google.protobuf.Timestamp
+	40, // 13: parley.rooms.v1.GetHistoryResponse.messages:type_name -> parley.rooms.v1.Message
 	27, // 14: parley.rooms.v1.SubscribeRequest.rooms:type_name -> parley.rooms.v1.RoomSubscription
-	39, // 15: parley.rooms.v1.SubscribeResponse.event:type_name -> parley.rooms.v1.Event
-	40, // 16: parley.rooms.v1.SaveSessionRequest.ttl:type_name -> google.protobuf.Duration
-	0,  // 17: parley.rooms.v1.RoomsService.CreateRoom:input_type -> parley.rooms.v1.CreateRoomRequest
-	2,  // 18: parley.rooms.v1.RoomsService.GetRoom:input_type -> parley.rooms.v1.GetRoomRequest
-	4,  // 19: parley.rooms.v1.RoomsService.ListRooms:input_type -> parley.rooms.v1.ListRoomsRequest
-	6,  // 20: parley.rooms.v1.RoomsService.UpdateRoom:input_type -> parley.rooms.v1.UpdateRoomRequest
-	8,  // 21: parley.rooms.v1.RoomsService.DeleteRoom:input_type -> parley.rooms.v1.DeleteRoomRequest
-	10, // 22: parley.rooms.v1.RoomsService.JoinRoom:input_type -> parley.rooms.v1.JoinRoomRequest
-	12, // 23: parley.rooms.v1.RoomsService.LeaveRoom:input_type -> parley.rooms.v1.LeaveRoomRequest
-	14, // 24: parley.rooms.v1.RoomsService.AddMember:input_type -> parley.rooms.v1.AddMemberRequest
-	16, // 25: parley.rooms.v1.RoomsService.KickMember:input_type -> parley.rooms.v1.KickMemberRequest
-	18, // 26: parley.rooms.v1.RoomsService.EndSession:input_type -> parley.rooms.v1.EndSessionRequest
-	20, // 27: parley.rooms.v1.RoomsService.ListMembers:input_type -> parley.rooms.v1.ListMembersRequest
-	22, // 28: parley.rooms.v1.RoomsService.Publish:input_type -> parley.rooms.v1.PublishRequest
-	24, // 29: parley.rooms.v1.RoomsService.GetHistory:input_type -> parley.rooms.v1.GetHistoryRequest
-	26, // 30: parley.rooms.v1.RoomsService.Subscribe:input_type -> parley.rooms.v1.SubscribeRequest
-	29, // 31: parley.rooms.v1.RoomsService.SaveSession:input_type -> parley.rooms.v1.SaveSessionRequest
-	31, // 32: parley.rooms.v1.RoomsService.TakeSession:input_type -> parley.rooms.v1.TakeSessionRequest
-	1,  // 33: parley.rooms.v1.RoomsService.CreateRoom:output_type -> parley.rooms.v1.CreateRoomResponse
-	3,  // 34: parley.rooms.v1.RoomsService.GetRoom:output_type -> parley.rooms.v1.GetRoomResponse
-	5,  // 35: parley.rooms.v1.RoomsService.ListRooms:output_type -> parley.rooms.v1.ListRoomsResponse
-	7,  // 36: parley.rooms.v1.RoomsService.UpdateRoom:output_type -> parley.rooms.v1.UpdateRoomResponse
-	9,  // 37: parley.rooms.v1.RoomsService.DeleteRoom:output_type -> parley.rooms.v1.DeleteRoomResponse
-	11, // 38: parley.rooms.v1.RoomsService.JoinRoom:output_type -> parley.rooms.v1.JoinRoomResponse
-	13, // 39: parley.rooms.v1.RoomsService.LeaveRoom:output_type -> parley.rooms.v1.LeaveRoomResponse
-	15, // 40: parley.rooms.v1.RoomsService.AddMember:output_type -> parley.rooms.v1.AddMemberResponse
-	17, // 41: parley.rooms.v1.RoomsService.KickMember:output_type -> parley.rooms.v1.KickMemberResponse
-	19, // 42: parley.rooms.v1.RoomsService.EndSession:output_type -> parley.rooms.v1.EndSessionResponse
-	21, // 43: parley.rooms.v1.RoomsService.ListMembers:output_type -> parley.rooms.v1.ListMembersResponse
-	23, // 44: parley.rooms.v1.RoomsService.Publish:output_type -> parley.rooms.v1.PublishResponse
-	25, // 45: parley.rooms.v1.RoomsService.GetHistory:output_type -> parley.rooms.v1.GetHistoryResponse
-	28, // 46: parley.rooms.v1.RoomsService.Subscribe:output_type -> parley.rooms.v1.SubscribeResponse
-	30, // 47: parley.rooms.v1.RoomsService.SaveSession:output_type -> parley.rooms.v1.SaveSessionResponse
-	32, // 48: parley.rooms.v1.RoomsService.TakeSession:output_type -> parley.rooms.v1.TakeSessionResponse
-	33, // [33:49] is the sub-list for method output_type
-	17, // [17:33] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	41, // 15: parley.rooms.v1.SubscribeResponse.event:type_name -> parley.rooms.v1.Event
+	42, // 16: parley.rooms.v1.SaveSessionRequest.ttl:type_name -> google.protobuf.Duration
+	42, // 17: parley.rooms.v1.KeepLeaseRequest.ttl:type_name -> google.protobuf.Duration
+	0,  // 18: parley.rooms.v1.RoomsService.CreateRoom:input_type -> parley.rooms.v1.CreateRoomRequest
+	2,  // 19: parley.rooms.v1.RoomsService.GetRoom:input_type -> parley.rooms.v1.GetRoomRequest
+	4,  // 20: parley.rooms.v1.RoomsService.ListRooms:input_type -> parley.rooms.v1.ListRoomsRequest
+	6,  // 21: parley.rooms.v1.RoomsService.UpdateRoom:input_type -> parley.rooms.v1.UpdateRoomRequest
+	8,  // 22: parley.rooms.v1.RoomsService.DeleteRoom:input_type -> parley.rooms.v1.DeleteRoomRequest
+	10, // 23: parley.rooms.v1.RoomsService.JoinRoom:input_type -> parley.rooms.v1.JoinRoomRequest
+	12, // 24: parley.rooms.v1.RoomsService.LeaveRoom:input_type -> parley.rooms.v1.LeaveRoomRequest
+	14, // 25: parley.rooms.v1.RoomsService.AddMember:input_type -> parley.rooms.v1.AddMemberRequest
+	16, // 26: parley.rooms.v1.RoomsService.KickMember:input_type -> parley.rooms.v1.KickMemberRequest
+	18, // 27: parley.rooms.v1.RoomsService.EndSession:input_type -> parley.rooms.v1.EndSessionRequest
+	20, // 28: parley.rooms.v1.RoomsService.ListMembers:input_type -> parley.rooms.v1.ListMembersRequest
+	31, // 29: parley.rooms.v1.RoomsService.KeepLease:input_type -> parley.rooms.v1.KeepLeaseRequest
+	22, // 30: parley.rooms.v1.RoomsService.Publish:input_type -> parley.rooms.v1.PublishRequest
+	24, // 31: parley.rooms.v1.RoomsService.GetHistory:input_type -> parley.rooms.v1.GetHistoryRequest
+	26, // 32: parley.rooms.v1.RoomsService.Subscribe:input_type -> parley.rooms.v1.SubscribeRequest
+	29, // 33: parley.rooms.v1.RoomsService.SaveSession:input_type -> parley.rooms.v1.SaveSessionRequest
+	33, // 34: parley.rooms.v1.RoomsService.TakeSession:input_type -> parley.rooms.v1.TakeSessionRequest
+	1,  // 35: parley.rooms.v1.RoomsService.CreateRoom:output_type -> parley.rooms.v1.CreateRoomResponse
+	3,  // 36: parley.rooms.v1.RoomsService.GetRoom:output_type -> parley.rooms.v1.GetRoomResponse
+	5,  // 37: parley.rooms.v1.RoomsService.ListRooms:output_type -> parley.rooms.v1.ListRoomsResponse
+	7,  // 38: parley.rooms.v1.RoomsService.UpdateRoom:output_type -> parley.rooms.v1.UpdateRoomResponse
+	9,  // 39: parley.rooms.v1.RoomsService.DeleteRoom:output_type -> parley.rooms.v1.DeleteRoomResponse
+	11, // 40: parley.rooms.v1.RoomsService.JoinRoom:output_type -> parley.rooms.v1.JoinRoomResponse
+	13, // 41: parley.rooms.v1.RoomsService.LeaveRoom:output_type -> parley.rooms.v1.LeaveRoomResponse
+	15, // 42: parley.rooms.v1.RoomsService.AddMember:output_type -> parley.rooms.v1.AddMemberResponse
+	17, // 43: parley.rooms.v1.RoomsService.KickMember:output_type -> parley.rooms.v1.KickMemberResponse
+	19, // 44: parley.rooms.v1.RoomsService.EndSession:output_type -> parley.rooms.v1.EndSessionResponse
+	21, // 45: parley.rooms.v1.RoomsService.ListMembers:output_type -> parley.rooms.v1.ListMembersResponse
+	32, // 46: parley.rooms.v1.RoomsService.KeepLease:output_type -> parley.rooms.v1.KeepLeaseResponse
+	23, // 47: parley.rooms.v1.RoomsService.Publish:output_type -> parley.rooms.v1.PublishResponse
+	25, // 48: parley.rooms.v1.RoomsService.GetHistory:output_type -> parley.rooms.v1.GetHistoryResponse
+	28, // 49: parley.rooms.v1.RoomsService.Subscribe:output_type -> parley.rooms.v1.SubscribeResponse
+	30, // 50: parley.rooms.v1.RoomsService.SaveSession:output_type -> parley.rooms.v1.SaveSessionResponse
+	34, // 51: parley.rooms.v1.RoomsService.TakeSession:output_type -> parley.rooms.v1.TakeSessionResponse
+	35, // [35:52] is the sub-list for method output_type
+	18, // [18:35] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_parley_rooms_v1_rooms_proto_init() }
@@ -2270,7 +2394,7 @@ func file_parley_rooms_v1_rooms_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_parley_rooms_v1_rooms_proto_rawDesc), len(file_parley_rooms_v1_rooms_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   33,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -30,6 +30,7 @@ const (
 	RoomsService_KickMember_FullMethodName  = "/parley.rooms.v1.RoomsService/KickMember"
 	RoomsService_EndSession_FullMethodName  = "/parley.rooms.v1.RoomsService/EndSession"
 	RoomsService_ListMembers_FullMethodName = "/parley.rooms.v1.RoomsService/ListMembers"
+	RoomsService_KeepLease_FullMethodName   = "/parley.rooms.v1.RoomsService/KeepLease"
 	RoomsService_Publish_FullMethodName     = "/parley.rooms.v1.RoomsService/Publish"
 	RoomsService_GetHistory_FullMethodName  = "/parley.rooms.v1.RoomsService/GetHistory"
 	RoomsService_Subscribe_FullMethodName   = "/parley.rooms.v1.RoomsService/Subscribe"
@@ -76,6 +77,10 @@ type RoomsServiceClient interface {
 	EndSession(ctx context.Context, in *EndSessionRequest, opts ...grpc.CallOption) (*EndSessionResponse, error)
 	// ListMembers lists a room's members with presence, ordered by user id.
 	ListMembers(ctx context.Context, in *ListMembersRequest, opts ...grpc.CallOption) (*ListMembersResponse, error)
+	// KeepLease creates or extends a lease until ttl from now. Sessions joined
+	// under a lease that expires end on their own (and ephemeral memberships with
+	// them); a gateway keeps one lease for all its sessions.
+	KeepLease(ctx context.Context, in *KeepLeaseRequest, opts ...grpc.CallOption) (*KeepLeaseResponse, error)
 	// Publish appends a message to a room's history and delivers it to subscribers.
 	// It returns the message's offset. With a client_message_id, a retry within the
 	// service's deduplication window returns the first attempt's offset and stores
@@ -220,6 +225,16 @@ func (c *roomsServiceClient) ListMembers(ctx context.Context, in *ListMembersReq
 	return out, nil
 }
 
+func (c *roomsServiceClient) KeepLease(ctx context.Context, in *KeepLeaseRequest, opts ...grpc.CallOption) (*KeepLeaseResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(KeepLeaseResponse)
+	err := c.cc.Invoke(ctx, RoomsService_KeepLease_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *roomsServiceClient) Publish(ctx context.Context, in *PublishRequest, opts ...grpc.CallOption) (*PublishResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(PublishResponse)
@@ -318,6 +333,10 @@ type RoomsServiceServer interface {
 	EndSession(context.Context, *EndSessionRequest) (*EndSessionResponse, error)
 	// ListMembers lists a room's members with presence, ordered by user id.
 	ListMembers(context.Context, *ListMembersRequest) (*ListMembersResponse, error)
+	// KeepLease creates or extends a lease until ttl from now. Sessions joined
+	// under a lease that expires end on their own (and ephemeral memberships with
+	// them); a gateway keeps one lease for all its sessions.
+	KeepLease(context.Context, *KeepLeaseRequest) (*KeepLeaseResponse, error)
 	// Publish appends a message to a room's history and delivers it to subscribers.
 	// It returns the message's offset. With a client_message_id, a retry within the
 	// service's deduplication window returns the first attempt's offset and stores
@@ -384,6 +403,9 @@ func (UnimplementedRoomsServiceServer) EndSession(context.Context, *EndSessionRe
 }
 func (UnimplementedRoomsServiceServer) ListMembers(context.Context, *ListMembersRequest) (*ListMembersResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListMembers not implemented")
+}
+func (UnimplementedRoomsServiceServer) KeepLease(context.Context, *KeepLeaseRequest) (*KeepLeaseResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method KeepLease not implemented")
 }
 func (UnimplementedRoomsServiceServer) Publish(context.Context, *PublishRequest) (*PublishResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Publish not implemented")
@@ -619,6 +641,24 @@ func _RoomsService_ListMembers_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RoomsService_KeepLease_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(KeepLeaseRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RoomsServiceServer).KeepLease(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RoomsService_KeepLease_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RoomsServiceServer).KeepLease(ctx, req.(*KeepLeaseRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _RoomsService_Publish_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(PublishRequest)
 	if err := dec(in); err != nil {
@@ -752,6 +792,10 @@ var RoomsService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListMembers",
 			Handler:    _RoomsService_ListMembers_Handler,
+		},
+		{
+			MethodName: "KeepLease",
+			Handler:    _RoomsService_KeepLease_Handler,
 		},
 		{
 			MethodName: "Publish",

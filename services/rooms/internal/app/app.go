@@ -89,6 +89,10 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return nil
 	})
 	g.Go(func() error {
+		server.ExpireLeases(gctx, deps, cfg.LeaseCheckInterval, cfg.LeaseGrace)
+		return nil
+	})
+	g.Go(func() error {
 		<-gctx.Done()
 		log.Info("rooms service shutting down")
 		hs.Shutdown()

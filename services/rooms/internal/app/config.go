@@ -17,17 +17,21 @@ const envPrefix = "PARLEY_ROOMS_"
 
 // Config is everything the rooms service can be told at start.
 type Config struct {
-	Listen          string
-	MetricsListen   string
-	DataDir         string
-	SQLiteSync      string
-	ServiceToken    string
-	AdminToken      string
-	LogFormat       string
-	LogLevel        string
-	RateLimit       float64
-	RateBurst       int
-	SweepInterval   time.Duration
+	Listen        string
+	MetricsListen string
+	DataDir       string
+	SQLiteSync    string
+	ServiceToken  string
+	AdminToken    string
+	LogFormat     string
+	LogLevel      string
+	RateLimit     float64
+	RateBurst     int
+	SweepInterval time.Duration
+	// LeaseCheckInterval is how often sessions of lapsed leases are ended.
+	LeaseCheckInterval time.Duration
+	// LeaseGrace is how long after start no lease is taken as lapsed.
+	LeaseGrace      time.Duration
 	ShutdownTimeout time.Duration
 	Limits          server.Limits
 }
@@ -47,6 +51,8 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	fs.Float64Var(&c.RateLimit, "rate-limit", 20000, "requests per second allowed to each credential (a stream counts once)")
 	fs.IntVar(&c.RateBurst, "rate-burst", 2000, "requests a credential may make at once above --rate-limit")
 	fs.DurationVar(&c.SweepInterval, "sweep-interval", time.Minute, "how often expired history and deduplication keys are removed")
+	fs.DurationVar(&c.LeaseCheckInterval, "lease-check-interval", 5*time.Second, "how often sessions whose lease (KeepLease) was not kept are ended")
+	fs.DurationVar(&c.LeaseGrace, "lease-grace", time.Minute, "how long after start no lease is taken as lapsed, so that gateways can keep theirs again after an outage")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long shutdown waits for calls in flight before cutting them")
 	l := &c.Limits
 	fs.IntVar(&l.MaxPayloadBytes, "max-payload-bytes", l.MaxPayloadBytes, "largest message payload accepted by Publish")
@@ -92,8 +98,8 @@ func (c Config) validate() error {
 			errs = append(errs, fmt.Errorf("--%s must be positive", p.name))
 		}
 	}
-	if c.RateLimit <= 0 || c.SweepInterval <= 0 || c.ShutdownTimeout <= 0 || l.DedupeWindow <= 0 {
-		errs = append(errs, errors.New("--rate-limit, --sweep-interval, --shutdown-timeout and --dedupe-window must be positive"))
+	if c.RateLimit <= 0 || c.SweepInterval <= 0 || c.LeaseCheckInterval <= 0 || c.LeaseGrace < 0 || c.ShutdownTimeout <= 0 || l.DedupeWindow <= 0 {
+		errs = append(errs, errors.New("--rate-limit, --sweep-interval, --lease-check-interval, --shutdown-timeout and --dedupe-window must be positive"))
 	}
 	return errors.Join(errs...)
 }

@@ -52,3 +52,35 @@ func Sweep(ctx context.Context, d *Deps, interval time.Duration) {
 		}
 	}
 }
+
+// ExpireLeases ends, every interval until ctx ends, the sessions whose lease
+// was not kept; members whose ephemeral membership ends with them are seen
+// leaving by subscribers, as if they had left. It starts after grace, so that
+// gateways can keep their leases again after this service was down for longer
+// than their TTL, instead of seeing their users' sessions ended.
+func ExpireLeases(ctx context.Context, d *Deps, interval, grace time.Duration) {
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(grace):
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			left, err := d.Store.ExpireLeases(ctx, d.now())
+			if err != nil {
+				if ctx.Err() == nil {
+					d.Log.LogAttrs(ctx, slog.LevelError, "lease expiry failed", slog.Any("err", err))
+				}
+				continue
+			}
+			for _, m := range left {
+				broadcastLeft(d, m.Room.Namespace, m.Room.Name, m.UserID, false)
+			}
+		}
+	}
+}

@@ -128,6 +128,8 @@ func (s *Rooms) JoinRoom(ctx context.Context, req *roomsv1.JoinRoomRequest) (*ro
 		Room:      roomKey(req.GetNamespace(), req.GetRoom()),
 		UserID:    req.GetUserId(),
 		SessionID: req.GetSessionId(),
+		Lease:     req.GetLease(),
+		Ephemeral: req.GetEphemeral(),
 	})
 	if err != nil {
 		return nil, errStatus(ctx, s.d.Log, "join room", err)
@@ -186,11 +188,23 @@ func (s *Rooms) removeMember(ctx context.Context, namespace, room, user string, 
 	if err != nil || !removed {
 		return removed, err
 	}
-	s.d.Hub.Broadcast(&roomsv1.Event{
+	broadcastLeft(s.d, namespace, room, user, kicked)
+	return true, nil
+}
+
+func broadcastLeft(d *Deps, namespace, room, user string, kicked bool) {
+	d.Hub.Broadcast(&roomsv1.Event{
 		Namespace: namespace, Room: room,
 		Kind: &roomsv1.Event_MemberLeft{MemberLeft: &roomsv1.MemberLeft{UserId: user, Kicked: kicked}},
 	})
-	return true, nil
+}
+
+// KeepLease creates or extends a lease.
+func (s *Rooms) KeepLease(ctx context.Context, req *roomsv1.KeepLeaseRequest) (*roomsv1.KeepLeaseResponse, error) {
+	if err := s.d.Store.KeepLease(ctx, req.GetLease(), s.d.now().Add(req.GetTtl().AsDuration())); err != nil {
+		return nil, errStatus(ctx, s.d.Log, "keep lease", err)
+	}
+	return &roomsv1.KeepLeaseResponse{}, nil
 }
 
 func (s *Rooms) EndSession(ctx context.Context, req *roomsv1.EndSessionRequest) (*roomsv1.EndSessionResponse, error) {

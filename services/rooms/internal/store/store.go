@@ -100,9 +100,20 @@ type JoinParams struct {
 	Room      RoomKey
 	UserID    string
 	SessionID string // "" to join without recording a session
+	// Lease holds the session (see KeepLease); "" for one that lasts until it
+	// is ended.
+	Lease string
+	// Ephemeral: a new membership ends with its last session's lease.
+	Ephemeral bool
 	// Admit bypasses the private-room check (AddMember); the member limit still holds.
 	Admit bool
 	Now   time.Time
+}
+
+// Membership names a user's membership of a room.
+type Membership struct {
+	Room   RoomKey
+	UserID string
 }
 
 // JoinResult is the outcome of a successful join.
@@ -200,6 +211,12 @@ type Store interface {
 	// saved sessions expired at now, and forgets deduplication keys accepted
 	// before dedupeBefore.
 	Sweep(ctx context.Context, now, dedupeBefore time.Time) error
+	// KeepLease creates lease or moves its expiry to expire.
+	KeepLease(ctx context.Context, lease string, expire time.Time) error
+	// ExpireLeases ends the sessions held under leases not kept past now
+	// (or never kept), forgets those leases, and ends the ephemeral
+	// memberships left without a session. It returns those memberships.
+	ExpireLeases(ctx context.Context, now time.Time) ([]Membership, error)
 	// Stats counts rooms, memberships, sessions and messages ("" namespace: all).
 	Stats(ctx context.Context, namespace string) (Stats, error)
 

@@ -28,7 +28,7 @@ func (s *Store) Join(ctx context.Context, p store.JoinParams) (store.JoinResult,
 				return store.ErrRoomFull
 			}
 			joined = nanos(p.Now)
-			if _, err := tx.StmtContext(ctx, s.st.insertMember).ExecContext(ctx, id, p.UserID, joined); err != nil {
+			if _, err := tx.StmtContext(ctx, s.st.insertMember).ExecContext(ctx, id, p.UserID, joined, p.Ephemeral); err != nil {
 				return err
 			}
 			if _, err := tx.StmtContext(ctx, s.st.addMembers).ExecContext(ctx, 1, id); err != nil {
@@ -40,7 +40,7 @@ func (s *Store) Join(ctx context.Context, p store.JoinParams) (store.JoinResult,
 			return err
 		}
 		if p.SessionID != "" {
-			if _, err := tx.StmtContext(ctx, s.st.insertSession).ExecContext(ctx, id, p.UserID, p.SessionID); err != nil {
+			if _, err := tx.StmtContext(ctx, s.st.insertSession).ExecContext(ctx, id, p.UserID, p.SessionID, p.Lease); err != nil {
 				return err
 			}
 		}

@@ -51,7 +51,7 @@ var _ store.Store = (*Store)(nil)
 
 // schemaVersion is stored in PRAGMA user_version. A database written by a
 // newer version is refused rather than misread.
-const schemaVersion = 2
+const schemaVersion = 3
 
 // The messages and dedupe tables hold most of the rows; WITHOUT ROWID keeps
 // each of them in its primary-key b-tree so that a room's messages are read
@@ -78,12 +78,14 @@ CREATE TABLE IF NOT EXISTS members (
 	room_id   INTEGER NOT NULL REFERENCES rooms (id) ON DELETE CASCADE,
 	user_id   TEXT    NOT NULL,
 	join_time INTEGER NOT NULL,
+	ephemeral INTEGER NOT NULL DEFAULT 0,
 	PRIMARY KEY (room_id, user_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS sessions (
 	room_id    INTEGER NOT NULL,
 	user_id    TEXT    NOT NULL,
 	session_id TEXT    NOT NULL,
+	lease      TEXT    NOT NULL DEFAULT '',
 	PRIMARY KEY (room_id, user_id, session_id),
 	FOREIGN KEY (room_id, user_id) REFERENCES members (room_id, user_id) ON DELETE CASCADE
 ) WITHOUT ROWID;
@@ -105,6 +107,11 @@ CREATE TABLE IF NOT EXISTS dedupe (
 	create_time INTEGER NOT NULL,
 	PRIMARY KEY (room_id, sender, client_id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS leases (
+	id          TEXT    NOT NULL PRIMARY KEY,
+	expire_time INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS sessions_by_lease ON sessions (lease) WHERE lease != '';
 CREATE TABLE IF NOT EXISTS saved_sessions (
 	namespace   TEXT    NOT NULL,
 	id          TEXT    NOT NULL,
@@ -212,6 +219,13 @@ func migrate(ctx context.Context, db *sql.DB) error {
 		if _, err := tx.ExecContext(ctx, `ALTER TABLE rooms ADD COLUMN epoch TEXT NOT NULL DEFAULT '';
 			UPDATE rooms SET epoch = lower(hex(randomblob(8)))`); err != nil {
 			return fmt.Errorf("migrate schema 1 to 2: %w", err)
+		}
+	}
+	if v == 1 || v == 2 {
+		// Version 3 holds sessions under leases and ends ephemeral members.
+		if _, err := tx.ExecContext(ctx, `ALTER TABLE members ADD COLUMN ephemeral INTEGER NOT NULL DEFAULT 0;
+			ALTER TABLE sessions ADD COLUMN lease TEXT NOT NULL DEFAULT ''`); err != nil {
+			return fmt.Errorf("migrate schema to 3: %w", err)
 		}
 	}
 	if _, err := tx.ExecContext(ctx, schema); err != nil {

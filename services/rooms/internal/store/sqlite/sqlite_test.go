@@ -127,13 +127,14 @@ func TestOpenSettings(t *testing.T) {
 	if err := db.QueryRow("PRAGMA user_version").Scan(&version); err != nil {
 		t.Fatal(err)
 	}
-	if mode != "wal" || version != 2 {
-		t.Errorf("journal_mode %q, user_version %d; want wal, 2", mode, version)
+	if mode != "wal" || version != 3 {
+		t.Errorf("journal_mode %q, user_version %d; want wal, 3", mode, version)
 	}
 }
 
-// TestOpenMigratesSchema1 opens a database written before rooms had epochs:
-// its rooms are kept, each with an epoch of its own.
+// TestOpenMigratesSchema1 opens a database written before rooms had epochs
+// and sessions leases: its rooms are kept, each with an epoch of its own, and
+// its members and sessions too.
 func TestOpenMigratesSchema1(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "rooms.db")
 	db, err := sql.Open("sqlite", path)
@@ -145,7 +146,14 @@ func TestOpenMigratesSchema1(t *testing.T) {
 		max_members INTEGER NOT NULL, read_only INTEGER NOT NULL, history_max INTEGER NOT NULL,
 		retention_ns INTEGER NOT NULL, last_offset INTEGER NOT NULL, member_count INTEGER NOT NULL,
 		create_time INTEGER NOT NULL, update_time INTEGER NOT NULL, UNIQUE (namespace, name));
-	INSERT INTO rooms VALUES (1, '/', 'a', 0, 0, 0, 0, 0, 7, 0, 0, 0), (2, '/', 'b', 0, 0, 0, 0, 0, 0, 0, 0, 0);
+	CREATE TABLE members (room_id INTEGER NOT NULL REFERENCES rooms (id) ON DELETE CASCADE, user_id TEXT NOT NULL,
+		join_time INTEGER NOT NULL, PRIMARY KEY (room_id, user_id)) WITHOUT ROWID;
+	CREATE TABLE sessions (room_id INTEGER NOT NULL, user_id TEXT NOT NULL, session_id TEXT NOT NULL,
+		PRIMARY KEY (room_id, user_id, session_id),
+		FOREIGN KEY (room_id, user_id) REFERENCES members (room_id, user_id) ON DELETE CASCADE) WITHOUT ROWID;
+	INSERT INTO rooms VALUES (1, '/', 'a', 0, 0, 0, 0, 0, 7, 1, 0, 0), (2, '/', 'b', 0, 0, 0, 0, 0, 0, 0, 0, 0);
+	INSERT INTO members VALUES (1, 'alice', 0);
+	INSERT INTO sessions VALUES (1, 'alice', 's1');
 	PRAGMA user_version = 1;`)
 	if err == nil {
 		err = db.Close()
@@ -162,6 +170,14 @@ func TestOpenMigratesSchema1(t *testing.T) {
 	}
 	if a.LastOffset != 7 || a.Epoch == "" || b.Epoch == "" || a.Epoch == b.Epoch {
 		t.Errorf("after migration: a = %+v, b = %+v", a, b)
+	}
+	// A session from before leases has none and outlives every expiry.
+	if _, err := s.ExpireLeases(t.Context(), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	ms, err := s.ListMembers(t.Context(), store.RoomKey{Namespace: "/", Name: "a"}, "", 10)
+	if err != nil || len(ms) != 1 || ms[0].UserID != "alice" || ms[0].Sessions != 1 {
+		t.Errorf("members after migration: %+v, %v", ms, err)
 	}
 }
 

@@ -52,12 +52,12 @@ const (
 	qRoom = `SELECT ` + roomCols + ` FROM rooms WHERE namespace = ? AND name = ?`
 
 	qMember       = `SELECT join_time FROM members WHERE room_id = ? AND user_id = ?`
-	qInsertMember = `INSERT INTO members (room_id, user_id, join_time) VALUES (?, ?, ?)`
+	qInsertMember = `INSERT INTO members (room_id, user_id, join_time, ephemeral) VALUES (?, ?, ?, ?)`
 	qDeleteMember = `DELETE FROM members WHERE room_id = ? AND user_id = ?`
 	qAddMembers   = `UPDATE rooms SET member_count = member_count + ? WHERE id = ?`
 
-	qInsertSession = `INSERT INTO sessions (room_id, user_id, session_id) VALUES (?, ?, ?)
-	ON CONFLICT DO NOTHING`
+	qInsertSession = `INSERT INTO sessions (room_id, user_id, session_id, lease) VALUES (?, ?, ?, ?)
+	ON CONFLICT DO UPDATE SET lease = excluded.lease`
 	qDeleteSession = `DELETE FROM sessions WHERE room_id = ? AND user_id = ? AND session_id = ?`
 	qCountSessions = `SELECT count(*) FROM sessions WHERE room_id = ? AND user_id = ?`
 

@@ -37,6 +37,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"JoinFull", testJoinFull},
 		{"RemoveMember", testRemoveMember},
 		{"EndSession", testEndSession},
+		{"Leases", testLeases},
 		{"ListMembers", testListMembers},
 		{"Publish", testPublish},
 		{"PublishReadOnly", testPublishReadOnly},

@@ -1,0 +1,53 @@
+package storetest
+
+import (
+	"testing"
+	"time"
+
+	"github.com/parleyhq/parley/services/rooms/internal/store"
+)
+
+// testLeases holds sessions under two leases, lets one lapse, and checks that
+// exactly its sessions end, that ephemeral members left without a session
+// leave (and are reported), and that other members stay, offline.
+func testLeases(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	key := store.RoomKey{Namespace: "acme", Name: "lobby"}
+	createRoom(t, s, key, store.RoomOptions{}, t0)
+	noErr(t, "KeepLease a", s.KeepLease(ctx, "gw-a", at(10*time.Second)))
+	noErr(t, "KeepLease b", s.KeepLease(ctx, "gw-b", at(10*time.Second)))
+	join(t, s, store.JoinParams{Room: key, UserID: "guest-1", SessionID: "s1", Lease: "gw-a", Ephemeral: true, Now: t0})
+	join(t, s, store.JoinParams{Room: key, UserID: "alice", SessionID: "s2", Lease: "gw-a", Now: t0})
+	join(t, s, store.JoinParams{Room: key, UserID: "alice", SessionID: "s3", Lease: "gw-b", Now: t0})
+	join(t, s, store.JoinParams{Room: key, UserID: "bob", SessionID: "s4", Lease: "gw-a", Now: t0})
+	join(t, s, store.JoinParams{Room: key, UserID: "carol", SessionID: "s5", Now: t0})
+
+	left, err := s.ExpireLeases(ctx, at(5*time.Second))
+	noErr(t, "ExpireLeases before expiry", err)
+	check(t, "left before expiry", []store.Membership(nil), left)
+
+	// gw-b is kept; gw-a lapses.
+	noErr(t, "KeepLease b again", s.KeepLease(ctx, "gw-b", at(30*time.Second)))
+	left, err = s.ExpireLeases(ctx, at(20*time.Second))
+	noErr(t, "ExpireLeases", err)
+	check(t, "left", []store.Membership{{Room: key, UserID: "guest-1"}}, left)
+	check(t, "ListMembers after expiry", []store.Member{
+		{UserID: "alice", JoinTime: t0, Sessions: 1},
+		{UserID: "bob", JoinTime: t0},
+		{UserID: "carol", JoinTime: t0, Sessions: 1},
+	}, listMembers(t, s, key, "", 10))
+	check(t, "MemberCount after expiry", uint32(3), getRoom(t, s, key).MemberCount)
+
+	// A lease is kept again by the gateway that holds it: sessions joined
+	// under it from then on last.
+	noErr(t, "KeepLease a again", s.KeepLease(ctx, "gw-a", at(40*time.Second)))
+	join(t, s, store.JoinParams{Room: key, UserID: "bob", SessionID: "s6", Lease: "gw-a", Now: at(21 * time.Second)})
+	left, err = s.ExpireLeases(ctx, at(35*time.Second))
+	noErr(t, "ExpireLeases after b lapsed", err)
+	check(t, "left after b lapsed", []store.Membership(nil), left)
+	check(t, "ListMembers after b lapsed", []store.Member{
+		{UserID: "alice", JoinTime: t0},
+		{UserID: "bob", JoinTime: t0, Sessions: 1},
+		{UserID: "carol", JoinTime: t0, Sessions: 1},
+	}, listMembers(t, s, key, "", 10))
+}
