@@ -66,7 +66,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	gw, err := edge.New(edge.Config{
 		Namespaces: cfg.Namespaces, JWTSecret: []byte(cfg.JWTSecret), Limits: cfg.Limits,
-		RecoveryWindow: cfg.RecoveryWindow, Rooms: rooms, Relay: rel, Log: log, Metrics: metrics,
+		RecoveryWindow: cfg.RecoveryWindow, LeaseTTL: cfg.LeaseTTL, Rooms: rooms, Relay: rel, Log: log, Metrics: metrics,
 	})
 	if err != nil {
 		return err
@@ -114,6 +114,10 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		gw.KeepSessions(gctx)
+		return nil
+	})
+	g.Go(func() error {
+		gw.KeepLease(gctx)
 		return nil
 	})
 	g.Go(func() error {

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/metadata"
+
 	roomsv1 "github.com/parleyhq/parley/proto/parley/rooms/v1"
 )
 
@@ -120,5 +122,61 @@ func TestEventInTheSamePayloadAsConnect(t *testing.T) {
 		if p := c.next(&buf); !strings.HasPrefix(p, `431[{"ok":true`) {
 			t.Fatalf("try %d: got %q, want the rooms ack", i, p)
 		}
+	}
+}
+
+// TestCrashedGatewayLeavesNoGhosts kills a gateway holding guests in room1
+// and signed-in users in general: once its lease lapses, the guests are out
+// of room1 and the users offline, and the store counts no session.
+func TestCrashedGatewayLeavesNoGhosts(t *testing.T) {
+	s := startStack(t, "--lease-check-interval", "200ms", "--lease-grace", "0s")
+	gw, url := s.gateway("127.0.0.1:0", "--lease-ttl", "2s")
+	for range 5 {
+		if ok, reply := dialRaw(t, url).connect("", nil); !ok {
+			t.Fatalf("guest refused: %v", reply)
+		}
+	}
+	for _, user := range []string{"ann", "ben", "cid"} {
+		if ok, reply := dialRaw(t, url).connect("/chat", map[string]any{"token": token(t, user)}); !ok {
+			t.Fatalf("%s refused: %v", user, reply)
+		}
+	}
+	rooms := s.roomsClient(t)
+	members := func(namespace, room string) (all, online int) {
+		t.Helper()
+		resp, err := rooms.ListMembers(s.serviceCtx(t), &roomsv1.ListMembersRequest{Namespace: namespace, Room: room})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range resp.GetMembers() {
+			if m.GetOnline() {
+				online++
+			}
+		}
+		return len(resp.GetMembers()), online
+	}
+	if all, online := members("/", "room1"); all != 5 || online != 5 {
+		t.Fatalf("room1 before the crash: %d members, %d online; want 5 and 5", all, online)
+	}
+	gw.Kill()
+
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		guests, _ := members("/", "room1")
+		users, online := members("/chat", "general")
+		stats, err := roomsv1.NewAdminServiceClient(s.roomsConn(t)).GetStats(
+			metadata.AppendToOutgoingContext(t.Context(), "authorization", "Bearer "+adminToken), &roomsv1.GetStatsRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sessions := stats.GetSessions()
+		if guests == 0 && users == 3 && online == 0 && sessions == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("15s after the crash: %d guests in room1, %d of %d users online in general, %v sessions",
+				guests, online, users, sessions)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -79,7 +79,8 @@ const testConfig = `{"namespaces": [
 	{"name": "/chat", "auth": true, "default_rooms": ["general"], "create_rooms": true}
 ]}`
 
-func startStack(t testing.TB) *stack {
+// startStack starts a rooms service, with extra flags if given.
+func startStack(t testing.TB, extra ...string) *stack {
 	t.Helper()
 	bins := binaries(t)
 	s := &stack{t: t, roomsDir: t.TempDir()}
@@ -88,9 +89,11 @@ func startStack(t testing.TB) *stack {
 		t.Fatal(err)
 	}
 	var line map[string]any
-	s.rooms, line = startProc(t, "rooms", bins["rooms"], "rooms service serving",
+	args := append([]string{
 		"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--data-dir", s.roomsDir,
-		"--log-format", "json", "--log-level", "debug", "--service-token", serviceToken, "--admin-token", adminToken)
+		"--log-format", "json", "--log-level", "debug", "--service-token", serviceToken, "--admin-token", adminToken,
+	}, extra...)
+	s.rooms, line = startProc(t, "rooms", bins["rooms"], "rooms service serving", args...)
 	s.roomsAdr = line["grpc_addr"].(string)
 	s.metrics = line["metrics_addr"].(string)
 	return s

@@ -101,12 +101,18 @@ func testRecoveryAcrossRestart(t *testing.T, dir, node, transport string, stop f
 // would; use it with serviceCtx.
 func (s *stack) roomsClient(t *testing.T) roomsv1.RoomsServiceClient {
 	t.Helper()
+	return roomsv1.NewRoomsServiceClient(s.roomsConn(t))
+}
+
+// roomsConn connects to the stack's rooms service; calls need a token.
+func (s *stack) roomsConn(t *testing.T) *grpc.ClientConn {
+	t.Helper()
 	conn, err := grpc.NewClient(s.roomsAdr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return roomsv1.NewRoomsServiceClient(conn)
+	return conn
 }
 
 func (s *stack) serviceCtx(t *testing.T) context.Context {

@@ -87,10 +87,14 @@ type Config struct {
 	// RecoveryWindow is how long a disconnected client's session can be
 	// restored (socket.io connection state recovery).
 	RecoveryWindow time.Duration
-	Rooms          roomsv1.RoomsServiceClient
-	Relay          Relay
-	Log            *slog.Logger
-	Metrics        Metrics
+	// LeaseTTL is how long the sessions of this gateway stay live in the
+	// rooms service if it stops keeping its lease (it dies): its users are
+	// offline, and its guests out of their rooms, that long after.
+	LeaseTTL time.Duration
+	Rooms    roomsv1.RoomsServiceClient
+	Relay    Relay
+	Log      *slog.Logger
+	Metrics  Metrics
 }
 
 // Gateway serves the configured namespaces on a socket.io server.
@@ -99,6 +103,9 @@ type Gateway struct {
 	// bg tracks rooms service calls made after a socket is gone (ending its
 	// sessions, saving it for recovery), which shutdown must let finish.
 	bg sync.WaitGroup
+
+	// lease holds every session this gateway opens in the rooms service.
+	lease string
 
 	mu       sync.Mutex
 	live     map[*client]struct{}     // connected sockets, whose sessions KeepSessions renews
@@ -128,7 +135,7 @@ func New(cfg Config) (*Gateway, error) {
 			ns.roomRE = re
 		}
 	}
-	return &Gateway{cfg: cfg, live: map[*client]struct{}{}, creators: map[string]*rate.Limiter{}}, nil
+	return &Gateway{cfg: cfg, lease: newSessionKey(), live: map[*client]struct{}{}, creators: map[string]*rate.Limiter{}}, nil
 }
 
 // Wait blocks until background calls finish or ctx ends.
@@ -146,9 +153,12 @@ func (g *Gateway) Wait(ctx context.Context) error {
 	}
 }
 
-// Setup creates the default rooms in the rooms service, so that the first
-// socket does not race to create them.
+// Setup takes the gateway's lease and creates the default rooms in the rooms
+// service, so that the first socket does not race to create them.
 func (g *Gateway) Setup(ctx context.Context) error {
+	if err := g.keepLease(ctx); err != nil {
+		return fmt.Errorf("take lease: %w", err)
+	}
 	for _, ns := range g.cfg.Namespaces {
 		for _, room := range ns.DefaultRooms {
 			_, err := g.cfg.Rooms.CreateRoom(ctx, &roomsv1.CreateRoomRequest{Namespace: ns.Name, Room: room})

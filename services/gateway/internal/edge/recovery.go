@@ -148,7 +148,7 @@ func (c *client) rejoin(room string, place savedPlace) error {
 	if err != nil {
 		return err
 	}
-	jr, err := c.g.cfg.Rooms.JoinRoom(ctx, &roomsv1.JoinRoomRequest{Namespace: c.ns.Name, Room: room, UserId: c.user, SessionId: c.id})
+	jr, err := c.g.cfg.Rooms.JoinRoom(ctx, c.joinRequest(room))
 	if err == nil {
 		seen, epoch := place.Offset, jr.GetRoom().GetEpoch()
 		if epoch != place.Epoch {

@@ -77,7 +77,7 @@ func (c *client) acquire(ctx context.Context, room string) (*relay.Room, error) 
 // ack shows: the last messages and the members. It also returns the room's
 // epoch.
 func (c *client) enter(ctx context.Context, room string) (joinResult, string, error) {
-	jr, err := c.g.cfg.Rooms.JoinRoom(ctx, &roomsv1.JoinRoomRequest{Namespace: c.ns.Name, Room: room, UserId: c.user, SessionId: c.id})
+	jr, err := c.g.cfg.Rooms.JoinRoom(ctx, c.joinRequest(room))
 	if err != nil {
 		return joinResult{}, "", err
 	}
@@ -174,4 +174,13 @@ func (c *client) listRooms(ctx context.Context, _ struct{}) (roomsResult, error)
 		rooms = append(rooms, roomInfo{Name: r.GetName(), Members: r.GetMemberCount()})
 	}
 	return roomsResult{Rooms: rooms}, nil
+}
+
+// joinRequest joins the socket's session to room under the gateway's lease;
+// a guest's membership ends with it.
+func (c *client) joinRequest(room string) *roomsv1.JoinRoomRequest {
+	return &roomsv1.JoinRoomRequest{
+		Namespace: c.ns.Name, Room: room, UserId: c.user, SessionId: c.id,
+		Lease: c.g.lease, Ephemeral: !c.ns.Auth,
+	}
 }

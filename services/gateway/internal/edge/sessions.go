@@ -139,3 +139,27 @@ func (g *Gateway) KeepSessions(ctx context.Context) {
 		}
 	}
 }
+
+func (g *Gateway) keepLease(ctx context.Context) error {
+	_, err := g.cfg.Rooms.KeepLease(ctx, &roomsv1.KeepLeaseRequest{Lease: g.lease, Ttl: durationpb.New(g.cfg.LeaseTTL)})
+	return err
+}
+
+// KeepLease keeps the lease of this gateway's sessions three times per TTL
+// until ctx ends, so they end on their own only if it stops.
+func (g *Gateway) KeepLease(ctx context.Context) {
+	t := time.NewTicker(g.cfg.LeaseTTL / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		kctx, cancel := context.WithTimeout(ctx, g.cfg.Limits.CallTimeout)
+		if err := g.keepLease(kctx); err != nil && ctx.Err() == nil {
+			g.cfg.Log.Error("keeping the sessions' lease failed; they end if it lapses", "err", err)
+		}
+		cancel()
+	}
+}
