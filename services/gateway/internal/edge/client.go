@@ -191,6 +191,11 @@ func (c *client) leave(ctx context.Context, room string, why departure) error {
 		return nil
 	}
 	c.detach(j)
+	if why == gone {
+		// Nobody waits for it, and a session nobody ends keeps its user
+		// online until the gateway's lease lapses.
+		return c.endRetrying(room, why)
+	}
 	return c.end(ctx, room, why)
 }
 
@@ -262,12 +267,7 @@ func (c *client) disconnect(reason string) {
 	// that takes the relay's locks happens elsewhere.
 	c.g.bg.Go(func() {
 		for _, room := range rooms {
-			j, ok := c.take(room)
-			if !ok {
-				continue
-			}
-			c.detach(j)
-			if err := c.endRetrying(room, gone); err != nil {
+			if err := c.leave(context.Background(), room, gone); err != nil {
 				c.g.cfg.Log.Error("ending session after disconnect failed", "namespace", c.ns.Name, "room", room, "user", c.user, "err", err)
 			}
 		}
@@ -279,8 +279,7 @@ func (c *client) disconnect(reason string) {
 const endAttempts = 5
 
 // endRetrying ends the socket's part in room like end, trying again while the
-// rooms service is unavailable or busy: a session nobody ends keeps its user
-// online for good.
+// rooms service is unavailable or busy.
 func (c *client) endRetrying(room string, why departure) error {
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
