@@ -25,17 +25,34 @@ func TestConcurrentJoinsOfANewRoom(t *testing.T) {
 	_, url := s.gateway("127.0.0.1:0", "--event-rate", "1000")
 	room := fmt.Sprintf("new-%d", time.Now().UnixNano())
 
+	// Connect in parallel, so that the first sockets are not left unread
+	// (and timed out for not answering pings) while the last connect.
 	conns := make([]*websocket.Conn, joiners)
+	var connecting sync.WaitGroup
+	slots := make(chan struct{}, 32)
 	for i := range conns {
-		ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(url, "http")+"/socket.io/?EIO=4&transport=websocket", nil)
-		if err != nil {
-			t.Fatal(err)
+		connecting.Go(func() {
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(url, "http")+"/socket.io/?EIO=4&transport=websocket", nil)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			conns[i] = ws
+			readUntil(t, ws, "0{")
+			ws.WriteMessage(websocket.TextMessage, []byte("40"))
+			readUntil(t, ws, "40{")
+		})
+	}
+	connecting.Wait()
+	for _, ws := range conns {
+		if ws != nil {
+			t.Cleanup(func() { ws.Close() })
 		}
-		t.Cleanup(func() { ws.Close() })
-		conns[i] = ws
-		readUntil(t, ws, "0{")
-		ws.WriteMessage(websocket.TextMessage, []byte("40"))
-		readUntil(t, ws, "40{")
+	}
+	if t.Failed() {
+		t.FailNow()
 	}
 	start := make(chan struct{})
 	var wg sync.WaitGroup

@@ -134,6 +134,15 @@ func TestJoin(t *testing.T) {
 					t.Error("room not created and subscribed")
 				}
 			}},
+		{name: "created room still being subscribed by an earlier join", ns: Namespace{Name: "/", CreateRooms: true},
+			acquire: []error{notFound, notFound, notFound}, event: "join", args: []any{"new"},
+			check: func(t *testing.T, _ map[string]any, _ *fakeRooms, rel *fakeRelay, _ *client) {
+				if rel.held("new") != 1 {
+					t.Error("room not subscribed")
+				}
+			}},
+		{name: "room deleted as soon as created", ns: Namespace{Name: "/", CreateRooms: true},
+			acquire: []error{notFound, notFound, notFound, notFound}, event: "join", args: []any{"new"}, code: CodeNotFound},
 		{name: "refused by the rooms service", fail: map[string]error{"JoinRoom": status.Error(codes.PermissionDenied, "private room")},
 			event: "join", args: []any{"vip"}, code: CodePermissionDenied,
 			check: func(t *testing.T, ack map[string]any, _ *fakeRooms, rel *fakeRelay, c *client) {

@@ -70,8 +70,20 @@ func (c *client) acquire(ctx context.Context, room string) (*relay.Room, error) 
 	if err != nil && status.Code(err) != codes.AlreadyExists {
 		return nil, err
 	}
-	return c.g.cfg.Relay.Acquire(ctx, k)
+	// The room exists now, but a subscription another join started before it
+	// did may still be on its way to NotFound, and this one can share it: the
+	// next try starts a new one.
+	for try := 1; ; try++ {
+		sub, err = c.g.cfg.Relay.Acquire(ctx, k)
+		if status.Code(err) != codes.NotFound || try == acquireTries {
+			return sub, err
+		}
+	}
 }
+
+// acquireTries bounds the subscriptions a join tries once it has created its
+// room (see acquire).
+const acquireTries = 3
 
 // enter joins the user to room in the rooms service and reads what the join
 // ack shows: the last messages and the members. It also returns the room's
