@@ -65,7 +65,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer rel.Close()
 
 	gw, err := edge.New(edge.Config{
-		Namespaces: cfg.Namespaces, JWTSecret: []byte(cfg.JWTSecret), Limits: cfg.Limits,
+		Namespaces: cfg.Namespaces, Tokens: cfg.Tokens, Limits: cfg.Limits,
 		RecoveryWindow: cfg.RecoveryWindow, LeaseTTL: cfg.LeaseTTL, Rooms: rooms, Relay: rel, Log: log, Metrics: metrics,
 	})
 	if err != nil {
@@ -87,7 +87,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if cfg.Web {
 		opts := web.Options{Namespace: cfg.WebNamespace, DevTokenTTL: 12 * time.Hour}
 		if cfg.DevTokens {
-			opts.DevSecret = []byte(cfg.JWTSecret)
+			opts.DevSecret = cfg.Tokens.Secrets[0]
 			log.Warn("development sign-in is on: anyone can get a token for any display name (--dev-tokens)")
 		}
 		mux.Handle("/", web.Handler(opts))

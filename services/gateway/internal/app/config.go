@@ -19,10 +19,13 @@ const envPrefix = "PARLEY_GATEWAY_"
 
 // Config is everything the gateway can be told at start.
 type Config struct {
-	Listen          string
-	RoomsAddr       string
-	ServiceToken    string
-	JWTSecret       string
+	Listen        string
+	RoomsAddr     string
+	ServiceToken  string
+	JWTSecret     string
+	JWTPublicKeys string
+	// Tokens are the keys read from --jwt-secret and --jwt-public-keys.
+	Tokens          edge.Tokens
 	ConfigFile      string
 	CORSOrigins     string
 	AllowEIO3       bool
@@ -58,7 +61,8 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	fs.StringVar(&c.Listen, "listen", ":3000", "HTTP listen address (socket.io at /socket.io/, /healthz, /metrics)")
 	fs.StringVar(&c.RoomsAddr, "rooms-addr", "localhost:50051", "gRPC address of the rooms service")
 	fs.StringVar(&c.ServiceToken, "service-token", "", "service credential for the rooms service (required)")
-	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "HS256 secret of client tokens, required when a namespace has auth")
+	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "HS256 secrets of client tokens, comma-separated: all are accepted, the first signs (rotate by putting the new one first, then dropping the old); a namespace with auth needs this or --jwt-public-keys")
+	fs.StringVar(&c.JWTPublicKeys, "jwt-public-keys", "", "PEM file of an identity provider's public keys, RSA (RS256) or P-256 ECDSA (ES256), that client tokens may be signed with")
 	fs.StringVar(&c.ConfigFile, "config", "", `JSON file of namespaces: {"namespaces":[{"name":"/","auth":false,"default_rooms":["room1"],"room_pattern":"","create_rooms":true}]}; without it, "/" serves the classic chat`)
 	fs.StringVar(&c.CORSOrigins, "cors-origins", "", "comma-separated origins allowed to connect from browsers on other origins (* for any); empty allows same-origin only")
 	fs.BoolVar(&c.AllowEIO3, "allow-eio3", false, "also accept socket.io v2 clients (Engine.IO protocol 3)")
@@ -87,6 +91,20 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	if err := fs.Parse(args, getenv); err != nil {
 		return c, err
 	}
+	for secret := range strings.SplitSeq(c.JWTSecret, ",") {
+		if secret = strings.TrimSpace(secret); secret != "" {
+			c.Tokens.Secrets = append(c.Tokens.Secrets, []byte(secret))
+		}
+	}
+	if c.JWTPublicKeys != "" {
+		b, err := os.ReadFile(c.JWTPublicKeys)
+		if err == nil {
+			c.Tokens.PublicKeys, err = edge.ParsePublicKeys(b)
+		}
+		if err != nil {
+			return c, fmt.Errorf("--jwt-public-keys: %w", err)
+		}
+	}
 	c.Namespaces = defaultNamespaces()
 	if c.ConfigFile != "" {
 		b, err := os.ReadFile(c.ConfigFile)
@@ -109,7 +127,7 @@ func (c Config) validate() error {
 	if c.ServiceToken == "" && !c.ProtocolFixture {
 		errs = append(errs, errors.New("--service-token is required"))
 	}
-	if c.DevTokens && c.JWTSecret == "" {
+	if c.DevTokens && len(c.Tokens.Secrets) == 0 {
 		errs = append(errs, errors.New("--dev-tokens needs --jwt-secret"))
 	}
 	if err := logging.CheckFormat(c.LogFormat); err != nil {

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -19,7 +20,7 @@ func runToken(args []string, getenv func(string) string, stdout io.Writer) error
 	fs := flag.NewFlagSet("gateway token", flag.ContinueOnError)
 	fs.SetOutput(stdout)
 	secretEnv := cli.EnvName(envPrefix, "jwt-secret")
-	secret := fs.String("jwt-secret", getenv(secretEnv), "HS256 secret (env "+secretEnv+")")
+	secret := fs.String("jwt-secret", getenv(secretEnv), "HS256 secrets, comma-separated; the first signs (env "+secretEnv+")")
 	ttl := fs.Duration("ttl", 24*time.Hour, "how long the token is valid")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: gateway token [flags] USER\n\nPrints a client token (HS256 JWT) whose subject is USER.\n\n")
@@ -37,7 +38,7 @@ func runToken(args []string, getenv func(string) string, stdout io.Writer) error
 	}
 	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
 		"sub": fs.Arg(0), "exp": time.Now().Add(*ttl).Unix(),
-	}).SignedString([]byte(*secret))
+	}).SignedString([]byte(strings.TrimSpace(strings.Split(*secret, ",")[0])))
 	if err != nil {
 		return fmt.Errorf("token: %w", err)
 	}

@@ -234,7 +234,7 @@ var testLimits = Limits{
 func newTestClient(t *testing.T, ns Namespace, limits Limits, rooms *fakeRooms, rel *fakeRelay) *client {
 	t.Helper()
 	g, err := New(Config{
-		Namespaces: []Namespace{ns}, JWTSecret: []byte("secret"), Limits: limits, RecoveryWindow: time.Minute,
+		Namespaces: []Namespace{ns}, Tokens: Tokens{Secrets: [][]byte{[]byte("secret")}}, Limits: limits, RecoveryWindow: time.Minute,
 		Rooms: rooms, Relay: rel, Log: slog.New(slog.DiscardHandler), Metrics: nopMetrics{},
 	})
 	if err != nil {

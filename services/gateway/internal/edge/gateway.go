@@ -15,14 +15,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"golang.org/x/time/rate"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	roomsv1 "github.com/parleyhq/parley/proto/parley/rooms/v1"
-	"github.com/parleyhq/parley/proto/rules"
 	"github.com/parleyhq/parley/services/gateway/internal/relay"
 )
 
@@ -82,8 +80,9 @@ type Relay interface {
 // Config is what a Gateway needs.
 type Config struct {
 	Namespaces []Namespace
-	JWTSecret  []byte
-	Limits     Limits
+	// Tokens verifies client tokens on namespaces with auth.
+	Tokens Tokens
+	Limits Limits
 	// RecoveryWindow is how long a disconnected client's session can be
 	// restored (socket.io connection state recovery).
 	RecoveryWindow time.Duration
@@ -124,8 +123,8 @@ func New(cfg Config) (*Gateway, error) {
 			return nil, fmt.Errorf("namespace %q: names start with / and are unique", ns.Name)
 		}
 		seen[ns.Name] = true
-		if ns.Auth && len(cfg.JWTSecret) == 0 {
-			return nil, fmt.Errorf("namespace %q requires auth but no JWT secret is set", ns.Name)
+		if ns.Auth && cfg.Tokens.empty() {
+			return nil, fmt.Errorf("namespace %q requires auth but no JWT secret or public key is set", ns.Name)
 		}
 		if ns.RoomPattern != "" {
 			re, err := regexp.Compile(ns.RoomPattern)
@@ -262,26 +261,6 @@ func (g *Gateway) awaitConnect(admitted <-chan struct{}) bool {
 	case <-t.C:
 		return false
 	}
-}
-
-// authenticate checks the handshake's auth.token: an HS256 JWT with an
-// expiry, whose subject is the user id. It returns the subject, or the reason
-// for the refusal that the client is told.
-func (g *Gateway) authenticate(auth map[string]any) (user, reason string) {
-	raw, _ := auth["token"].(string)
-	if raw == "" {
-		return "", "missing_token"
-	}
-	tok, err := jwt.Parse(raw, func(*jwt.Token) (any, error) { return g.cfg.JWTSecret, nil },
-		jwt.WithValidMethods([]string{"HS256"}), jwt.WithExpirationRequired())
-	if err != nil {
-		return "", "invalid_token"
-	}
-	sub, err := tok.Claims.GetSubject()
-	if err != nil || !rules.UserID.Valid(sub) {
-		return "", "invalid_token"
-	}
-	return sub, ""
 }
 
 // allowCreate takes one room creation from user's allowance. A guest is a
