@@ -11,8 +11,9 @@ import (
 
 // checkPolling wraps an Engine.IO handler: a long-polling POST whose payload
 // is not Engine.IO v4 packets closes its session and is answered 400, as the
-// protocol requires; the library would accept it and keep the session. Bodies
-// are read up to maxBytes, the limit the library applies anyway.
+// protocol requires (the library would accept it and keep the session), and
+// one larger than maxBytes, the frame limit, closes it with 413 (the library
+// answers 413 but keeps the session, whose client has lost a payload).
 func checkPolling(h http.Handler, clients func() engine.BaseServer, maxBytes int64) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
@@ -27,10 +28,13 @@ func checkPolling(h http.Handler, clients func() engine.BaseServer, maxBytes int
 			http.Error(w, "reading the payload failed", http.StatusBadRequest)
 			return
 		}
-		if int64(len(body)) <= maxBytes && !validPayload(body) {
-			if s, ok := clients().Clients().Load(sid); ok {
-				s.Close(true)
-			}
+		switch {
+		case int64(len(body)) > maxBytes:
+			closeSession(clients(), sid)
+			http.Error(w, "payload too large", http.StatusRequestEntityTooLarge)
+			return
+		case !validPayload(body):
+			closeSession(clients(), sid)
 			http.Error(w, "malformed Engine.IO payload", http.StatusBadRequest)
 			return
 		}
@@ -52,4 +56,10 @@ func validPayload(p []byte) bool {
 		}
 	}
 	return true
+}
+
+func closeSession(srv engine.BaseServer, sid string) {
+	if s, ok := srv.Clients().Load(sid); ok {
+		s.Close(true)
+	}
 }

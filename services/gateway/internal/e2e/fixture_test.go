@@ -208,17 +208,33 @@ func TestEngineEchoFixture(t *testing.T) {
 }
 
 // TestMalformedPollingPayloadClosesTheSession posts a long-polling payload
-// that is not Engine.IO packets, to the gateway and to the fixture's plain
-// Engine.IO server: the POST is answered 400 and the session is closed, so
-// the next poll is refused too.
+// that is not Engine.IO packets, or is over the frame limit, to the gateway
+// and to the fixture's plain Engine.IO server: the POST is answered 400 (or
+// 413) and the session is closed, so the next poll is refused too.
 func TestMalformedPollingPayloadClosesTheSession(t *testing.T) {
 	s := startStack(t)
 	_, gatewayURL := s.gateway("127.0.0.1:0")
 	fixture := freeAddr(t)
 	startProc(t, "fixture", binaries(t)["gateway"], "protocol fixture serving",
 		"--protocol-fixture", "--listen", fixture, "--log-format", "json")
+	type payload struct {
+		name    string
+		payload string
+		status  int
+	}
+	var tests []payload
 	for _, base := range []string{gatewayURL + "/socket.io/", "http://" + fixture + "/engine.io/"} {
-		t.Run(base, func(t *testing.T) {
+		for _, p := range []payload{
+			{"malformed", "abc", http.StatusBadRequest},
+			{"oversized", "4" + strings.Repeat("x", 1<<20+1), http.StatusRequestEntityTooLarge},
+		} {
+			p.name = base + " " + p.name
+			tests = append(tests, p)
+		}
+	}
+	for _, tt := range tests {
+		base := strings.Fields(tt.name)[0]
+		t.Run(tt.name, func(t *testing.T) {
 			url := base + "?EIO=4&transport=polling"
 			resp, err := http.Get(url)
 			if err != nil {
@@ -233,7 +249,7 @@ func TestMalformedPollingPayloadClosesTheSession(t *testing.T) {
 				t.Fatalf("open packet %q", body)
 			}
 			url += "&sid=" + open.SID
-			post, err := http.Post(url, "text/plain;charset=UTF-8", strings.NewReader("abc"))
+			post, err := http.Post(url, "text/plain;charset=UTF-8", strings.NewReader(tt.payload))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -243,8 +259,8 @@ func TestMalformedPollingPayloadClosesTheSession(t *testing.T) {
 				t.Fatal(err)
 			}
 			poll.Body.Close()
-			if post.StatusCode != http.StatusBadRequest || poll.StatusCode != http.StatusBadRequest {
-				t.Fatalf("POST of a malformed payload: %d, next poll: %d; want 400 and 400", post.StatusCode, poll.StatusCode)
+			if post.StatusCode != tt.status || poll.StatusCode != http.StatusBadRequest {
+				t.Fatalf("POST of a %s payload: %d, next poll: %d; want %d and 400", tt.name, post.StatusCode, poll.StatusCode, tt.status)
 			}
 		})
 	}
