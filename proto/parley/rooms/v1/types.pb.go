@@ -207,8 +207,12 @@ type RoomOptions struct {
 	// How long messages are kept; older ones are removed by a periodic sweep. Unset
 	// or zero keeps messages until history_max_messages trims them.
 	HistoryRetention *durationpb.Duration `protobuf:"bytes,5,opt,name=history_retention,json=historyRetention,proto3" json:"history_retention,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// When set, the room is deleted once it has had no member for this long (the
+	// periodic sweep notices, so up to --sweep-interval later), as the rooms guests
+	// create by joining are; subscribers see it deleted. Unset or zero keeps it.
+	DeleteWhenEmpty *durationpb.Duration `protobuf:"bytes,6,opt,name=delete_when_empty,json=deleteWhenEmpty,proto3" json:"delete_when_empty,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *RoomOptions) Reset() {
@@ -272,6 +276,13 @@ func (x *RoomOptions) GetHistoryMaxMessages() uint32 {
 func (x *RoomOptions) GetHistoryRetention() *durationpb.Duration {
 	if x != nil {
 		return x.HistoryRetention
+	}
+	return nil
+}
+
+func (x *RoomOptions) GetDeleteWhenEmpty() *durationpb.Duration {
+	if x != nil {
+		return x.DeleteWhenEmpty
 	}
 	return nil
 }
@@ -826,7 +837,7 @@ const file_parley_rooms_v1_types_proto_rawDesc = "" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12\x14\n" +
-	"\x05epoch\x18\b \x01(\tR\x05epoch\"\xb5\x02\n" +
+	"\x05epoch\x18\b \x01(\tR\x05epoch\"\x8d\x03\n" +
 	"\vRoomOptions\x12E\n" +
 	"\n" +
 	"visibility\x18\x01 \x01(\x0e2\x1b.parley.rooms.v1.VisibilityB\b\xbaH\x05\x82\x01\x02\x10\x01R\n" +
@@ -837,7 +848,8 @@ const file_parley_rooms_v1_types_proto_rawDesc = "" +
 	"\x14history_max_messages\x18\x04 \x01(\rB\n" +
 	"\xbaH\a*\x05\x18\x80\xad\xe2\x04R\x12historyMaxMessages\x12X\n" +
 	"\x11history_retention\x18\x05 \x01(\v2\x19.google.protobuf.DurationB\x10\xbaH\r\xaa\x01\n" +
-	"\"\x06\b\x80\x86\xb0\x96\x012\x00R\x10historyRetention\"\x97\x01\n" +
+	"\"\x06\b\x80\x86\xb0\x96\x012\x00R\x10historyRetention\x12V\n" +
+	"\x11delete_when_empty\x18\x06 \x01(\v2\x19.google.protobuf.DurationB\x0f\xbaH\f\xaa\x01\t\"\x05\b\x80\xe7\x84\x0f2\x00R\x0fdeleteWhenEmpty\"\x97\x01\n" +
 	"\x06Member\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x127\n" +
 	"\tjoin_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\bjoinTime\x12\x16\n" +
@@ -917,18 +929,19 @@ var file_parley_rooms_v1_types_proto_depIdxs = []int32{
 	10, // 2: parley.rooms.v1.Room.update_time:type_name -> google.protobuf.Timestamp
 	0,  // 3: parley.rooms.v1.RoomOptions.visibility:type_name -> parley.rooms.v1.Visibility
 	11, // 4: parley.rooms.v1.RoomOptions.history_retention:type_name -> google.protobuf.Duration
-	10, // 5: parley.rooms.v1.Member.join_time:type_name -> google.protobuf.Timestamp
-	10, // 6: parley.rooms.v1.Message.create_time:type_name -> google.protobuf.Timestamp
-	4,  // 7: parley.rooms.v1.Event.message:type_name -> parley.rooms.v1.Message
-	6,  // 8: parley.rooms.v1.Event.member_joined:type_name -> parley.rooms.v1.MemberJoined
-	7,  // 9: parley.rooms.v1.Event.member_left:type_name -> parley.rooms.v1.MemberLeft
-	8,  // 10: parley.rooms.v1.Event.room_deleted:type_name -> parley.rooms.v1.RoomDeleted
-	9,  // 11: parley.rooms.v1.Event.history_gap:type_name -> parley.rooms.v1.HistoryGap
-	12, // [12:12] is the sub-list for method output_type
-	12, // [12:12] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	11, // 5: parley.rooms.v1.RoomOptions.delete_when_empty:type_name -> google.protobuf.Duration
+	10, // 6: parley.rooms.v1.Member.join_time:type_name -> google.protobuf.Timestamp
+	10, // 7: parley.rooms.v1.Message.create_time:type_name -> google.protobuf.Timestamp
+	4,  // 8: parley.rooms.v1.Event.message:type_name -> parley.rooms.v1.Message
+	6,  // 9: parley.rooms.v1.Event.member_joined:type_name -> parley.rooms.v1.MemberJoined
+	7,  // 10: parley.rooms.v1.Event.member_left:type_name -> parley.rooms.v1.MemberLeft
+	8,  // 11: parley.rooms.v1.Event.room_deleted:type_name -> parley.rooms.v1.RoomDeleted
+	9,  // 12: parley.rooms.v1.Event.history_gap:type_name -> parley.rooms.v1.HistoryGap
+	13, // [13:13] is the sub-list for method output_type
+	13, // [13:13] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_parley_rooms_v1_types_proto_init() }

@@ -34,7 +34,9 @@ func (s *Admin) GetStats(ctx context.Context, req *roomsv1.GetStatsRequest) (*ro
 	return &roomsv1.GetStatsResponse{Rooms: st.Rooms, Members: st.Members, Sessions: st.Sessions, Messages: st.Messages}, nil
 }
 
-// Sweep runs the store's retention sweep every interval until ctx is done.
+// Sweep runs the store's retention sweep, and deletes the rooms left empty
+// long enough (which subscribers see deleted), every interval until ctx is
+// done.
 // Failures are logged and retried at the next tick: a missed sweep only keeps
 // messages a little longer.
 func Sweep(ctx context.Context, d *Deps, interval time.Duration) {
@@ -48,6 +50,14 @@ func Sweep(ctx context.Context, d *Deps, interval time.Duration) {
 			now := d.now()
 			if err := d.Store.Sweep(ctx, now, now.Add(-d.Limits.DedupeWindow)); err != nil && ctx.Err() == nil {
 				d.Log.LogAttrs(ctx, slog.LevelError, "retention sweep failed", slog.Any("err", err))
+			}
+			deleted, err := d.Store.DeleteEmptyRooms(ctx, now)
+			if err != nil && ctx.Err() == nil {
+				d.Log.LogAttrs(ctx, slog.LevelError, "deleting empty rooms failed", slog.Any("err", err))
+			}
+			for _, k := range deleted {
+				d.Log.LogAttrs(ctx, slog.LevelInfo, "empty room deleted", slog.String("namespace", k.Namespace), slog.String("room", k.Name))
+				broadcastDeleted(d, k.Namespace, k.Name)
 			}
 		}
 	}

@@ -61,6 +61,9 @@ func toProtoRoom(r store.Room) *roomsv1.Room {
 	if r.Options.HistoryRetention > 0 {
 		opts.HistoryRetention = durationpb.New(r.Options.HistoryRetention)
 	}
+	if r.Options.DeleteWhenEmpty > 0 {
+		opts.DeleteWhenEmpty = durationpb.New(r.Options.DeleteWhenEmpty)
+	}
 	return &roomsv1.Room{
 		Namespace:   r.Namespace,
 		Name:        r.Name,

@@ -27,6 +27,7 @@ func (s *Rooms) CreateRoom(ctx context.Context, req *roomsv1.CreateRoomRequest) 
 		ReadOnly:           o.GetReadOnly(),
 		HistoryMaxMessages: s.historyMax(o.GetHistoryMaxMessages()),
 		HistoryRetention:   retention(o.GetHistoryRetention()),
+		DeleteWhenEmpty:    retention(o.GetDeleteWhenEmpty()),
 	}
 	r, err := s.d.Store.CreateRoom(ctx, roomKey(req.GetNamespace(), req.GetRoom()), opts, s.d.now())
 	if err != nil {
@@ -101,6 +102,9 @@ func (s *Rooms) UpdateRoom(ctx context.Context, req *roomsv1.UpdateRoomRequest) 
 		case "history_retention":
 			v := retention(o.GetHistoryRetention())
 			p.HistoryRetention = &v
+		case "delete_when_empty":
+			v := retention(o.GetDeleteWhenEmpty())
+			p.DeleteWhenEmpty = &v
 		default:
 			return nil, status.Errorf(codes.InvalidArgument, "update_mask: unknown field %q", path)
 		}
@@ -116,11 +120,15 @@ func (s *Rooms) DeleteRoom(ctx context.Context, req *roomsv1.DeleteRoomRequest) 
 	if err := s.d.Store.DeleteRoom(ctx, roomKey(req.GetNamespace(), req.GetRoom())); err != nil {
 		return nil, errStatus(ctx, s.d.Log, "delete room", err)
 	}
-	s.d.Hub.Broadcast(&roomsv1.Event{
-		Namespace: req.GetNamespace(), Room: req.GetRoom(),
+	broadcastDeleted(s.d, req.GetNamespace(), req.GetRoom())
+	return &roomsv1.DeleteRoomResponse{}, nil
+}
+
+func broadcastDeleted(d *Deps, namespace, room string) {
+	d.Hub.Broadcast(&roomsv1.Event{
+		Namespace: namespace, Room: room,
 		Kind: &roomsv1.Event_RoomDeleted{RoomDeleted: &roomsv1.RoomDeleted{}},
 	})
-	return &roomsv1.DeleteRoomResponse{}, nil
 }
 
 func (s *Rooms) JoinRoom(ctx context.Context, req *roomsv1.JoinRoomRequest) (*roomsv1.JoinRoomResponse, error) {

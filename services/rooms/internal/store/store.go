@@ -44,6 +44,7 @@ type RoomOptions struct {
 	ReadOnly           bool
 	HistoryMaxMessages uint32        // keep at most this many newest messages; 0: no count limit
 	HistoryRetention   time.Duration // drop messages older than this in Sweep; 0: no age limit
+	DeleteWhenEmpty    time.Duration // DeleteEmptyRooms removes the room this long after its last member left; 0: never
 }
 
 // RoomOptionsPatch changes the options whose fields are non-nil.
@@ -53,6 +54,7 @@ type RoomOptionsPatch struct {
 	ReadOnly           *bool
 	HistoryMaxMessages *uint32
 	HistoryRetention   *time.Duration
+	DeleteWhenEmpty    *time.Duration
 }
 
 // Room is a stored room.
@@ -211,6 +213,11 @@ type Store interface {
 	// saved sessions expired at now, and forgets deduplication keys accepted
 	// before dedupeBefore.
 	Sweep(ctx context.Context, now, dedupeBefore time.Time) error
+	// DeleteEmptyRooms deletes the rooms with a DeleteWhenEmpty that have
+	// been seen without members, by earlier calls, for at least that long at
+	// now, and returns them. A room seen empty for the first time is only
+	// noted; a member joining or leaving clears the note.
+	DeleteEmptyRooms(ctx context.Context, now time.Time) ([]RoomKey, error)
 	// KeepLease creates lease or moves its expiry to expire.
 	KeepLease(ctx context.Context, lease string, expire time.Time) error
 	// ExpireLeases ends the sessions held under leases not kept past now

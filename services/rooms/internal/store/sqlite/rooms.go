@@ -17,7 +17,7 @@ func (s *Store) CreateRoom(ctx context.Context, key store.RoomKey, opts store.Ro
 	epoch := newEpoch()
 	res, err := s.st.insertRoom.ExecContext(ctx, key.Namespace, key.Name,
 		opts.Private, opts.MaxMembers, opts.ReadOnly, opts.HistoryMaxMessages,
-		int64(opts.HistoryRetention), nanos(now), nanos(now), epoch)
+		int64(opts.HistoryRetention), nanos(now), nanos(now), epoch, int64(opts.DeleteWhenEmpty))
 	if err == nil {
 		err = rowsAffected(res, store.ErrAlreadyExists)
 	}
@@ -95,13 +95,16 @@ func prefixEnd(prefix string) (string, bool) {
 
 // UpdateRoom implements store.Store.
 func (s *Store) UpdateRoom(ctx context.Context, key store.RoomKey, patch store.RoomOptionsPatch, now time.Time) (store.Room, error) {
-	var retention any
+	var retention, emptyTTL any
 	if patch.HistoryRetention != nil {
 		retention = int64(*patch.HistoryRetention)
 	}
+	if patch.DeleteWhenEmpty != nil {
+		emptyTTL = int64(*patch.DeleteWhenEmpty)
+	}
 	_, room, err := scanRoom(s.st.updateRoom.QueryRowContext(ctx, key.Namespace, key.Name,
 		nullable(patch.Private), nullable(patch.MaxMembers), nullable(patch.ReadOnly),
-		nullable(patch.HistoryMaxMessages), retention, nanos(now)))
+		nullable(patch.HistoryMaxMessages), retention, nanos(now), emptyTTL))
 	if err != nil {
 		return store.Room{}, fmt.Errorf("update room %s/%s: %w", key.Namespace, key.Name, err)
 	}
@@ -152,10 +155,11 @@ func scanRoom(row scanner) (int64, store.Room, error) {
 		r                store.Room
 		retention        int64
 		created, updated int64
+		emptyTTL         int64
 	)
 	err := row.Scan(&id, &r.Namespace, &r.Name, &r.Options.Private, &r.Options.MaxMembers,
 		&r.Options.ReadOnly, &r.Options.HistoryMaxMessages, &retention, &r.LastOffset,
-		&r.MemberCount, &created, &updated, &r.Epoch)
+		&r.MemberCount, &created, &updated, &r.Epoch, &emptyTTL)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, store.Room{}, store.ErrNotFound
 	}
@@ -163,7 +167,53 @@ func scanRoom(row scanner) (int64, store.Room, error) {
 		return 0, store.Room{}, err
 	}
 	r.Options.HistoryRetention = time.Duration(retention)
+	r.Options.DeleteWhenEmpty = time.Duration(emptyTTL)
 	r.CreateTime = fromNanos(created)
 	r.UpdateTime = fromNanos(updated)
 	return id, r, nil
+}
+
+// Rooms left empty are found by the sweep, rarely, so these statements are
+// not prepared.
+const (
+	qClearEmpty = `UPDATE rooms SET empty_since = 0 WHERE member_count > 0 AND empty_since != 0`
+	qNoteEmpty  = `UPDATE rooms SET empty_since = ? WHERE member_count = 0 AND empty_ttl_ns > 0 AND empty_since = 0`
+	qLongEmpty  = `DELETE FROM rooms WHERE member_count = 0 AND empty_ttl_ns > 0 AND empty_since != 0
+	AND empty_since + empty_ttl_ns <= ? RETURNING namespace, name`
+)
+
+// DeleteEmptyRooms implements store.Store.
+func (s *Store) DeleteEmptyRooms(ctx context.Context, now time.Time) ([]store.RoomKey, error) {
+	var deleted []store.RoomKey
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		deleted = deleted[:0]
+		if _, err := tx.ExecContext(ctx, qClearEmpty); err != nil {
+			return err
+		}
+		rows, err := tx.QueryContext(ctx, qLongEmpty, nanos(now))
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var k store.RoomKey
+			if err := rows.Scan(&k.Namespace, &k.Name); err != nil {
+				rows.Close()
+				return err
+			}
+			deleted = append(deleted, k)
+		}
+		if err := rows.Err(); err != nil {
+			rows.Close()
+			return err
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, qNoteEmpty, nanos(now))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("delete empty rooms: %w", err)
+	}
+	return deleted, nil
 }

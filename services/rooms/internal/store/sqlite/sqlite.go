@@ -51,7 +51,7 @@ var _ store.Store = (*Store)(nil)
 
 // schemaVersion is stored in PRAGMA user_version. A database written by a
 // newer version is refused rather than misread.
-const schemaVersion = 3
+const schemaVersion = 4
 
 // The messages and dedupe tables hold most of the rows; WITHOUT ROWID keeps
 // each of them in its primary-key b-tree so that a room's messages are read
@@ -72,6 +72,8 @@ CREATE TABLE IF NOT EXISTS rooms (
 	create_time  INTEGER NOT NULL,
 	update_time  INTEGER NOT NULL,
 	epoch        TEXT    NOT NULL,
+	empty_ttl_ns INTEGER NOT NULL DEFAULT 0,
+	empty_since  INTEGER NOT NULL DEFAULT 0,
 	UNIQUE (namespace, name)
 );
 CREATE TABLE IF NOT EXISTS members (
@@ -219,6 +221,13 @@ func migrate(ctx context.Context, db *sql.DB) error {
 		if _, err := tx.ExecContext(ctx, `ALTER TABLE rooms ADD COLUMN epoch TEXT NOT NULL DEFAULT '';
 			UPDATE rooms SET epoch = lower(hex(randomblob(8)))`); err != nil {
 			return fmt.Errorf("migrate schema 1 to 2: %w", err)
+		}
+	}
+	if v >= 1 && v <= 3 {
+		// Version 4 deletes rooms left empty, when their options say so.
+		if _, err := tx.ExecContext(ctx, `ALTER TABLE rooms ADD COLUMN empty_ttl_ns INTEGER NOT NULL DEFAULT 0;
+			ALTER TABLE rooms ADD COLUMN empty_since INTEGER NOT NULL DEFAULT 0`); err != nil {
+			return fmt.Errorf("migrate schema to 4: %w", err)
 		}
 	}
 	if v == 1 || v == 2 {

@@ -127,8 +127,8 @@ func TestOpenSettings(t *testing.T) {
 	if err := db.QueryRow("PRAGMA user_version").Scan(&version); err != nil {
 		t.Fatal(err)
 	}
-	if mode != "wal" || version != 3 {
-		t.Errorf("journal_mode %q, user_version %d; want wal, 3", mode, version)
+	if mode != "wal" || version != 4 {
+		t.Errorf("journal_mode %q, user_version %d; want wal, 4", mode, version)
 	}
 }
 

@@ -26,14 +26,14 @@ type statements struct {
 }
 
 const roomCols = `id, namespace, name, private, max_members, read_only, history_max,
-	retention_ns, last_offset, member_count, create_time, update_time, epoch`
+	retention_ns, last_offset, member_count, create_time, update_time, epoch, empty_ttl_ns`
 
 const messageCols = `offset, sender, session_id, client_id, payload, create_time`
 
 const (
 	qInsertRoom = `INSERT INTO rooms (namespace, name, private, max_members, read_only,
-		history_max, retention_ns, last_offset, member_count, create_time, update_time, epoch)
-	VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?, ?)
+		history_max, retention_ns, last_offset, member_count, create_time, update_time, epoch, empty_ttl_ns)
+	VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?, ?, ?)
 	ON CONFLICT (namespace, name) DO NOTHING`
 
 	// A NULL argument leaves its column as it is.
@@ -43,7 +43,8 @@ const (
 		read_only = coalesce(?5, read_only),
 		history_max = coalesce(?6, history_max),
 		retention_ns = coalesce(?7, retention_ns),
-		update_time = ?8
+		update_time = ?8,
+		empty_ttl_ns = coalesce(?9, empty_ttl_ns)
 	WHERE namespace = ?1 AND name = ?2
 	RETURNING ` + roomCols
 
@@ -54,7 +55,7 @@ const (
 	qMember       = `SELECT join_time FROM members WHERE room_id = ? AND user_id = ?`
 	qInsertMember = `INSERT INTO members (room_id, user_id, join_time, ephemeral) VALUES (?, ?, ?, ?)`
 	qDeleteMember = `DELETE FROM members WHERE room_id = ? AND user_id = ?`
-	qAddMembers   = `UPDATE rooms SET member_count = member_count + ? WHERE id = ?`
+	qAddMembers   = `UPDATE rooms SET member_count = member_count + ?, empty_since = 0 WHERE id = ?`
 
 	qInsertSession = `INSERT INTO sessions (room_id, user_id, session_id, lease) VALUES (?, ?, ?, ?)
 	ON CONFLICT DO UPDATE SET lease = excluded.lease`

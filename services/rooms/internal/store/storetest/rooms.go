@@ -308,3 +308,41 @@ func testEpochs(t *testing.T, s store.Store) {
 		t.Errorf("GetRoom epoch %q, CreateRoom said %q", got, again.Epoch)
 	}
 }
+
+// testDeleteEmptyRooms checks that a room with DeleteWhenEmpty is deleted
+// once it has been seen empty for that long, that a member joining or leaving
+// starts the wait again, and that rooms without the option stay.
+func testDeleteEmptyRooms(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	temp := store.RoomKey{Namespace: "acme", Name: "temp"}
+	busy := store.RoomKey{Namespace: "acme", Name: "busy"}
+	kept := store.RoomKey{Namespace: "acme", Name: "kept"}
+	createRoom(t, s, temp, store.RoomOptions{DeleteWhenEmpty: time.Minute}, t0)
+	createRoom(t, s, busy, store.RoomOptions{DeleteWhenEmpty: time.Minute}, t0)
+	createRoom(t, s, kept, store.RoomOptions{}, t0)
+	check(t, "options", time.Minute, getRoom(t, s, temp).Options.DeleteWhenEmpty)
+	join(t, s, store.JoinParams{Room: busy, UserID: "u", Now: t0})
+
+	sweep := func(what string, after time.Duration, want []store.RoomKey) {
+		t.Helper()
+		got, err := s.DeleteEmptyRooms(ctx, at(after))
+		noErr(t, "DeleteEmptyRooms "+what, err)
+		check(t, "deleted "+what, want, got)
+	}
+	sweep("first seen empty", 0, nil)
+	sweep("before the wait is over", 30*time.Second, nil)
+	// busy empties at 40s: its wait starts when a sweep sees it empty.
+	_, err := s.RemoveMember(ctx, busy, "u")
+	noErr(t, "RemoveMember", err)
+	sweep("once temp waited long enough", time.Minute, []store.RoomKey{temp})
+	sweep("while busy waits", 90*time.Second, nil)
+	// A join and leave in between starts busy's wait again.
+	join(t, s, store.JoinParams{Room: busy, UserID: "v", Now: at(100 * time.Second)})
+	_, err = s.RemoveMember(ctx, busy, "v")
+	noErr(t, "RemoveMember", err)
+	sweep("after a visit", 2*time.Minute, nil)
+	sweep("busy's wait over", 3*time.Minute, []store.RoomKey{busy})
+	_, err = s.GetRoom(ctx, temp)
+	wantErr(t, "GetRoom of a deleted room", err, store.ErrNotFound)
+	check(t, "room without the option", kept, getRoom(t, s, kept).RoomKey)
+}

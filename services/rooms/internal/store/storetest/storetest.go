@@ -32,6 +32,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"UpdateRoom", testUpdateRoom},
 		{"DeleteRoom", testDeleteRoom},
 		{"Epochs", testEpochs},
+		{"DeleteEmptyRooms", testDeleteEmptyRooms},
 		{"Join", testJoin},
 		{"JoinPrivate", testJoinPrivate},
 		{"JoinFull", testJoinFull},
