@@ -33,10 +33,11 @@ type fakeRooms struct {
 	stored []byte
 	room   *roomsv1.Room
 
-	mu    sync.Mutex
-	calls []string
-	last  any      // the last request
-	saved [][]byte // the records SaveSession was given
+	mu      sync.Mutex
+	calls   []string
+	last    any      // the last request
+	saved   [][]byte // the records SaveSession was given
+	created []*roomsv1.CreateRoomRequest
 }
 
 func (f *fakeRooms) call(method string, req any) error {
@@ -72,7 +73,11 @@ func (f *fakeRooms) called(method string) bool {
 var stamp = timestamppb.New(time.UnixMilli(1700000000000))
 
 func (f *fakeRooms) CreateRoom(_ context.Context, req *roomsv1.CreateRoomRequest, _ ...grpc.CallOption) (*roomsv1.CreateRoomResponse, error) {
-	return &roomsv1.CreateRoomResponse{}, f.call("CreateRoom", req)
+	err := f.call("CreateRoom", req)
+	f.mu.Lock()
+	f.created = append(f.created, req)
+	f.mu.Unlock()
+	return &roomsv1.CreateRoomResponse{}, err
 }
 
 func (f *fakeRooms) JoinRoom(_ context.Context, req *roomsv1.JoinRoomRequest, _ ...grpc.CallOption) (*roomsv1.JoinRoomResponse, error) {

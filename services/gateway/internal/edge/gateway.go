@@ -37,8 +37,12 @@ type Namespace struct {
 	RoomPattern string `json:"room_pattern"`
 	// CreateRooms lets a join create a room that does not exist.
 	CreateRooms bool `json:"create_rooms"`
+	// EmptyRoomTTL, a duration such as "10m", has the rooms that joins
+	// create deleted once they have been empty that long; empty keeps them.
+	EmptyRoomTTL string `json:"empty_room_ttl"`
 
-	roomRE *regexp.Regexp
+	roomRE   *regexp.Regexp
+	emptyTTL time.Duration
 }
 
 // Limits bound what one socket may do.
@@ -125,6 +129,13 @@ func New(cfg Config) (*Gateway, error) {
 		seen[ns.Name] = true
 		if ns.Auth && cfg.Tokens.empty() {
 			return nil, fmt.Errorf("namespace %q requires auth but no JWT secret or public key is set", ns.Name)
+		}
+		if ns.EmptyRoomTTL != "" {
+			d, err := time.ParseDuration(ns.EmptyRoomTTL)
+			if err != nil || d <= 0 {
+				return nil, fmt.Errorf("namespace %q: empty_room_ttl %q: want a positive duration such as \"10m\"", ns.Name, ns.EmptyRoomTTL)
+			}
+			ns.emptyTTL = d
 		}
 		if ns.RoomPattern != "" {
 			re, err := regexp.Compile(ns.RoomPattern)

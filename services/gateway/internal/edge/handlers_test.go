@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -143,6 +144,13 @@ func TestJoin(t *testing.T) {
 			}},
 		{name: "room deleted as soon as created", ns: Namespace{Name: "/", CreateRooms: true},
 			acquire: []error{notFound, notFound, notFound, notFound}, event: "join", args: []any{"new"}, code: CodeNotFound},
+		{name: "created room deleted when empty where configured", ns: Namespace{Name: "/", CreateRooms: true, EmptyRoomTTL: "10m"},
+			acquire: []error{notFound}, event: "join", args: []any{"new"},
+			check: func(t *testing.T, _ map[string]any, rooms *fakeRooms, _ *fakeRelay, _ *client) {
+				if len(rooms.created) != 1 || rooms.created[0].GetOptions().GetDeleteWhenEmpty().AsDuration() != 10*time.Minute {
+					t.Errorf("created %v, want one room deleted after 10m empty", rooms.created)
+				}
+			}},
 		{name: "refused by the rooms service", fail: map[string]error{"JoinRoom": status.Error(codes.PermissionDenied, "private room")},
 			event: "join", args: []any{"vip"}, code: CodePermissionDenied,
 			check: func(t *testing.T, ack map[string]any, _ *fakeRooms, rel *fakeRelay, c *client) {

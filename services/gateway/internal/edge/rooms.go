@@ -5,6 +5,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	roomsv1 "github.com/parleyhq/parley/proto/parley/rooms/v1"
 	"github.com/parleyhq/parley/services/gateway/internal/relay"
@@ -66,7 +67,11 @@ func (c *client) acquire(ctx context.Context, room string) (*relay.Room, error) 
 	if !c.g.allowCreate(c.user) {
 		return nil, errorf(CodeResourceExhausted, "too many new rooms: at most %d at once and %g a second", c.g.cfg.Limits.CreateBurst, c.g.cfg.Limits.CreateRate)
 	}
-	_, err = c.g.cfg.Rooms.CreateRoom(ctx, &roomsv1.CreateRoomRequest{Namespace: c.ns.Name, Room: room})
+	create := &roomsv1.CreateRoomRequest{Namespace: c.ns.Name, Room: room}
+	if c.ns.emptyTTL > 0 {
+		create.Options = &roomsv1.RoomOptions{DeleteWhenEmpty: durationpb.New(c.ns.emptyTTL)}
+	}
+	_, err = c.g.cfg.Rooms.CreateRoom(ctx, create)
 	if err != nil && status.Code(err) != codes.AlreadyExists {
 		return nil, err
 	}
