@@ -225,7 +225,11 @@ func (g *Gateway) admit(ns *Namespace) socket.NamespaceMiddleware {
 		if r, ok := s.Data().(*restored); ok && s.Recovered() {
 			// resume restores its rooms once it is connected.
 			next(nil)
-			g.awaitConnect(r.admitted)
+			if g.awaitConnect(r.admitted) && !open(s) {
+				if c, ok := s.Data().(*client); ok {
+					c.disconnect("transport close")
+				}
+			}
 			return
 		}
 		c := g.newClient(ns, s, user, newSessionKey())
@@ -244,14 +248,21 @@ func (g *Gateway) admit(ns *Namespace) socket.NamespaceMiddleware {
 		close(c.ready)
 		s.SetData(c)
 		next(nil)
-		if !g.awaitConnect(c.admitted) {
+		if !g.awaitConnect(c.admitted) || !open(s) {
 			// socket.io drops a socket whose connection closed before its
-			// CONNECT was answered without any event; such a socket is
-			// ended here, or it would stay a member, online, for good.
+			// CONNECT was answered without any event, and connects one
+			// whose connection failed while the reply was written, without
+			// a disconnect; such a socket is ended here, or it would stay a
+			// member, online, for good.
 			c.disconnect("connect abandoned")
 		}
 	}
 }
+
+// open reports whether the socket's connection is still up. Checked once the
+// socket is connected: a connection that closes after that is reported by
+// socket.io's disconnect event.
+func open(s *socket.Socket) bool { return s.Conn().ReadyState() == "open" }
 
 // awaitConnect waits, up to the call timeout, until the socket admitted on
 // this goroutine is connected (admitted closes), and reports whether it was.
