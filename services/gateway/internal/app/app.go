@@ -113,11 +113,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		gw.KeepSessions(gctx)
-		return nil
-	})
-	g.Go(func() error {
-		gw.KeepLease(gctx)
+		gw.Maintain(gctx)
 		return nil
 	})
 	g.Go(func() error {

@@ -111,7 +111,7 @@ type Gateway struct {
 	lease string
 
 	mu       sync.Mutex
-	live     map[*client]struct{}     // connected sockets, whose sessions KeepSessions renews
+	live     map[*client]struct{}     // connected sockets, whose sessions Maintain renews
 	creators map[string]*rate.Limiter // users who created rooms lately -> their allowance
 }
 

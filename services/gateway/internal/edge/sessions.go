@@ -5,18 +5,20 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"sync"
 	"time"
 
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	roomsv1 "github.com/parleyhq/parley/proto/parley/rooms/v1"
+	"github.com/parleyhq/parley/services/kit/loop"
 )
 
 // A socket's session (user, rooms, the offset each join reached) is stored in
 // the rooms service from the moment the socket is admitted, and again on every
 // join and leave, under a random key that every message the socket receives
 // carries in its recovery position (wire.EncodePosition). The record lives for
-// the recovery window and KeepSessions renews it while the socket is
+// the recovery window and Maintain renews it while the socket is
 // connected, so a client whose gateway dies — even by SIGKILL, with nothing
 // saved on the way out — finds its session on whichever gateway it reaches
 // next. A socket that ends for good drops its record.
@@ -99,7 +101,7 @@ func (c *client) drop() {
 }
 
 // track adds a connected socket to, or removes it from, the sessions
-// KeepSessions renews.
+// Maintain renews.
 func (g *Gateway) track(c *client, live bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -110,56 +112,47 @@ func (g *Gateway) track(c *client, live bool) {
 	}
 }
 
-// KeepSessions renews the stored session of every connected socket three
-// times per recovery window until ctx ends, so that each outlives its
-// gateway by a full window, whenever the gateway dies.
-func (g *Gateway) KeepSessions(ctx context.Context) {
-	t := time.NewTicker(g.cfg.RecoveryWindow / 3)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		g.forgetCreators()
-		g.mu.Lock()
-		clients := make([]*client, 0, len(g.live))
-		for c := range g.live {
-			clients = append(clients, c)
-		}
-		g.mu.Unlock()
-		for _, c := range clients {
-			if ctx.Err() != nil {
-				return
-			}
-			cctx, cancel := c.callContext()
-			c.save(cctx)
-			cancel()
-		}
-	}
-}
-
 func (g *Gateway) keepLease(ctx context.Context) error {
 	_, err := g.cfg.Rooms.KeepLease(ctx, &roomsv1.KeepLeaseRequest{Lease: g.lease, Ttl: durationpb.New(g.cfg.LeaseTTL)})
 	return err
 }
 
-// KeepLease keeps the lease of this gateway's sessions three times per TTL
-// until ctx ends, so they end on their own only if it stops.
-func (g *Gateway) KeepLease(ctx context.Context) {
-	t := time.NewTicker(g.cfg.LeaseTTL / 3)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
+// Maintain runs the gateway's periodic work until ctx ends: it keeps the
+// sessions' lease three times per lease TTL, so they end on their own only if
+// the gateway stops; it renews the stored session of every connected socket
+// three times per recovery window, so each outlives its gateway by a full
+// window, whenever the gateway dies; and it forgets room-creation allowances
+// that are full again.
+func (g *Gateway) Maintain(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		loop.Every(ctx, g.cfg.LeaseTTL/3, func(ctx context.Context) {
+			kctx, cancel := context.WithTimeout(ctx, g.cfg.Limits.CallTimeout)
+			defer cancel()
+			if err := g.keepLease(kctx); err != nil && ctx.Err() == nil {
+				g.cfg.Log.Error("keeping the sessions' lease failed; they end if it lapses", "err", err)
+			}
+		})
+	})
+	wg.Go(func() { loop.Every(ctx, g.cfg.RecoveryWindow/3, g.renewSessions) })
+	wg.Go(func() { loop.Every(ctx, time.Minute, func(context.Context) { g.forgetCreators() }) })
+	wg.Wait()
+}
+
+// renewSessions saves the session of every connected socket again.
+func (g *Gateway) renewSessions(ctx context.Context) {
+	g.mu.Lock()
+	clients := make([]*client, 0, len(g.live))
+	for c := range g.live {
+		clients = append(clients, c)
+	}
+	g.mu.Unlock()
+	for _, c := range clients {
+		if ctx.Err() != nil {
 			return
-		case <-t.C:
 		}
-		kctx, cancel := context.WithTimeout(ctx, g.cfg.Limits.CallTimeout)
-		if err := g.keepLease(kctx); err != nil && ctx.Err() == nil {
-			g.cfg.Log.Error("keeping the sessions' lease failed; they end if it lapses", "err", err)
-		}
+		cctx, cancel := c.callContext()
+		c.save(cctx)
 		cancel()
 	}
 }

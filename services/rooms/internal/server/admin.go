@@ -6,6 +6,7 @@ import (
 	"time"
 
 	roomsv1 "github.com/parleyhq/parley/proto/parley/rooms/v1"
+	"github.com/parleyhq/parley/services/kit/loop"
 )
 
 // Admin implements roomsv1.AdminServiceServer.
@@ -36,31 +37,23 @@ func (s *Admin) GetStats(ctx context.Context, req *roomsv1.GetStatsRequest) (*ro
 
 // Sweep runs the store's retention sweep, and deletes the rooms left empty
 // long enough (which subscribers see deleted), every interval until ctx is
-// done.
-// Failures are logged and retried at the next tick: a missed sweep only keeps
-// messages a little longer.
+// done. Failures are logged and retried at the next tick: a missed sweep only
+// keeps messages a little longer.
 func Sweep(ctx context.Context, d *Deps, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			now := d.now()
-			if err := d.Store.Sweep(ctx, now, now.Add(-d.Limits.DedupeWindow)); err != nil && ctx.Err() == nil {
-				d.Log.LogAttrs(ctx, slog.LevelError, "retention sweep failed", slog.Any("err", err))
-			}
-			deleted, err := d.Store.DeleteEmptyRooms(ctx, now)
-			if err != nil && ctx.Err() == nil {
-				d.Log.LogAttrs(ctx, slog.LevelError, "deleting empty rooms failed", slog.Any("err", err))
-			}
-			for _, k := range deleted {
-				d.Log.LogAttrs(ctx, slog.LevelInfo, "empty room deleted", slog.String("namespace", k.Namespace), slog.String("room", k.Name))
-				broadcastDeleted(d, k.Namespace, k.Name)
-			}
+	loop.Every(ctx, interval, func(ctx context.Context) {
+		now := d.now()
+		if err := d.Store.Sweep(ctx, now, now.Add(-d.Limits.DedupeWindow)); err != nil && ctx.Err() == nil {
+			d.Log.LogAttrs(ctx, slog.LevelError, "retention sweep failed", slog.Any("err", err))
 		}
-	}
+		deleted, err := d.Store.DeleteEmptyRooms(ctx, now)
+		if err != nil && ctx.Err() == nil {
+			d.Log.LogAttrs(ctx, slog.LevelError, "deleting empty rooms failed", slog.Any("err", err))
+		}
+		for _, k := range deleted {
+			d.Log.LogAttrs(ctx, slog.LevelInfo, "empty room deleted", slog.String("namespace", k.Namespace), slog.String("room", k.Name))
+			broadcastDeleted(d, k.Namespace, k.Name)
+		}
+	})
 }
 
 // ExpireLeases ends, every interval until ctx ends, the sessions whose lease
@@ -74,23 +67,13 @@ func ExpireLeases(ctx context.Context, d *Deps, interval, grace time.Duration) {
 		return
 	case <-time.After(grace):
 	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			left, err := d.Store.ExpireLeases(ctx, d.now())
-			if err != nil {
-				if ctx.Err() == nil {
-					d.Log.LogAttrs(ctx, slog.LevelError, "lease expiry failed", slog.Any("err", err))
-				}
-				continue
-			}
-			for _, m := range left {
-				broadcastLeft(d, m.Room.Namespace, m.Room.Name, m.UserID, false)
-			}
+	loop.Every(ctx, interval, func(ctx context.Context) {
+		left, err := d.Store.ExpireLeases(ctx, d.now())
+		if err != nil && ctx.Err() == nil {
+			d.Log.LogAttrs(ctx, slog.LevelError, "lease expiry failed", slog.Any("err", err))
 		}
-	}
+		for _, m := range left {
+			broadcastLeft(d, m.Room.Namespace, m.Room.Name, m.UserID, false)
+		}
+	})
 }
