@@ -44,6 +44,32 @@ func (c *pollingClient) post(packets ...string) {
 	}
 }
 
+// openPacket is the Engine.IO handshake's first packet.
+type openPacket struct {
+	SID          string   `json:"sid"`
+	Upgrades     []string `json:"upgrades"`
+	PingInterval int      `json:"pingInterval"`
+	PingTimeout  int      `json:"pingTimeout"`
+	MaxPayload   int      `json:"maxPayload"`
+}
+
+// openPolling starts a long-polling session at base, a URL ending in
+// "?EIO=4&transport=polling", and returns its client and open packet.
+func openPolling(t *testing.T, base string) (*pollingClient, openPacket) {
+	t.Helper()
+	resp, err := http.Get(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var open openPacket
+	if !strings.HasPrefix(string(body), "0") || json.Unmarshal(body[1:], &open) != nil || open.SID == "" {
+		t.Fatalf("open packet %q", body)
+	}
+	return &pollingClient{t: t, base: base, sid: open.SID}, open
+}
+
 // next returns the next packet, polling as needed.
 func (c *pollingClient) next(buf *[]string) string {
 	c.t.Helper()
@@ -62,28 +88,10 @@ func TestProtocolFixture(t *testing.T) {
 	addr := freeAddr(t)
 	startProc(t, "fixture", binaries(t)["gateway"], "protocol fixture serving",
 		"--protocol-fixture", "--listen", addr, "--log-format", "json")
-	base := "http://" + addr + "/socket.io/?EIO=4&transport=polling"
-
-	resp, err := http.Get(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	var open struct {
-		SID          string   `json:"sid"`
-		Upgrades     []string `json:"upgrades"`
-		PingInterval int      `json:"pingInterval"`
-		PingTimeout  int      `json:"pingTimeout"`
-		MaxPayload   int      `json:"maxPayload"`
-	}
-	if !strings.HasPrefix(string(body), "0") || json.Unmarshal(body[1:], &open) != nil {
-		t.Fatalf("handshake: %s", body)
-	}
+	c, open := openPolling(t, "http://"+addr+"/socket.io/?EIO=4&transport=polling")
 	if open.PingInterval != 300 || open.PingTimeout != 200 || open.MaxPayload != 1e6 || len(open.Upgrades) != 1 || open.Upgrades[0] != "websocket" {
 		t.Fatalf("handshake %+v, want ping 300/200, maxPayload 1e6, upgrades [websocket]", open)
 	}
-	c := &pollingClient{t: t, base: base, sid: open.SID}
 	var buf []string
 
 	c.post(`40{"token":"123"}`)
@@ -174,26 +182,10 @@ func TestEngineEchoFixture(t *testing.T) {
 	addr := freeAddr(t)
 	startProc(t, "fixture", binaries(t)["gateway"], "protocol fixture serving",
 		"--protocol-fixture", "--listen", addr, "--log-format", "json")
-	c := &pollingClient{t: t, base: "http://" + addr + "/engine.io/?EIO=4&transport=polling"}
-	resp, err := http.Get(c.base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	var open struct {
-		SID          string `json:"sid"`
-		PingInterval int    `json:"pingInterval"`
-		PingTimeout  int    `json:"pingTimeout"`
-		MaxPayload   int    `json:"maxPayload"`
-	}
-	if !strings.HasPrefix(string(body), "0") || json.Unmarshal(body[1:], &open) != nil {
-		t.Fatalf("open packet %q", body)
-	}
+	c, open := openPolling(t, "http://"+addr+"/engine.io/?EIO=4&transport=polling")
 	if open.PingInterval != 300 || open.PingTimeout != 200 || open.MaxPayload != 1e6 {
 		t.Fatalf("open packet %+v, want ping 300/200 and maxPayload 1e6", open)
 	}
-	c.sid = open.SID
 	c.post("4hello", "bAQID")
 	var buf []string
 	for _, want := range []string{"4hello", "bAQID"} {
@@ -235,20 +227,8 @@ func TestMalformedPollingPayloadClosesTheSession(t *testing.T) {
 	for _, tt := range tests {
 		base := strings.Fields(tt.name)[0]
 		t.Run(tt.name, func(t *testing.T) {
-			url := base + "?EIO=4&transport=polling"
-			resp, err := http.Get(url)
-			if err != nil {
-				t.Fatal(err)
-			}
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			var open struct {
-				SID string `json:"sid"`
-			}
-			if json.Unmarshal([]byte(strings.TrimPrefix(string(body), "0")), &open) != nil || open.SID == "" {
-				t.Fatalf("open packet %q", body)
-			}
-			url += "&sid=" + open.SID
+			c, _ := openPolling(t, base+"?EIO=4&transport=polling")
+			url := c.base + "&sid=" + c.sid
 			post, err := http.Post(url, "text/plain;charset=UTF-8", strings.NewReader(tt.payload))
 			if err != nil {
 				t.Fatal(err)

@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"encoding/json"
-	"io"
-	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -100,20 +98,7 @@ func TestEventInTheSamePayloadAsConnect(t *testing.T) {
 	s := startStack(t)
 	_, url := s.gateway("127.0.0.1:0")
 	for i := range 10 {
-		c := &pollingClient{t: t, base: url + "/socket.io/?EIO=4&transport=polling"}
-		var open struct {
-			SID string `json:"sid"`
-		}
-		resp, err := http.Get(c.base)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err := json.Unmarshal([]byte(strings.TrimPrefix(string(body), "0")), &open); err != nil {
-			t.Fatalf("open packet %q: %v", body, err)
-		}
-		c.sid = open.SID
+		c, _ := openPolling(t, url+"/socket.io/?EIO=4&transport=polling")
 		c.post("40", `421["rooms"]`)
 		var buf []string
 		if p := c.next(&buf); !strings.HasPrefix(p, "40{") {
