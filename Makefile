@@ -64,6 +64,10 @@ build: web ## Build the service binaries into .tmp/bin
 test: tools node-deps web ## Run every test of every module with the race detector
 	go test -race -count=1 -timeout 20m $(MODULES)
 
+.PHONY: faults
+faults: node-deps web ## Run the long fault suite: processes killed under load, disconnect storms (about 5 minutes)
+	PARLEY_FAULTS=long go test -race -count=1 -timeout 60m -v -run '^TestFaults$$' ./services/gateway/internal/e2e/
+
 .PHONY: web
 web: $(WEB_BUNDLE) ## Bundle the chat page's script with socket.io-client (npm) for embedding in the gateway
 

@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc/metadata"
-
 	roomsv1 "github.com/parleyhq/parley/proto/parley/rooms/v1"
 )
 
@@ -149,8 +147,7 @@ func TestCrashedGatewayLeavesNoGhosts(t *testing.T) {
 	for {
 		guests, _ := members("/", "room1")
 		users, online := members("/chat", "general")
-		stats, err := roomsv1.NewAdminServiceClient(s.roomsConn(t)).GetStats(
-			metadata.AppendToOutgoingContext(t.Context(), "authorization", "Bearer "+adminToken), &roomsv1.GetStatsRequest{})
+		stats, err := s.adminClient(t).GetStats(s.adminCtx(t), &roomsv1.GetStatsRequest{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -44,6 +44,7 @@ func startProc(t testing.TB, name, bin, readyMsg string, args ...string) (*proct
 type stack struct {
 	t        testing.TB
 	roomsDir string
+	roomsArg []string
 	rooms    *proctest.Process
 	roomsAdr string
 	metrics  string
@@ -76,7 +77,8 @@ func (s *stack) roomsMetric(t testing.TB, name string) float64 {
 const testConfig = `{"namespaces": [
 	{"name": "/", "default_rooms": ["room1"], "create_rooms": true},
 	{"name": "/secure", "auth": true, "create_rooms": true},
-	{"name": "/chat", "auth": true, "default_rooms": ["general"], "create_rooms": true}
+	{"name": "/chat", "auth": true, "default_rooms": ["general"], "create_rooms": true},
+	{"name": "/faults", "create_rooms": true}
 ]}`
 
 // startStack starts a rooms service, with extra flags if given.
@@ -88,15 +90,28 @@ func startStack(t testing.TB, extra ...string) *stack {
 	if err := os.WriteFile(s.config, []byte(testConfig), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var line map[string]any
-	args := append([]string{
+	s.roomsArg = append([]string{
 		"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--data-dir", s.roomsDir,
 		"--log-format", "json", "--log-level", "debug", "--service-token", serviceToken, "--admin-token", adminToken,
 	}, extra...)
-	s.rooms, line = startProc(t, "rooms", bins["rooms"], "rooms service serving", args...)
+	s.startRooms(bins["rooms"])
+	return s
+}
+
+func (s *stack) startRooms(bin string) {
+	var line map[string]any
+	s.rooms, line = startProc(s.t, "rooms", bin, "rooms service serving", s.roomsArg...)
 	s.roomsAdr = line["grpc_addr"].(string)
 	s.metrics = line["metrics_addr"].(string)
-	return s
+}
+
+// restartRooms stops the rooms service with stop and starts it again on the
+// same data; it comes back on the same address only if the stack was started
+// with a fixed --listen.
+func (s *stack) restartRooms(stop func(*proctest.Process)) {
+	s.t.Helper()
+	stop(s.rooms)
+	s.startRooms(binaries(s.t)["rooms"])
 }
 
 // gateway starts a gateway on addr ("127.0.0.1:0" for any port) and returns

@@ -115,6 +115,17 @@ func (s *stack) roomsConn(t *testing.T) *grpc.ClientConn {
 	return conn
 }
 
+// adminClient connects to the stack's rooms service as an operator would;
+// use it with adminCtx.
+func (s *stack) adminClient(t *testing.T) roomsv1.AdminServiceClient {
+	t.Helper()
+	return roomsv1.NewAdminServiceClient(s.roomsConn(t))
+}
+
+func (s *stack) adminCtx(t *testing.T) context.Context {
+	return metadata.AppendToOutgoingContext(t.Context(), "authorization", "Bearer "+adminToken)
+}
+
 func (s *stack) serviceCtx(t *testing.T) context.Context {
 	return metadata.AppendToOutgoingContext(t.Context(), "authorization", "Bearer "+serviceToken)
 }

@@ -68,5 +68,10 @@ func (s *script) expect(prefix string) string {
 
 // next lets the script go on past its current wait.
 func (s *script) next() {
-	io.WriteString(s.stdin, "go\n")
+	s.nextLine("go")
+}
+
+// nextLine sends the script a command line.
+func (s *script) nextLine(line string) {
+	io.WriteString(s.stdin, line+"\n")
 }

@@ -1,0 +1,203 @@
+package e2e
+
+import (
+	"cmp"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	roomsv1 "github.com/parleyhq/parley/proto/parley/rooms/v1"
+	"github.com/parleyhq/parley/services/kit/proctest"
+)
+
+// faultScale is the size of a fault run. make test runs the short one;
+// make faults sets PARLEY_FAULTS=long.
+type faultScale struct {
+	clients int           // publishing clients, spread over two gateways
+	period  time.Duration // between one client's messages
+	phase   time.Duration // traffic before each fault
+	storm   int           // sockets of the disconnect storm
+}
+
+var faultScales = map[string]faultScale{
+	"short": {clients: 20, period: 100 * time.Millisecond, phase: 2 * time.Second, storm: 400},
+	"long":  {clients: 40, period: 100 * time.Millisecond, phase: 20 * time.Second, storm: 2000},
+}
+
+// TestFaults runs stock socket.io clients publishing with acks through two
+// gateways, and in turn SIGKILLs and SIGTERMs each process behind them,
+// storms the gateways with sockets that all leave at once and with sockets
+// that abort their CONNECT. Afterwards every message stored reached every
+// client but its sender exactly once, every acknowledged message is stored,
+// every client that lost its connection recovered, only the clients of a
+// stopped gateway lost it, and the rooms service counts no session or
+// membership but the live ones.
+func TestFaults(t *testing.T) {
+	dir, node := nodeDir(t)
+	scaleName := cmp.Or(os.Getenv("PARLEY_FAULTS"), "short")
+	scale, ok := faultScales[scaleName]
+	if !ok {
+		t.Fatalf("PARLEY_FAULTS=%q: want short or long", scaleName)
+	}
+	const namespace, room = "/faults", "faults"
+	// Leases short enough to see ghosts go within the test; a rooms
+	// service restart must not end live sessions the gateways renew.
+	s := startStack(t, "--listen", freeAddr(t), "--log-level", "info",
+		"--lease-check-interval", "200ms", "--lease-grace", "5s")
+	addrs := []string{freeAddr(t), freeAddr(t)}
+	gws := make([]*proctest.Process, len(addrs))
+	urls := make([]string, len(addrs))
+	startGateway := func(i int) {
+		gws[i], urls[i] = s.gateway(addrs[i], "--log-level", "info", "--lease-ttl", "3s")
+	}
+	for i := range gws {
+		startGateway(i)
+	}
+	admin := s.adminClient(t)
+	stats := func(ns string) *roomsv1.GetStatsResponse {
+		t.Helper()
+		resp, err := admin.GetStats(s.adminCtx(t), &roomsv1.GetStatsRequest{Namespace: ns})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	// settle waits for the namespace's live sessions and memberships to
+	// come to want each, as leases of dead sockets lapse.
+	settle := func(ns string, want uint64) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			st := stats(ns)
+			if st.GetSessions() == want && st.GetMembers() == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("namespace %s: %d sessions and %d memberships, want %d of each", ns, st.GetSessions(), st.GetMembers(), want)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+
+	sc := runScript(t, dir, node, "faults.mjs", 15*time.Minute,
+		"GATEWAY_URLS="+strings.Join(urls, ","), "NAMESPACE="+namespace, "ROOM="+room,
+		"CLIENTS="+strconv.Itoa(scale.clients), "PERIOD_MS="+strconv.Itoa(int(scale.period.Milliseconds())))
+	sc.expect("READY")
+
+	// clientsOf lists the clients the script spreads onto gateway g.
+	clientsOf := func(g int) []int {
+		var out []int
+		for i := g; i < scale.clients; i += len(gws) {
+			out = append(out, i)
+		}
+		return out
+	}
+	phases := []struct {
+		name string
+		do   func()
+		lost []int // the clients that must reconnect
+	}{
+		{"SIGKILL gateway", func() { gws[0].Kill(); startGateway(0) }, clientsOf(0)},
+		{"SIGTERM gateway", func() { gws[1].Terminate(t); startGateway(1) }, clientsOf(1)},
+		{"SIGKILL rooms service", func() { s.restartRooms(func(p *proctest.Process) { p.Kill() }) }, nil},
+		{"SIGTERM rooms service", func() { s.restartRooms(func(p *proctest.Process) { p.Terminate(t) }) }, nil},
+		{"disconnect storm", func() {
+			storm := runScript(t, dir, node, "storm.mjs", 5*time.Minute,
+				"GATEWAY_URLS="+strings.Join(urls, ","), "NAMESPACE="+namespace,
+				"SOCKETS="+strconv.Itoa(scale.storm), "ROOM_PREFIX=storm-")
+			storm.expect("JOINED")
+			storm.next()
+			settle(namespace, uint64(scale.clients))
+		}, nil},
+		{"aborted connects", func() {
+			for i := range 20 {
+				c := dialRaw(t, urls[i%len(urls)])
+				c.send("40")
+				if i%2 == 1 {
+					c.send("41")
+				}
+				c.ws.Close()
+			}
+			settle("/", 0)
+		}, nil},
+	}
+	for _, p := range phases {
+		select {
+		case <-time.After(scale.phase):
+		case <-t.Context().Done():
+			t.FailNow()
+		}
+		t.Logf("fault: %s", p.name)
+		p.do()
+		sc.nextLine("up")
+		var up struct{ Disconnected []int }
+		if err := json.Unmarshal([]byte(sc.expect("UP")), &up); err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(up.Disconnected)
+		if !slices.Equal(up.Disconnected, p.lost) {
+			t.Errorf("%s: clients %v lost their connection, want %v", p.name, up.Disconnected, p.lost)
+		}
+	}
+
+	sc.nextLine("stop")
+	t.Logf("stopped sending; %s messages acknowledged", sc.expect("STOPPED"))
+	history := filepath.Join(t.TempDir(), "history.json")
+	if err := os.WriteFile(history, s.historyTexts(t, namespace, room), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sc.nextLine("check " + history)
+	var result struct {
+		Clients, Stored, Acked int
+		Problems               []json.RawMessage
+	}
+	if err := json.Unmarshal([]byte(sc.expect("RESULT")), &result); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d clients, %d messages stored, %d acknowledged", result.Clients, result.Stored, result.Acked)
+	for _, p := range result.Problems {
+		t.Errorf("client problem: %s", p)
+	}
+	if result.Acked == 0 || result.Stored < result.Acked {
+		t.Errorf("%d messages stored, %d acknowledged", result.Stored, result.Acked)
+	}
+	settle(namespace, 0)
+}
+
+// historyTexts reads a room's whole history as JSON [[offset, text], ...],
+// each message's payload being a JSON string.
+func (s *stack) historyTexts(t *testing.T, namespace, room string) []byte {
+	t.Helper()
+	rooms := s.roomsClient(t)
+	var out [][2]any
+	var after uint64
+	for {
+		resp, err := rooms.GetHistory(s.serviceCtx(t), &roomsv1.GetHistoryRequest{
+			Namespace: namespace, Room: room, Limit: 1000,
+			Cursor: &roomsv1.GetHistoryRequest_AfterOffset{AfterOffset: after},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range resp.GetMessages() {
+			var text string
+			if err := json.Unmarshal([]byte(m.GetPayload()), &text); err != nil {
+				t.Fatalf("message %d: payload %q is not a JSON string", m.GetOffset(), m.GetPayload())
+			}
+			out = append(out, [2]any{m.GetOffset(), text})
+			after = m.GetOffset()
+		}
+		if !resp.GetHasMore() {
+			b, err := json.Marshal(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}
+	}
+}
