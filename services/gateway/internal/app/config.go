@@ -11,6 +11,7 @@ import (
 
 	"github.com/parleyhq/parley/proto/rules"
 	"github.com/parleyhq/parley/services/gateway/internal/edge"
+	"github.com/parleyhq/parley/services/gateway/internal/wire"
 	"github.com/parleyhq/parley/services/kit/cli"
 	"github.com/parleyhq/parley/services/kit/logging"
 )
@@ -33,6 +34,7 @@ type Config struct {
 	PingTimeout     time.Duration
 	RecoveryWindow  time.Duration
 	LeaseTTL        time.Duration
+	CatchUpBacklog  int // live messages held for a socket catching up
 	ShutdownTimeout time.Duration
 	ProtocolFixture bool
 	Web             bool
@@ -71,7 +73,8 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	fs.DurationVar(&c.PingTimeout, "ping-timeout", 20*time.Second, "Engine.IO ping timeout")
 	fs.DurationVar(&c.RecoveryWindow, "recovery-window", 2*time.Minute, "how long a disconnected client can reconnect and get its rooms and missed messages back (connection state recovery)")
 	fs.DurationVar(&c.LeaseTTL, "lease-ttl", 30*time.Second, "how long this gateway's sessions stay live in the rooms service once it stops renewing them (it died): its users go offline, and its guests leave their rooms, that long after")
-	fs.IntVar(&c.Limits.SendQueue, "send-queue", 256, "packets that may wait to be written to one socket before it is disconnected as too slow")
+	fs.IntVar(&c.Limits.SendQueueBytes, "send-queue-bytes", wire.DefaultQueueBytes, "bytes that may wait to be written to one socket before it is disconnected as too slow (at least twice --max-message-bytes)")
+	fs.IntVar(&c.CatchUpBacklog, "catch-up-backlog", 1024, "live messages held for a socket while it catches up from history (joining late, recovering) before it is disconnected as too slow")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long shutdown waits for connections to close")
 	fs.BoolVar(&c.Web, "web", true, "serve the chat page at /")
 	fs.StringVar(&c.WebNamespace, "web-namespace", "/chat", "namespace the chat page connects to (it should require auth)")
@@ -135,8 +138,8 @@ func (c Config) validate() error {
 		errs = append(errs, err)
 	}
 	l := c.Limits
-	if l.MaxMessageBytes <= 0 || l.EventRate <= 0 || l.EventBurst <= 0 || l.MaxRooms <= 0 || l.HistoryOnJoin < 0 || l.HistoryOnJoin > rules.MaxHistoryPage || l.RecoveryMaxMessages == 0 || l.CreateRate <= 0 || l.CreateBurst <= 0 || l.CallTimeout <= 0 || l.SendQueue <= 0 || c.RecoveryWindow < time.Second || c.LeaseTTL < time.Second || c.LeaseTTL > time.Hour {
-		errs = append(errs, fmt.Errorf("limits must be positive (--history-on-join at most %d, --recovery-window at least 1s, --lease-ttl from 1s to 1h)", rules.MaxHistoryPage))
+	if l.MaxMessageBytes <= 0 || l.EventRate <= 0 || l.EventBurst <= 0 || l.MaxRooms <= 0 || l.HistoryOnJoin < 0 || l.HistoryOnJoin > rules.MaxHistoryPage || l.RecoveryMaxMessages == 0 || l.CreateRate <= 0 || l.CreateBurst <= 0 || l.CallTimeout <= 0 || l.SendQueueBytes < 2*l.MaxMessageBytes || c.CatchUpBacklog <= 0 || c.RecoveryWindow < time.Second || c.LeaseTTL < time.Second || c.LeaseTTL > time.Hour {
+		errs = append(errs, fmt.Errorf("limits must be positive (--history-on-join at most %d, --send-queue-bytes at least twice --max-message-bytes, --recovery-window at least 1s, --lease-ttl from 1s to 1h)", rules.MaxHistoryPage))
 	}
 	return errors.Join(errs...)
 }

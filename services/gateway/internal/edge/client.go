@@ -61,7 +61,7 @@ func (g *Gateway) newClientOn(ns *Namespace, id, user, key string, t wire.Transp
 		limiter:  rate.NewLimiter(rate.Limit(g.cfg.Limits.EventRate), g.cfg.Limits.EventBurst),
 		logLimit: rate.NewLimiter(refusalLogRate, refusalLogBurst),
 	}
-	out := wire.NewConn(t, key, g.cfg.Limits.SendQueue, func() {
+	out := wire.NewConn(t, key, g.cfg.Limits.SendQueueBytes, func() {
 		g.cfg.Log.Warn("socket send queue full; disconnecting", "namespace", ns.Name, "socket", id, "user", user)
 		g.cfg.Metrics.Dropped()
 		closeConn()

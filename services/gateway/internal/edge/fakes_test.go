@@ -230,7 +230,7 @@ func (discard) Write(io.Reader, *packet.Options, engine.SendCallback) engine.Soc
 
 var testLimits = Limits{
 	MaxMessageBytes: 64, EventRate: 1000, EventBurst: 1000, MaxRooms: 2,
-	HistoryOnJoin: 2, CallTimeout: 5 * time.Second, SendQueue: 8, RecoveryMaxMessages: 1000,
+	HistoryOnJoin: 2, CallTimeout: 5 * time.Second, SendQueueBytes: 1024, RecoveryMaxMessages: 1000,
 	CreateRate: 1000, CreateBurst: 1000,
 }
 

@@ -53,7 +53,7 @@ type Limits struct {
 	MaxRooms        int           // rooms one socket may be in
 	HistoryOnJoin   int           // messages returned in a join ack
 	CallTimeout     time.Duration // deadline of each rooms service call
-	SendQueue       int           // packets that may wait to be written to one socket
+	SendQueueBytes  int           // bytes that may wait to be written to one socket
 	// RecoveryMaxMessages bounds the messages one room may replay to a
 	// restored socket; further behind, the session is not restored and the
 	// client starts afresh (and reads history itself).

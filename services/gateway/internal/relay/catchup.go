@@ -25,9 +25,6 @@ const catchPage = 500
 // after is in the backlog.
 func (r *Relay) catchUp(ctx context.Context, rm *Room, m *Member, pos *position) (uint64, error) {
 	seen := pos.seen
-	// Everything caught up may be queued on the socket at once, on top of
-	// its live bound: a page is written faster than any client reads it.
-	headroom := 0
 	for {
 		resp, err := r.rooms.GetHistory(ctx, &roomsv1.GetHistoryRequest{
 			Namespace: rm.key.Namespace, Room: rm.key.Room, Limit: catchPage,
@@ -42,10 +39,9 @@ func (r *Relay) catchUp(ctx context.Context, rm *Room, m *Member, pos *position)
 			return seen, fmt.Errorf("catch up %s in %s after %d: %w", rm.key.Room, rm.key.Namespace, seen, err)
 		}
 		msgs := resp.GetMessages()
-		headroom += len(msgs)
 		for _, msg := range msgs {
 			if msg.GetOffset() > seen {
-				deliver(m, wire.EncodeMessage(rm.key.Namespace, wire.NewMessage(msg), msg.GetSessionId()), headroom)
+				deliver(m, wire.EncodeMessage(rm.key.Namespace, wire.NewMessage(msg), msg.GetSessionId()), true)
 				seen = msg.GetOffset()
 			}
 		}
@@ -58,10 +54,9 @@ func (r *Relay) catchUp(ctx context.Context, rm *Room, m *Member, pos *position)
 		}
 		reached := len(pos.backlog) > 0 && pos.backlog[0].Offset <= seen+1
 		if reached || len(msgs) == 0 || !resp.GetHasMore() {
-			headroom += len(pos.backlog)
 			for _, p := range pos.backlog {
 				if p.Offset > seen {
-					deliver(m, p, headroom)
+					deliver(m, p, true)
 					seen = p.Offset
 				}
 			}

@@ -198,7 +198,7 @@ func (r *Relay) Add(ctx context.Context, rm *Room, m *Member, seen, upTo uint64)
 	if end <= seen || rm.replays(seen, end) {
 		for _, p := range rm.recent {
 			if p.Offset > seen {
-				deliver(m, p, len(rm.recent))
+				deliver(m, p, true)
 			}
 		}
 		seen = max(seen, rm.delivered)
@@ -235,9 +235,10 @@ func (r *Relay) Close() {
 	r.wg.Wait()
 }
 
-// deliver writes a message packet to m unless m published it.
-func deliver(m *Member, p wire.MessagePacket, headroom int) {
+// deliver writes a message packet to m unless m published it. A catch-up's
+// packets may go over the socket's live bound (wire.Conn.WriteMessage).
+func deliver(m *Member, p wire.MessagePacket, catchUp bool) {
 	if p.Session != m.ID {
-		m.Out.WriteMessage(p, headroom)
+		m.Out.WriteMessage(p, catchUp)
 	}
 }

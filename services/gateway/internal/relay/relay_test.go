@@ -125,7 +125,7 @@ func newRelay(t *testing.T, rooms roomsv1.RoomsServiceClient, opts Options) (*Re
 }
 
 func newMember(id string, s *socket, slow func()) *Member {
-	return &Member{ID: id, User: "u-" + id, Out: wire.NewConn(s, "k-"+id, 100, slow), Removed: func(string) {}}
+	return &Member{ID: id, User: "u-" + id, Out: wire.NewConn(s, "k-"+id, wire.DefaultQueueBytes, slow), Removed: func(string) {}}
 }
 
 // TestCatchUpDoesNotHoldUpTheRoom joins a member far behind the room while

@@ -172,7 +172,7 @@ func (r *Relay) dispatchMessage(rm *Room, p wire.MessagePacket) bool {
 		case pos.catching:
 			pos.backlog = append(pos.backlog, p)
 		case p.Offset > pos.seen:
-			deliver(m, p, 0)
+			deliver(m, p, false)
 		}
 	}
 	return true

@@ -17,16 +17,22 @@ type Transport interface {
 	Write(io.Reader, *packet.Options, engine.SendCallback) engine.Socket
 }
 
-// Conn writes packets to one socket. It bounds the packets waiting to be
+// DefaultQueueBytes is the default bound of one socket's queue: room for
+// dozens of the largest messages, and for the presence events of thousands
+// of members leaving at once.
+const DefaultQueueBytes = 1 << 20
+
+// Conn writes packets to one socket. It bounds the bytes waiting to be
 // flushed: a socket that cannot keep up is declared slow once, and is then
-// written nothing more, so it never grows the gateway's memory.
+// written nothing more, so it never grows the gateway's memory. The bound is
+// in bytes, not packets, so that a burst of small packets (a crowd's
+// presence events) does not pass for a slow reader.
 type Conn struct {
 	t       Transport
 	limit   int64
 	onSlow  func()
-	pending atomic.Int64
+	pending atomic.Int64 // bytes written and not yet flushed
 	slow    atomic.Bool
-	done    engine.SendCallback
 
 	// mu orders message writes: each message packet ends with the socket's
 	// offsets as of that packet, and they must reach the client in the order
@@ -36,36 +42,45 @@ type Conn struct {
 	key string            // the key the socket's session is stored under
 }
 
-// NewConn returns a Conn on t that lets limit packets wait. Every message it
+// NewConn returns a Conn on t that lets limit bytes wait. Every message it
 // writes ends with the socket's position (EncodePosition), which names key.
 // onSlow is called once, on its own goroutine, when the socket falls behind;
 // it should disconnect the socket.
 func NewConn(t Transport, key string, limit int, onSlow func()) *Conn {
-	c := &Conn{t: t, key: key, limit: int64(limit), onSlow: onSlow, pos: make(map[string]uint64)}
-	c.done = func(transports.Transport) { c.pending.Add(-1) }
-	return c
+	return &Conn{t: t, key: key, limit: int64(limit), onSlow: onSlow, pos: make(map[string]uint64)}
 }
 
 // Write queues p, unless the socket is slow.
 func (c *Conn) Write(p Packet) bool {
-	if !c.reserve(0) {
-		return false
-	}
-	c.t.Write(strings.NewReader(p.text), nil, c.done)
-	return true
+	return c.write(p.text, false)
 }
 
 // WriteMessage queues a message packet ending with the socket's position, with
-// p's room now at p's offset. headroom lets a catch-up queue a page of history
-// at once beyond the live bound.
-func (c *Conn) WriteMessage(p MessagePacket, headroom int) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.reserve(int64(headroom)) {
+// p's room now at p's offset. A catch-up's packets are counted but not held to
+// the bound: history is written faster than any client reads it, and how much
+// a catch-up sends is bounded where it starts (history on join, recovery's
+// message limit).
+func (c *Conn) WriteMessage(p MessagePacket, catchUp bool) bool {
+	if c.slow.Load() {
 		return false
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	pos := c.pos[p.Room]
 	c.pos[p.Room] = p.Offset
-	c.t.Write(strings.NewReader(p.text(EncodePosition(c.key, c.pos))), nil, c.done)
+	if !c.write(p.text(EncodePosition(c.key, c.pos)), catchUp) {
+		c.pos[p.Room] = pos
+		return false
+	}
+	return true
+}
+
+func (c *Conn) write(text string, exempt bool) bool {
+	n := int64(len(text))
+	if !c.reserve(n, exempt) {
+		return false
+	}
+	c.t.Write(strings.NewReader(text), nil, func(transports.Transport) { c.pending.Add(-n) })
 	return true
 }
 
@@ -79,13 +94,14 @@ func (c *Conn) Fail() {
 	}
 }
 
-// reserve counts one more queued packet, or fails the socket when it is full.
-func (c *Conn) reserve(headroom int64) bool {
+// reserve counts n more queued bytes, or fails the socket when they do not
+// fit and the write is not exempt.
+func (c *Conn) reserve(n int64, exempt bool) bool {
 	if c.slow.Load() {
 		return false
 	}
-	if c.pending.Add(1) > c.limit+headroom {
-		c.pending.Add(-1)
+	if c.pending.Add(n) > c.limit && !exempt {
+		c.pending.Add(-n)
 		c.Fail()
 		return false
 	}

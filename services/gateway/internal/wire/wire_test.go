@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"fmt"
 	"io"
 	"testing"
 	"time"
@@ -70,22 +71,26 @@ func (tr *transport) flush() {
 func TestConnBoundsItsQueue(t *testing.T) {
 	tr := &transport{}
 	slow := make(chan struct{}, 2)
-	c := NewConn(tr, "key", 2, func() { slow <- struct{}{} })
-	p := Packet{text: "2[\"x\"]"}
+	p := Packet{text: `2["x"]`}
+	m := func(off uint64) MessagePacket {
+		return MessagePacket{Room: "b", Offset: off, open: `2["receive message",1,{}`}
+	}
+	// Room for two small packets and two messages, not one byte more.
+	limit := 2*len(p.text) + len(`2["receive message",1,{},"key|a=3&b=1"]`) + len(`2["receive message",1,{},"key|a=3&b=2"]`)
+	c := NewConn(tr, "key", limit, func() { slow <- struct{}{} })
 	if !c.Write(p) || !c.Write(p) {
 		t.Fatal("writes within the bound refused")
 	}
-	tr.flush()
 	c.SetPos("a", 3)
 	for off := uint64(1); off <= 2; off++ {
-		if !c.WriteMessage(MessagePacket{Room: "b", Offset: off, open: `2["receive message",1,{}`}, 0) {
+		if !c.WriteMessage(m(off), false) {
 			t.Fatalf("message %d refused", off)
 		}
 	}
 	if got := tr.written[3]; got != `2["receive message",1,{},"key|a=3&b=2"]` {
 		t.Errorf("message carries %s", got)
 	}
-	if c.Write(p) {
+	if c.WriteMessage(m(3), false) {
 		t.Fatal("a write beyond the bound was queued")
 	}
 	<-slow
@@ -98,8 +103,33 @@ func TestConnBoundsItsQueue(t *testing.T) {
 		t.Fatal("onSlow called twice")
 	case <-time.After(50 * time.Millisecond):
 	}
-	c2 := NewConn(&transport{}, "key", 1, func() {})
-	if !c2.WriteMessage(MessagePacket{Room: "r", Offset: 1}, 5) || !c2.WriteMessage(MessagePacket{Room: "r", Offset: 2}, 5) {
-		t.Fatal("headroom for a catch-up page not granted")
+
+	tr2 := &transport{}
+	c2 := NewConn(tr2, "key", len(p.text), func() { t.Error("a catch-up failed the socket") })
+	for off := uint64(1); off <= 3; off++ {
+		if !c2.WriteMessage(m(off), true) {
+			t.Fatalf("catch-up message %d refused", off)
+		}
+	}
+	tr2.flush()
+	if !c2.Write(p) {
+		t.Fatal("flushed bytes not given back")
+	}
+}
+
+// TestConnHoldsAPresenceBurst queues, unflushed, the presence events a
+// member of a room of 1,000 gets when everyone else leaves at once: a
+// healthy socket whose writes have not gone out yet is not failed for it.
+func TestConnHoldsAPresenceBurst(t *testing.T) {
+	tr := &transport{}
+	c := NewConn(tr, "key", DefaultQueueBytes, func() { t.Error("socket failed by a presence burst") })
+	for i := range 999 {
+		p, err := Event("/", EventMemberLeft, Presence{Room: "room1", User: fmt.Sprintf("guest-%020d", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !c.Write(p) {
+			t.Fatalf("presence event %d refused", i)
+		}
 	}
 }
