@@ -1964,7 +1964,11 @@ func (x *KeepLeaseRequest) GetTtl() *durationpb.Duration {
 
 // KeepLeaseResponse is the output of KeepLease.
 type KeepLeaseResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// True when no live lease had this id: on a gateway's first call, or when
+	// the lease expired and its sessions have ended. A gateway that sees it
+	// after the first call has lost its sessions and must re-establish them.
+	Created       bool `protobuf:"varint,1,opt,name=created,proto3" json:"created,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1997,6 +2001,13 @@ func (x *KeepLeaseResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use KeepLeaseResponse.ProtoReflect.Descriptor instead.
 func (*KeepLeaseResponse) Descriptor() ([]byte, []int) {
 	return file_parley_rooms_v1_rooms_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *KeepLeaseResponse) GetCreated() bool {
+	if x != nil {
+		return x.Created
+	}
+	return false
 }
 
 // TakeSessionRequest is the input of TakeSession.
@@ -2226,8 +2237,9 @@ const file_parley_rooms_v1_rooms_proto_rawDesc = "" +
 	"\x13SaveSessionResponse\"\x86\x01\n" +
 	"\x10KeepLeaseRequest\x121\n" +
 	"\x05lease\x18\x01 \x01(\tB\x1b\xbaH\x18r\x16\x10\x01\x18@2\x10^[A-Za-z0-9_-]+$R\x05lease\x12?\n" +
-	"\x03ttl\x18\x02 \x01(\v2\x19.google.protobuf.DurationB\x12\xbaH\x0f\xc8\x01\x01\xaa\x01\t\"\x03\b\x90\x1c2\x02\b\x01R\x03ttl\"\x13\n" +
-	"\x11KeepLeaseResponse\"\x8c\x01\n" +
+	"\x03ttl\x18\x02 \x01(\v2\x19.google.protobuf.DurationB\x12\xbaH\x0f\xc8\x01\x01\xaa\x01\t\"\x03\b\x90\x1c2\x02\b\x01R\x03ttl\"-\n" +
+	"\x11KeepLeaseResponse\x12\x18\n" +
+	"\acreated\x18\x01 \x01(\bR\acreated\"\x8c\x01\n" +
 	"\x12TakeSessionRequest\x12:\n" +
 	"\tnamespace\x18\x01 \x01(\tB\x1c\xbaH\x19r\x17\x18@2\x13^/[A-Za-z0-9_.~-]*$R\tnamespace\x12:\n" +
 	"\n" +

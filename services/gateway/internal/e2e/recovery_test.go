@@ -144,3 +144,41 @@ func (s *stack) publisher(t *testing.T, namespace, room string) func(text string
 		}
 	}
 }
+
+// TestClientsRecoverWhenTheLeaseLapsed stops the rooms service for longer
+// than the gateway's lease, so that the service ends the gateway's sessions
+// (and the guest's membership) as soon as it is back: the gateway must
+// notice, and its client come back through recovery with every message,
+// rather than stay connected to a room it is no longer in.
+func TestClientsRecoverWhenTheLeaseLapsed(t *testing.T) {
+	dir, node := nodeDir(t)
+	s := startStack(t, "--listen", freeAddr(t), "--lease-check-interval", "100ms", "--lease-grace", "0s")
+	_, url := s.gateway("127.0.0.1:0", "--lease-ttl", "1s")
+	room := fmt.Sprintf("lapse-%d", time.Now().UnixNano())
+	publish := s.publisher(t, "/", room)
+
+	sc := runScript(t, dir, node, "restart.mjs", 2*time.Minute, "GATEWAY_URL="+url, "ROOM="+room)
+	sc.expect("JOINED")
+	publish("before")
+	sc.next()
+	sc.expect("READY")
+	s.restartRooms(func(p *proctest.Process) {
+		p.Kill()
+		time.Sleep(2 * time.Second) // the outage outlasts the lease
+	})
+	sc.expect("DISCONNECTED")
+	for i := 1; i <= 3; i++ {
+		publish(fmt.Sprintf("missed-%d", i))
+	}
+	sc.next()
+	sc.expect("RECOVERED")
+	publish("after")
+	sc.next()
+	var got []string
+	if err := json.Unmarshal([]byte(sc.expect("GOT")), &got); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"before", "missed-1", "missed-2", "missed-3", "after"}; !slices.Equal(got, want) {
+		t.Fatalf("client received %q, want %q", got, want)
+	}
+}

@@ -32,6 +32,9 @@ type client struct {
 	key     string // what its stored session is found by (see sessions.go)
 	member  *relay.Member
 	limiter *rate.Limiter
+	// closeConn ends the socket's connection, which the client sees as a
+	// network failure: it reconnects and recovers its session.
+	closeConn func()
 
 	// logLimit bounds the log lines of refusals this socket causes;
 	// unlogged counts those left out.
@@ -58,8 +61,9 @@ func (g *Gateway) newClient(ns *Namespace, s *socket.Socket, user, key string) *
 func (g *Gateway) newClientOn(ns *Namespace, id, user, key string, t wire.Transport, closeConn func()) *client {
 	c := &client{
 		g: g, ns: ns, id: id, user: user, key: key, rooms: map[string]*joined{}, ready: make(chan struct{}), admitted: make(chan struct{}),
-		limiter:  rate.NewLimiter(rate.Limit(g.cfg.Limits.EventRate), g.cfg.Limits.EventBurst),
-		logLimit: rate.NewLimiter(refusalLogRate, refusalLogBurst),
+		limiter:   rate.NewLimiter(rate.Limit(g.cfg.Limits.EventRate), g.cfg.Limits.EventBurst),
+		logLimit:  rate.NewLimiter(refusalLogRate, refusalLogBurst),
+		closeConn: closeConn,
 	}
 	out := wire.NewConn(t, key, g.cfg.Limits.SendQueueBytes, func() {
 		g.cfg.Log.Warn("socket send queue full; disconnecting", "namespace", ns.Name, "socket", id, "user", user)

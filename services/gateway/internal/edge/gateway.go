@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/zishang520/socket.io/servers/socket/v3"
@@ -107,8 +108,10 @@ type Gateway struct {
 	// sessions, saving it for recovery), which shutdown must let finish.
 	bg sync.WaitGroup
 
-	// lease holds every session this gateway opens in the rooms service.
-	lease string
+	// lease holds every session this gateway opens in the rooms service;
+	// leaseHeld is set once it has been kept.
+	lease     string
+	leaseHeld atomic.Bool
 
 	mu       sync.Mutex
 	live     map[*client]struct{}     // connected sockets, whose sessions Maintain renews
@@ -166,7 +169,7 @@ func (g *Gateway) Wait(ctx context.Context) error {
 // Setup takes the gateway's lease and creates the default rooms in the rooms
 // service, so that the first socket does not race to create them.
 func (g *Gateway) Setup(ctx context.Context) error {
-	if err := g.keepLease(ctx); err != nil {
+	if _, err := g.keepLease(ctx); err != nil {
 		return fmt.Errorf("take lease: %w", err)
 	}
 	for _, ns := range g.cfg.Namespaces {

@@ -112,9 +112,40 @@ func (g *Gateway) track(c *client, live bool) {
 	}
 }
 
-func (g *Gateway) keepLease(ctx context.Context) error {
-	_, err := g.cfg.Rooms.KeepLease(ctx, &roomsv1.KeepLeaseRequest{Lease: g.lease, Ttl: durationpb.New(g.cfg.LeaseTTL)})
-	return err
+// liveClients returns the connected sockets.
+func (g *Gateway) liveClients() []*client {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	clients := make([]*client, 0, len(g.live))
+	for c := range g.live {
+		clients = append(clients, c)
+	}
+	return clients
+}
+
+// keepLease keeps the sessions' lease, and reports whether it had lapsed
+// since it was last kept: the rooms service has then ended every session
+// this gateway held.
+func (g *Gateway) keepLease(ctx context.Context) (lapsed bool, err error) {
+	resp, err := g.cfg.Rooms.KeepLease(ctx, &roomsv1.KeepLeaseRequest{Lease: g.lease, Ttl: durationpb.New(g.cfg.LeaseTTL)})
+	if err != nil {
+		return false, err
+	}
+	held := g.leaseHeld.Swap(true)
+	return held && resp.GetCreated(), nil
+}
+
+// reconnectAll closes the connection of every connected socket. It follows a
+// lapsed lease: the rooms service has ended the sockets' sessions and guest
+// memberships, so they would stay connected to rooms they are no longer in.
+// Each client reconnects and recovers its session (rooms and missed
+// messages) as after a network failure.
+func (g *Gateway) reconnectAll() {
+	clients := g.liveClients()
+	g.cfg.Log.Warn("the sessions' lease lapsed and the rooms service ended them; closing every connection so that clients recover", "sockets", len(clients))
+	for _, c := range clients {
+		c.closeConn()
+	}
 }
 
 // Maintain runs the gateway's periodic work until ctx ends: it keeps the
@@ -129,8 +160,12 @@ func (g *Gateway) Maintain(ctx context.Context) {
 		loop.Every(ctx, g.cfg.LeaseTTL/3, func(ctx context.Context) {
 			kctx, cancel := context.WithTimeout(ctx, g.cfg.Limits.CallTimeout)
 			defer cancel()
-			if err := g.keepLease(kctx); err != nil && ctx.Err() == nil {
+			lapsed, err := g.keepLease(kctx)
+			switch {
+			case err != nil && ctx.Err() == nil:
 				g.cfg.Log.Error("keeping the sessions' lease failed; they end if it lapses", "err", err)
+			case lapsed:
+				g.reconnectAll()
 			}
 		})
 	})
@@ -141,12 +176,7 @@ func (g *Gateway) Maintain(ctx context.Context) {
 
 // renewSessions saves the session of every connected socket again.
 func (g *Gateway) renewSessions(ctx context.Context) {
-	g.mu.Lock()
-	clients := make([]*client, 0, len(g.live))
-	for c := range g.live {
-		clients = append(clients, c)
-	}
-	g.mu.Unlock()
+	clients := g.liveClients()
 	for _, c := range clients {
 		if ctx.Err() != nil {
 			return

@@ -5,8 +5,10 @@ package roomsclient
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 )
 
@@ -24,9 +26,18 @@ func (t token) RequireTransportSecurity() bool { return false }
 // Dial returns a client connection to addr authenticated with serviceToken.
 // It connects lazily and reconnects on its own.
 func Dial(addr, serviceToken string) (*grpc.ClientConn, error) {
+	// gRPC's default backs off to two minutes between attempts, but every
+	// moment the gateway is cut off from the rooms service its sockets can
+	// neither send nor keep their sessions' lease: retry at least once a
+	// second.
+	reconnect := grpc.ConnectParams{
+		Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+		MinConnectTimeout: 5 * time.Second,
+	}
 	conn, err := grpc.NewClient(addr,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithPerRPCCredentials(token(serviceToken)),
+		grpc.WithConnectParams(reconnect),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("rooms service %s: %w", addr, err)

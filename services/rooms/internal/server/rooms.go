@@ -209,10 +209,11 @@ func broadcastLeft(d *Deps, namespace, room, user string, kicked bool) {
 
 // KeepLease creates or extends a lease.
 func (s *Rooms) KeepLease(ctx context.Context, req *roomsv1.KeepLeaseRequest) (*roomsv1.KeepLeaseResponse, error) {
-	if err := s.d.Store.KeepLease(ctx, req.GetLease(), s.d.now().Add(req.GetTtl().AsDuration())); err != nil {
+	created, err := s.d.Store.KeepLease(ctx, req.GetLease(), s.d.now().Add(req.GetTtl().AsDuration()))
+	if err != nil {
 		return nil, errStatus(ctx, s.d.Log, "keep lease", err)
 	}
-	return &roomsv1.KeepLeaseResponse{}, nil
+	return &roomsv1.KeepLeaseResponse{Created: created}, nil
 }
 
 func (s *Rooms) EndSession(ctx context.Context, req *roomsv1.EndSessionRequest) (*roomsv1.EndSessionResponse, error) {

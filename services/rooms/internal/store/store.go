@@ -218,8 +218,10 @@ type Store interface {
 	// now, and returns them. A room seen empty for the first time is only
 	// noted; a member joining or leaving clears the note.
 	DeleteEmptyRooms(ctx context.Context, now time.Time) ([]RoomKey, error)
-	// KeepLease creates lease or moves its expiry to expire.
-	KeepLease(ctx context.Context, lease string, expire time.Time) error
+	// KeepLease creates lease or moves its expiry to expire. It reports
+	// whether it created it: the lease was never kept, or was forgotten by
+	// ExpireLeases, which ended its sessions.
+	KeepLease(ctx context.Context, lease string, expire time.Time) (created bool, err error)
 	// ExpireLeases ends the sessions held under leases not kept past now
 	// (or never kept), forgets those leases, and ends the ephemeral
 	// memberships left without a session. It returns those memberships.

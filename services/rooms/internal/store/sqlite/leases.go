@@ -12,6 +12,7 @@ import (
 // Leases are rare writes (one per gateway every few seconds) and their
 // expiry a periodic sweep, so their statements are not prepared.
 const (
+	qLeaseKept = `SELECT EXISTS (SELECT 1 FROM leases WHERE id = ?)`
 	qKeepLease = `INSERT INTO leases (id, expire_time) VALUES (?, ?)
 	ON CONFLICT (id) DO UPDATE SET expire_time = excluded.expire_time`
 	qEndLapsedSessions = `DELETE FROM sessions WHERE lease != ''
@@ -22,15 +23,19 @@ const (
 )
 
 // KeepLease implements store.Store.
-func (s *Store) KeepLease(ctx context.Context, lease string, expire time.Time) error {
+func (s *Store) KeepLease(ctx context.Context, lease string, expire time.Time) (bool, error) {
+	var kept bool
 	err := s.write(ctx, func(tx *sql.Tx) error {
+		if err := tx.QueryRowContext(ctx, qLeaseKept, lease).Scan(&kept); err != nil {
+			return err
+		}
 		_, err := tx.ExecContext(ctx, qKeepLease, lease, nanos(expire))
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("keep lease %q: %w", lease, err)
+		return false, fmt.Errorf("keep lease %q: %w", lease, err)
 	}
-	return nil
+	return !kept, nil
 }
 
 // ExpireLeases implements store.Store.

@@ -14,8 +14,14 @@ func testLeases(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	key := store.RoomKey{Namespace: "acme", Name: "lobby"}
 	createRoom(t, s, key, store.RoomOptions{}, t0)
-	noErr(t, "KeepLease a", s.KeepLease(ctx, "gw-a", at(10*time.Second)))
-	noErr(t, "KeepLease b", s.KeepLease(ctx, "gw-b", at(10*time.Second)))
+	keep := func(lease string, expire time.Time, wantCreated bool) {
+		t.Helper()
+		created, err := s.KeepLease(ctx, lease, expire)
+		noErr(t, "KeepLease "+lease, err)
+		check(t, "KeepLease "+lease+" created", wantCreated, created)
+	}
+	keep("gw-a", at(10*time.Second), true)
+	keep("gw-b", at(10*time.Second), true)
 	join(t, s, store.JoinParams{Room: key, UserID: "guest-1", SessionID: "s1", Lease: "gw-a", Ephemeral: true, Now: t0})
 	join(t, s, store.JoinParams{Room: key, UserID: "alice", SessionID: "s2", Lease: "gw-a", Now: t0})
 	join(t, s, store.JoinParams{Room: key, UserID: "alice", SessionID: "s3", Lease: "gw-b", Now: t0})
@@ -27,7 +33,7 @@ func testLeases(t *testing.T, s store.Store) {
 	check(t, "left before expiry", []store.Membership(nil), left)
 
 	// gw-b is kept; gw-a lapses.
-	noErr(t, "KeepLease b again", s.KeepLease(ctx, "gw-b", at(30*time.Second)))
+	keep("gw-b", at(30*time.Second), false)
 	left, err = s.ExpireLeases(ctx, at(20*time.Second))
 	noErr(t, "ExpireLeases", err)
 	check(t, "left", []store.Membership{{Room: key, UserID: "guest-1"}}, left)
@@ -38,9 +44,9 @@ func testLeases(t *testing.T, s store.Store) {
 	}, listMembers(t, s, key, "", 10))
 	check(t, "MemberCount after expiry", uint32(3), getRoom(t, s, key).MemberCount)
 
-	// A lease is kept again by the gateway that holds it: sessions joined
-	// under it from then on last.
-	noErr(t, "KeepLease a again", s.KeepLease(ctx, "gw-a", at(40*time.Second)))
+	// A lease is kept again by the gateway that holds it, which learns that
+	// it lapsed: sessions joined under it from then on last.
+	keep("gw-a", at(40*time.Second), true)
 	join(t, s, store.JoinParams{Room: key, UserID: "bob", SessionID: "s6", Lease: "gw-a", Now: at(21 * time.Second)})
 	left, err = s.ExpireLeases(ctx, at(35*time.Second))
 	noErr(t, "ExpireLeases after b lapsed", err)
