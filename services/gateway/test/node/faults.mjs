@@ -44,6 +44,10 @@ const waitFor = async (cond, ms) => {
 };
 const until = async (cond, ms, what) => (await waitFor(cond, ms)) || fail(what());
 
+// refusals counts the sends not acknowledged, by error code.
+const refusals = {};
+const tally = (m, key) => (m[key] = (m[key] || 0) + 1);
+
 const clients = [];
 for (let i = 0; i < count; i++) {
   const c = {
@@ -97,8 +101,8 @@ const senders = clients.map(async (c) => {
       c.socket
         .timeout(10_000)
         .emitWithAck('send message', room, text)
-        .then((ack) => ack.ok && c.acked.set(text, ack.offset))
-        .catch(() => {}) // not acknowledged: it may or may not be stored
+        .then((ack) => (ack.ok ? c.acked.set(text, ack.offset) : tally(refusals, ack.error?.code)))
+        .catch(() => tally(refusals, 'no ack')) // it may or may not be stored
         .finally(() => c.inflight--);
     }
     await sleep(period);
@@ -134,7 +138,7 @@ for await (const line of createInterface({ input: process.stdin })) {
     const expected = (c) => history.filter(([, text]) => !text.startsWith(c.prefix));
     // Live delivery may still be under way for the last messages.
     await waitFor(() => clients.every((c) => expected(c).every(([, text]) => c.received.has(text))), 30_000);
-    const result = { clients: count, stored: history.length, acked: 0, disconnects: disconnects(), problems: [] };
+    const result = { clients: count, stored: history.length, acked: 0, refusals, disconnects: disconnects(), problems: [] };
     for (const c of clients) {
       const missing = expected(c).filter(([, text]) => !c.received.has(text)).map(([, text]) => text);
       const twice = [...c.received].filter(([, n]) => n > 1).map(([text]) => text);

@@ -28,13 +28,18 @@ const join = async (i) => {
     s.once('connect', resolve);
     s.once('connect_error', reject);
   }).catch((err) => fail(`socket ${i} connect: ${err.message}`));
-  const ack = await s.timeout(30_000).emitWithAck('join', prefix + Math.floor(i / 10));
-  if (!ack.ok) fail(`socket ${i} join: ${JSON.stringify(ack)}`);
+  // As the contract asks of clients: an unavailable is retried.
+  for (let attempt = 1; ; attempt++) {
+    const ack = await s.timeout(30_000).emitWithAck('join', prefix + Math.floor(i / 10));
+    if (ack.ok) return;
+    if (ack.error?.code !== 'unavailable' || attempt === 3) fail(`socket ${i} join: ${JSON.stringify(ack)}`);
+    await new Promise((r) => setTimeout(r, 500 * attempt));
+  }
 };
 // A bounded number of handshakes at once, as a crowd arriving over seconds.
 let next = 0;
 await Promise.all(
-  Array.from({ length: 50 }, async () => {
+  Array.from({ length: 20 }, async () => {
     while (next < count) await join(next++);
   }),
 );
