@@ -65,8 +65,10 @@ test: tools node-deps web ## Run every test of every module with the race detect
 	go test -race -count=1 -timeout 20m $(MODULES)
 
 .PHONY: faults
-faults: node-deps web ## Run the long fault suite: processes killed under load, disconnect storms (about 5 minutes)
+faults: node-deps web ## Run the long fault suite (processes killed under load, storms), then a 10-minute soak of 1,000 clients
 	PARLEY_FAULTS=long go test -race -count=1 -timeout 60m -v -run '^TestFaults$$' ./services/gateway/internal/e2e/
+	PARLEY_RACE=off PARLEY_SOAK=$(SOAK_TIME) PARLEY_SOAK_CLIENTS=$(SOAK_CLIENTS) \
+		go test -count=1 -timeout 60m -v -run '^TestSoak$$' ./services/gateway/internal/e2e/
 
 .PHONY: web
 web: $(WEB_BUNDLE) ## Bundle the chat page's script with socket.io-client (npm) for embedding in the gateway
@@ -83,6 +85,10 @@ $(NODE_TESTS)/node_modules/.package-lock.json: $(NODE_TESTS)/package-lock.json
 # Fuzz targets and the package of each; `make fuzz` runs each for FUZZ_TIME.
 FUZZ_TARGETS := FuzzEvent:./services/gateway/internal/edge FuzzDecodeOffsets:./services/gateway/internal/wire
 FUZZ_TIME ?= 15s
+
+# The soak of `make faults`.
+SOAK_TIME ?= 10m
+SOAK_CLIENTS ?= 1000
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZ_TIME (default 15s); seeds are in the tests

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"testing"
@@ -60,8 +61,14 @@ func BuildOnce(pkgs map[string]string) func(testing.TB) map[string]string {
 	}
 }
 
+// build compiles pkg with the race detector, unless PARLEY_RACE is "off":
+// load and soak runs measure the binaries as they ship.
 func build(pkg, bin string) error {
-	out, err := exec.Command("go", "build", "-race", "-o", bin, pkg).CombinedOutput()
+	args := []string{"build", "-race", "-o", bin, pkg}
+	if os.Getenv("PARLEY_RACE") == "off" {
+		args = slices.Delete(args, 1, 2)
+	}
+	out, err := exec.Command("go", args...).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("go build %s: %w\n%s", pkg, err, out)
 	}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"cmp"
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -10,6 +11,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	roomsv1 "github.com/parleyhq/parley/proto/parley/rooms/v1"
 	"github.com/parleyhq/parley/services/kit/proctest"
@@ -147,25 +151,58 @@ func TestFaults(t *testing.T) {
 
 	sc.nextLine("stop")
 	t.Logf("stopped sending; %s messages acknowledged", sc.expect("STOPPED"))
+	s.checkDeliveries(t, sc, namespace, room)
+	sc.nextLine("leave " + strconv.Itoa(scale.clients))
+	sc.expect("LEFT")
+	settle(namespace, 0)
+}
+
+// checkDeliveries hands the script of faults.mjs the stored history of its
+// rooms (room, or room-0, room-1, … up to the last that has messages) and
+// fails t on any client that missed a message, got one twice, got one not
+// stored in its room or had an acknowledged one not stored.
+func (s *stack) checkDeliveries(t *testing.T, sc *script, namespace, room string) {
+	t.Helper()
+	client := s.roomsClient(t)
+	read := func() (map[string][][2]any, int) {
+		rooms := map[string][][2]any{}
+		total := 0
+		if h := history(s.serviceCtx(t), t, client, namespace, room); len(h) > 0 {
+			rooms[room], total = h, len(h)
+		}
+		for i := 0; ; i++ {
+			name := room + "-" + strconv.Itoa(i)
+			h := history(s.serviceCtx(t), t, client, namespace, name)
+			if h == nil {
+				return rooms, total
+			}
+			rooms[name] = h
+			total += len(h)
+		}
+	}
 	// A send whose ack timed out may still be on its way to the store.
-	stored := s.historyTexts(t, namespace, room)
+	stored, n := read()
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
 		time.Sleep(time.Second)
-		again := s.historyTexts(t, namespace, room)
-		if len(again) == len(stored) {
+		again, m := read()
+		if m == n {
 			break
 		}
-		stored = again
+		stored, n = again, m
 	}
-	history := filepath.Join(t.TempDir(), "history.json")
-	if err := os.WriteFile(history, stored, 0o600); err != nil {
+	b, err := json.Marshal(stored)
+	if err != nil {
 		t.Fatal(err)
 	}
-	sc.nextLine("check " + history)
+	file := filepath.Join(t.TempDir(), "history.json")
+	if err := os.WriteFile(file, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sc.nextLine("check " + file)
 	var result struct {
-		Clients, Stored, Acked int
-		Refusals               map[string]int
-		Problems               []json.RawMessage
+		Clients, Stored, Acked, Disconnects int
+		Refusals                            map[string]int
+		Problems                            []json.RawMessage
 	}
 	if err := json.Unmarshal([]byte(sc.expect("RESULT")), &result); err != nil {
 		t.Fatal(err)
@@ -177,21 +214,22 @@ func TestFaults(t *testing.T) {
 	if result.Acked == 0 || result.Stored < result.Acked {
 		t.Errorf("%d messages stored, %d acknowledged", result.Stored, result.Acked)
 	}
-	settle(namespace, 0)
 }
 
-// historyTexts reads a room's whole history as JSON [[offset, text], ...],
-// each message's payload being a JSON string.
-func (s *stack) historyTexts(t *testing.T, namespace, room string) []byte {
+// history reads a room's whole history as [offset, text] pairs, each
+// message's payload being a JSON string; nil if the room does not exist.
+func history(ctx context.Context, t *testing.T, rooms roomsv1.RoomsServiceClient, namespace, room string) [][2]any {
 	t.Helper()
-	rooms := s.roomsClient(t)
-	var out [][2]any
+	out := [][2]any{}
 	var after uint64
 	for {
-		resp, err := rooms.GetHistory(s.serviceCtx(t), &roomsv1.GetHistoryRequest{
+		resp, err := rooms.GetHistory(ctx, &roomsv1.GetHistoryRequest{
 			Namespace: namespace, Room: room, Limit: 1000,
 			Cursor: &roomsv1.GetHistoryRequest_AfterOffset{AfterOffset: after},
 		})
+		if status.Code(err) == codes.NotFound {
+			return nil
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -204,11 +242,7 @@ func (s *stack) historyTexts(t *testing.T, namespace, room string) []byte {
 			after = m.GetOffset()
 		}
 		if !resp.GetHasMore() {
-			b, err := json.Marshal(out)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return b
+			return out
 		}
 	}
 }

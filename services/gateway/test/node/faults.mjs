@@ -1,19 +1,24 @@
-// Driven by the gateway's Go fault test (TestFaults): stock socket.io-client
-// v4 sockets spread over several gateways chat in one room, each sending a
-// message with an ack every PERIOD_MS, while the test kills and restarts the
-// processes behind them. At the end the test hands over the room's history
-// as stored, and the script reports, for every client, what it missed, got
-// twice or got that was never stored, and whether every reconnect recovered.
+// Driven by the gateway's Go fault and soak tests (TestFaults, TestSoak):
+// stock socket.io-client v4 sockets spread over several gateways chat in
+// rooms, each sending a message with an ack every PERIOD_MS, while the test
+// kills and restarts the processes behind them, or just lets them run. At the
+// end the test hands over the rooms' history as stored, and the script
+// reports, for every client, what it missed, got twice or got that was not
+// stored in its room, and whether every reconnect recovered.
 //
 // Environment: GATEWAY_URLS (comma-separated), NAMESPACE, ROOM, CLIENTS,
-// PERIOD_MS, TRANSPORTS (websocket or polling).
+// PERIOD_MS, TRANSPORTS (websocket or polling), ROOM_SIZE (0, the default,
+// puts every client in ROOM; otherwise client i is in ROOM-<i/ROOM_SIZE>).
 //
 // Commands on stdin, answered on stdout:
 //   up          -> "UP {"disconnected": [clients]}" once every client is
 //                  connected, listing those that lost their connection since
 //                  the last up
+//   leave N     -> "LEFT <n>" once the first N clients still there have
+//                  closed their sockets, as users leaving for good
 //   stop        -> "STOPPED <acked>" once sending stopped and every ack is in
-//   check FILE  -> "RESULT <json>"; FILE is the history: [[offset, text], ...]
+//   check FILE  -> "RESULT <json>"; FILE is the history of each room:
+//                  {"room": [[offset, text], ...], ...}
 // Along the way: "READY" once all clients have joined, "DOWN <client> <reason>"
 // on each disconnect. "FAIL <why>" ends the script.
 
@@ -27,6 +32,7 @@ const room = process.env.ROOM;
 const count = Number(process.env.CLIENTS);
 const period = Number(process.env.PERIOD_MS);
 const transports = [process.env.TRANSPORTS || 'websocket'];
+const roomSize = Number(process.env.ROOM_SIZE || 0);
 
 const fail = (msg) => {
   console.log(`FAIL ${msg}`);
@@ -52,7 +58,9 @@ const clients = [];
 for (let i = 0; i < count; i++) {
   const c = {
     i,
+    room: roomSize ? `${room}-${Math.floor(i / roomSize)}` : room,
     prefix: `c${i}-`,
+    left: false,
     received: new Map(), // text -> times received
     acked: new Map(), // text -> offset
     disconnects: 0,
@@ -73,6 +81,7 @@ for (let i = 0; i < count; i++) {
     if (c.joined && c.socket.recovered !== true) c.notRecovered.push(c.disconnects);
   });
   c.socket.on('disconnect', (reason) => {
+    if (c.left) return;
     c.disconnects++;
     console.log(`DOWN ${i} ${reason}`);
   });
@@ -84,7 +93,7 @@ for (let at = 0; at < count; at += 20) {
   await Promise.all(
     clients.slice(at, at + 20).map(async (c) => {
       if (!c.socket.connected) await new Promise((r) => c.socket.once('connect', r));
-      const ack = await c.socket.timeout(10_000).emitWithAck('join', room);
+      const ack = await c.socket.timeout(10_000).emitWithAck('join', c.room);
       if (!ack.ok) fail(`client ${c.i} join: ${JSON.stringify(ack)}`);
       c.joined = true;
     }),
@@ -95,12 +104,12 @@ let sending = true;
 const senders = clients.map(async (c) => {
   await sleep(Math.random() * period);
   for (let seq = 0; sending; seq++) {
-    if (c.socket.connected) {
+    if (c.socket.connected && !c.left) {
       const text = c.prefix + seq;
       c.inflight++;
       c.socket
         .timeout(10_000)
-        .emitWithAck('send message', room, text)
+        .emitWithAck('send message', c.room, text)
         .then((ack) => (ack.ok ? c.acked.set(text, ack.offset) : tally(refusals, ack.error?.code)))
         .catch(() => tally(refusals, 'no ack')) // it may or may not be stored
         .finally(() => c.inflight--);
@@ -114,15 +123,23 @@ const disconnects = () => clients.reduce((n, c) => n + c.disconnects, 0);
 
 for await (const line of createInterface({ input: process.stdin })) {
   const [cmd, arg] = line.trim().split(' ');
+  const staying = clients.filter((c) => !c.left);
   if (cmd === 'up') {
     await until(
-      () => clients.every((c) => c.socket.connected),
+      () => staying.every((c) => c.socket.connected),
       60_000,
-      () => `clients not connected: ${clients.filter((c) => !c.socket.connected).map((c) => c.i)}`,
+      () => `clients not connected: ${staying.filter((c) => !c.socket.connected).map((c) => c.i)}`,
     );
     const disconnected = clients.filter((c) => c.disconnects > c.reported).map((c) => c.i);
     for (const c of clients) c.reported = c.disconnects;
     console.log(`UP ${JSON.stringify({ disconnected })}`);
+  } else if (cmd === 'leave') {
+    const leaving = staying.slice(0, Number(arg));
+    for (const c of leaving) {
+      c.left = true;
+      c.socket.close();
+    }
+    console.log(`LEFT ${leaving.length}`);
   } else if (cmd === 'stop') {
     sending = false;
     await Promise.all(senders);
@@ -134,16 +151,27 @@ for await (const line of createInterface({ input: process.stdin })) {
     console.log(`STOPPED ${clients.reduce((n, c) => n + c.acked.size, 0)}`);
   } else if (cmd === 'check') {
     const history = JSON.parse(readFileSync(arg, 'utf8'));
-    const stored = new Map(history.map(([offset, text]) => [text, offset]));
-    const expected = (c) => history.filter(([, text]) => !text.startsWith(c.prefix));
+    const stored = new Map(); // room -> text -> offset
+    for (const [name, messages] of Object.entries(history)) stored.set(name, new Map(messages.map(([o, t]) => [t, o])));
+    // What a client must have got: its room's messages but its own.
+    const expected = (c) => (history[c.room] || []).filter(([, text]) => !text.startsWith(c.prefix)).map(([, text]) => text);
+    const checked = clients.filter((c) => !c.left); // those that left stopped receiving
     // Live delivery may still be under way for the last messages.
-    await waitFor(() => clients.every((c) => expected(c).every(([, text]) => c.received.has(text))), 30_000);
-    const result = { clients: count, stored: history.length, acked: 0, refusals, disconnects: disconnects(), problems: [] };
-    for (const c of clients) {
-      const missing = expected(c).filter(([, text]) => !c.received.has(text)).map(([, text]) => text);
+    await waitFor(() => checked.every((c) => expected(c).every((text) => c.received.has(text))), 30_000);
+    const result = {
+      clients: checked.length,
+      stored: [...stored.values()].reduce((n, m) => n + m.size, 0),
+      acked: 0,
+      refusals,
+      disconnects: disconnects(),
+      problems: [],
+    };
+    for (const c of checked) {
+      const own = stored.get(c.room) || new Map();
+      const missing = expected(c).filter((text) => !c.received.has(text));
       const twice = [...c.received].filter(([, n]) => n > 1).map(([text]) => text);
-      const unstored = [...c.received.keys()].filter((text) => !stored.has(text));
-      const lostAcks = [...c.acked].filter(([text, offset]) => stored.get(text) !== offset).map(([text]) => text);
+      const unstored = [...c.received.keys()].filter((text) => !own.has(text));
+      const lostAcks = [...c.acked].filter(([text, offset]) => own.get(text) !== offset).map(([text]) => text);
       result.acked += c.acked.size;
       if (missing.length || twice.length || unstored.length || lostAcks.length || c.notRecovered.length) {
         result.problems.push({
@@ -158,7 +186,6 @@ for await (const line of createInterface({ input: process.stdin })) {
       }
     }
     console.log(`RESULT ${JSON.stringify(result)}`);
-    for (const c of clients) c.socket.close();
-    process.exit(0);
   }
 }
+process.exit(0);
