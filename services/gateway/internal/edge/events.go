@@ -2,6 +2,7 @@ package edge
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"unicode/utf8"
 
@@ -118,10 +119,11 @@ func splitAck(raw []any) ([]any, socket.Ack) {
 // limits, unknown events) are logged at info, at most refusalLogBurst at once
 // and refusalLogRate a second per socket, so that a hostile client cannot
 // flood the log; the next line logged says how many were left out. Failures
-// of the gateway or the rooms service are always logged, as errors.
+// of the gateway or the rooms service are always logged, as errors. An event
+// cut short because its socket disconnected is the client's doing too.
 func (c *client) logRefusal(event string, code Code, err error) {
 	level, dropped := slog.LevelError, int64(0)
-	if code != CodeInternal && code != CodeUnavailable {
+	if code != CodeInternal && code != CodeUnavailable || errors.Is(err, errDisconnected) {
 		if !c.logLimit.Allow() {
 			c.unlogged.Add(1)
 			return

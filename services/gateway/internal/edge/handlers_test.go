@@ -345,10 +345,13 @@ func TestHostileEventsAreCheap(t *testing.T) {
 }
 
 // TestDisconnectDuringJoin disconnects the socket while its join is between
-// the rooms service and the relay: the join is undone, in both.
+// the rooms service and the relay: the join is undone, in both, and the
+// refusal, which the client caused, is not logged as an error.
 func TestDisconnectDuringJoin(t *testing.T) {
 	rooms, rel := &fakeRooms{}, newFakeRelay()
 	c := newTestClient(t, Namespace{Name: "/"}, testLimits, rooms, rel)
+	var log strings.Builder
+	c.g.cfg.Log = slog.New(slog.NewJSONHandler(&log, nil))
 	rel.onAdd = func() { c.disconnect("transport close") }
 	if got := ackCode(t, emit(t, c, "join", "lobby")); got != CodeUnavailable {
 		t.Fatalf("code %q, want unavailable", got)
@@ -358,6 +361,9 @@ func TestDisconnectDuringJoin(t *testing.T) {
 	}
 	if !rooms.called("LeaveRoom") || rel.held("lobby") != 0 || rel.member("lobby") != nil {
 		t.Errorf("join not undone: calls %v, references %d", rooms.calls, rel.held("lobby"))
+	}
+	if strings.Contains(log.String(), `"level":"ERROR"`) {
+		t.Errorf("logged as an error:\n%s", log.String())
 	}
 }
 
