@@ -83,8 +83,12 @@ $(NODE_TESTS)/node_modules/.package-lock.json: $(NODE_TESTS)/package-lock.json
 	cd $(NODE_TESTS) && npm ci --no-audit --no-fund
 
 # Fuzz targets and the package of each; `make fuzz` runs each for FUZZ_TIME.
-FUZZ_TARGETS := FuzzEvent:./services/gateway/internal/edge FuzzDecodeOffsets:./services/gateway/internal/wire
+FUZZ_TARGETS := FuzzEvent:./services/gateway/internal/edge FuzzDecodeOffsets:./services/gateway/internal/wire FuzzFrames:./services/gateway/internal/app
 FUZZ_TIME ?= 15s
+# Minimizing a new input is bounded by runs, not time: a worker whose
+# minimizing runs out of time is killed and restarted, and a FuzzFrames
+# worker starts a rooms service and a gateway first.
+FUZZ_MINIMIZE ?= 100x
 
 # The soak of `make faults`.
 SOAK_TIME ?= 10m
@@ -94,7 +98,7 @@ SOAK_CLIENTS ?= 1000
 fuzz: ## Run each fuzz target for FUZZ_TIME (default 15s); seeds are in the tests
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		echo "fuzz $${t%%:*} ($(FUZZ_TIME))"; \
-		go test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZ_TIME) "$${t#*:}"; \
+		go test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZ_TIME) -fuzzminimizetime $(FUZZ_MINIMIZE) "$${t#*:}"; \
 	done
 
 .PHONY: bench

@@ -108,7 +108,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	httpSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	// net/http's own errors, such as a handler's panic it recovers, belong
+	// in the gateway's log.
+	httpSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)}
 	log.Info("gateway serving", "addr", lis.Addr().String(), "rooms_addr", cfg.RoomsAddr, "namespaces", namespaceNames(cfg.Namespaces))
 
 	g, gctx := errgroup.WithContext(ctx)

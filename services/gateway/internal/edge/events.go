@@ -2,7 +2,10 @@ package edge
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"unicode/utf8"
 
 	"github.com/zishang520/socket.io/servers/socket/v3"
@@ -74,20 +77,29 @@ func (c *client) onEvent(name string, raw []any) {
 // handled in order), and answers it.
 func (c *client) handle(name string, h handler, raw []any) {
 	args, ack := splitAck(raw)
-	var (
-		result any
-		err    error
-	)
-	if err = c.awaitReady(); err == nil {
-		if !c.limiter.Allow() {
-			err = errorf(CodeResourceExhausted, "too many events: the limit is %g per second", c.g.cfg.Limits.EventRate)
-		} else {
-			ctx, cancel := c.callContext()
-			result, err = h(c, ctx, args)
-			cancel()
-		}
-	}
+	result, err := c.run(h, args)
 	c.reply(name, ack, result, err)
+}
+
+// run runs h once the socket is set up, within its event allowance. A panic
+// becomes an internal error that carries the stack into the log: socket.io
+// would recover it out of sight, leaving the client without an ack, or, for
+// an event of no registered name, not recover it and crash the gateway.
+func (c *client) run(h handler, args []any) (result any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			result, err = nil, fmt.Errorf("handler panic: %v\n%s", p, debug.Stack())
+		}
+	}()
+	if err := c.awaitReady(); err != nil {
+		return nil, err
+	}
+	if !c.limiter.Allow() {
+		return nil, errorf(CodeResourceExhausted, "too many events: the limit is %g per second", c.g.cfg.Limits.EventRate)
+	}
+	ctx, cancel := c.callContext()
+	defer cancel()
+	return h(c, ctx, args)
 }
 
 // reply sends the ack, if the client asked for one, and records the outcome.
@@ -118,10 +130,11 @@ func splitAck(raw []any) ([]any, socket.Ack) {
 // limits, unknown events) are logged at info, at most refusalLogBurst at once
 // and refusalLogRate a second per socket, so that a hostile client cannot
 // flood the log; the next line logged says how many were left out. Failures
-// of the gateway or the rooms service are always logged, as errors.
+// of the gateway or the rooms service are always logged, as errors. An event
+// cut short because its socket disconnected is the client's doing too.
 func (c *client) logRefusal(event string, code Code, err error) {
 	level, dropped := slog.LevelError, int64(0)
-	if code != CodeInternal && code != CodeUnavailable {
+	if code != CodeInternal && code != CodeUnavailable || errors.Is(err, errDisconnected) {
 		if !c.logLimit.Allow() {
 			c.unlogged.Add(1)
 			return

@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zishang520/socket.io/servers/socket/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -344,11 +346,34 @@ func TestHostileEventsAreCheap(t *testing.T) {
 	}
 }
 
+// TestHandlerPanic has a handler panic: the client gets an internal error
+// ack, without the panic's details, and the log gets the panic and its stack.
+func TestHandlerPanic(t *testing.T) {
+	c := newTestClient(t, Namespace{Name: "/"}, testLimits, &fakeRooms{}, newFakeRelay())
+	var log strings.Builder
+	c.g.cfg.Log = slog.New(slog.NewJSONHandler(&log, nil))
+	var ack []any
+	boom := func(*client, context.Context, []any) (any, error) { panic("boom") }
+	c.handle("join", boom, []any{"lobby", socket.Ack(func(a []any, _ error) { ack = a })})
+	if len(ack) != 1 {
+		t.Fatalf("ack %v, want one argument", ack)
+	}
+	if a, ok := ack[0].(Ack); !ok || a.Err == nil || a.Err.Code != CodeInternal || a.Err.Message != "internal error" {
+		t.Errorf("ack %+v, want internal error", ack[0])
+	}
+	if l := log.String(); !strings.Contains(l, `"level":"ERROR"`) || !strings.Contains(l, "handler panic: boom") || !strings.Contains(l, "TestHandlerPanic") {
+		t.Errorf("log %s, want an error with the panic and its stack", l)
+	}
+}
+
 // TestDisconnectDuringJoin disconnects the socket while its join is between
-// the rooms service and the relay: the join is undone, in both.
+// the rooms service and the relay: the join is undone, in both, and the
+// refusal, which the client caused, is not logged as an error.
 func TestDisconnectDuringJoin(t *testing.T) {
 	rooms, rel := &fakeRooms{}, newFakeRelay()
 	c := newTestClient(t, Namespace{Name: "/"}, testLimits, rooms, rel)
+	var log strings.Builder
+	c.g.cfg.Log = slog.New(slog.NewJSONHandler(&log, nil))
 	rel.onAdd = func() { c.disconnect("transport close") }
 	if got := ackCode(t, emit(t, c, "join", "lobby")); got != CodeUnavailable {
 		t.Fatalf("code %q, want unavailable", got)
@@ -358,6 +383,9 @@ func TestDisconnectDuringJoin(t *testing.T) {
 	}
 	if !rooms.called("LeaveRoom") || rel.held("lobby") != 0 || rel.member("lobby") != nil {
 		t.Errorf("join not undone: calls %v, references %d", rooms.calls, rel.held("lobby"))
+	}
+	if strings.Contains(log.String(), `"level":"ERROR"`) {
+		t.Errorf("logged as an error:\n%s", log.String())
 	}
 }
 

@@ -114,6 +114,9 @@ func (c *client) enter(ctx context.Context, room string) (joinResult, string, er
 	return res, jr.GetRoom().GetEpoch(), nil
 }
 
+// errDisconnected refuses an event whose socket disconnected while it ran.
+var errDisconnected = errorf(CodeUnavailable, "the socket disconnected")
+
 // attach hands the socket to the relay's subscription sub of room, caught up
 // from seen, where the room is known to have reached upTo, and records the
 // room as joined. The caller holds the reference on sub, which the socket
@@ -130,7 +133,7 @@ func (c *client) attach(ctx context.Context, room string, sub *relay.Room, seen,
 		if err := c.end(ctx, room, gone); err != nil {
 			c.g.cfg.Log.Error("ending session after disconnect failed", "namespace", c.ns.Name, "room", room, "user", c.user, "err", err)
 		}
-		return errorf(CodeUnavailable, "the socket disconnected")
+		return errDisconnected
 	}
 	return nil
 }
