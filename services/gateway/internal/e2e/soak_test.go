@@ -2,8 +2,10 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,8 +17,9 @@ import (
 // message a second for a while; then half of them leave at once, and then
 // the rest. Nothing sent may be lost or doubled, no client that stays may be
 // disconnected (the crowd's presence events included), the gateway's memory
-// and goroutines must not grow once warm, and once everyone has left the
-// rooms service must count no session or membership. make test runs a short
+// must not grow once warm, and once everyone has left the gateway must be
+// back to the goroutines it had before anyone came and the rooms service
+// must count no session or membership. make test runs a short
 // soak; PARLEY_SOAK sets its length and PARLEY_SOAK_CLIENTS its size (make
 // faults: 10 minutes, 1,000 clients).
 func TestSoak(t *testing.T) {
@@ -39,16 +42,16 @@ func TestSoak(t *testing.T) {
 	s := startStack(t, "--log-level", "info", "--lease-check-interval", "500ms")
 	_, url := s.gateway("127.0.0.1:0", "--log-level", "info", "--lease-ttl", "5s")
 
+	idle := gatewayMetric(t, url, "go_goroutines")
 	sc := runScript(t, dir, node, "faults.mjs", length+10*time.Minute,
 		"GATEWAY_URLS="+url, "NAMESPACE=/", "ROOM=soak", "ROOM_SIZE=10",
 		"CLIENTS="+strconv.Itoa(clients), "PERIOD_MS=1000")
 	sc.expect("READY")
-	type usage struct{ rss, heap, goroutines float64 }
+	type usage struct{ rss, heap float64 }
 	sample := func() usage {
 		return usage{
-			rss:        gatewayMetric(t, url, "process_resident_memory_bytes"),
-			heap:       gatewayMetric(t, url, "go_memstats_heap_inuse_bytes"),
-			goroutines: gatewayMetric(t, url, "go_goroutines"),
+			rss:  gatewayMetric(t, url, "process_resident_memory_bytes"),
+			heap: gatewayMetric(t, url, "go_memstats_heap_inuse_bytes"),
 		}
 	}
 	wait := func(d time.Duration) {
@@ -62,16 +65,17 @@ func TestSoak(t *testing.T) {
 	wait(length / 4)
 	warm := sample()
 	peak := warm
-	for range 3 {
-		wait(length / 4)
+	series := []string{}
+	for range 6 {
+		wait(length / 8)
 		u := sample()
-		peak = usage{max(peak.rss, u.rss), max(peak.heap, u.heap), max(peak.goroutines, u.goroutines)}
+		peak = usage{max(peak.rss, u.rss), max(peak.heap, u.heap)}
+		series = append(series, fmt.Sprintf("%.0f/%.0f", u.rss/(1<<20), u.heap/(1<<20)))
 	}
-	t.Logf("gateway when warm: %.0f MiB resident, %.0f MiB heap, %.0f goroutines; peak after: %.0f MiB, %.0f MiB, %.0f",
-		warm.rss/(1<<20), warm.heap/(1<<20), warm.goroutines, peak.rss/(1<<20), peak.heap/(1<<20), peak.goroutines)
+	t.Logf("gateway resident/heap MiB: warm %.0f/%.0f, then %s", warm.rss/(1<<20), warm.heap/(1<<20), strings.Join(series, " "))
 	// The same sockets doing the same thing need the same memory: allow the
 	// heap's ordinary swing between collections, no more.
-	if peak.rss > 1.5*warm.rss || peak.heap > 2*warm.heap || peak.goroutines > warm.goroutines+20 {
+	if peak.rss > 1.5*warm.rss || peak.heap > 2*warm.heap {
 		t.Errorf("the gateway grew while its load stayed the same")
 	}
 
@@ -109,11 +113,15 @@ func TestSoak(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st.GetSessions() == 0 && st.GetMembers() == 0 {
-			break
+		goroutines := gatewayMetric(t, url, "go_goroutines")
+		// A few goroutines come and go on their own (timers, the rooms
+		// service connection); a socket's would be hundreds.
+		if st.GetSessions() == 0 && st.GetMembers() == 0 && goroutines <= idle+10 {
+			t.Logf("gateway goroutines: %.0f before the clients came, %.0f after they left", idle, goroutines)
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after everyone left: %d sessions, %d memberships", st.GetSessions(), st.GetMembers())
+			t.Fatalf("after everyone left: %d sessions, %d memberships; %.0f gateway goroutines, %.0f before", st.GetSessions(), st.GetMembers(), goroutines, idle)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -89,6 +89,7 @@ for (let i = 0; i < count; i++) {
 }
 
 // Join in small batches: a crowd of first connects is a test of its own.
+const joining = setTimeout(() => fail('clients not all joined within 5 minutes'), 300_000);
 for (let at = 0; at < count; at += 20) {
   await Promise.all(
     clients.slice(at, at + 20).map(async (c) => {
@@ -99,6 +100,8 @@ for (let at = 0; at < count; at += 20) {
     }),
   );
 }
+
+clearTimeout(joining);
 
 let sending = true;
 const senders = clients.map(async (c) => {
