@@ -181,5 +181,9 @@ func (p *Process) Terminate(t testing.TB) int {
 	return p.cmd.ProcessState.ExitCode()
 }
 
+// Signal sends sig to the process: SIGSTOP and SIGCONT freeze and thaw it,
+// as a stalled machine or a partition would.
+func (p *Process) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
+
 // Exited is closed when the process has exited.
 func (p *Process) Exited() <-chan struct{} { return p.exited }

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -243,5 +245,33 @@ func TestKickedMemberStopsReceiving(t *testing.T) {
 	case a := <-bob.events:
 		t.Fatalf("kicked member received %v", a)
 	default:
+	}
+}
+
+// TestSlowRoomsServiceKeepsClientsConnected freezes the rooms service while a
+// client sends a message: the event waits for the call timeout, but the
+// socket's pings go on being answered meanwhile, so the client stays
+// connected and gets its unavailable ack, and is served again once the
+// service thaws.
+func TestSlowRoomsServiceKeepsClientsConnected(t *testing.T) {
+	s := startStack(t)
+	_, url := s.gateway("127.0.0.1:0", "--ping-interval", "300ms", "--ping-timeout", "300ms", "--call-timeout", "3s")
+	c := dialRaw(t, url)
+	if ok, reply := c.connect("", nil); !ok {
+		t.Fatalf("connect refused: %v", reply)
+	}
+	if err := s.rooms.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	thaw := sync.OnceFunc(func() { s.rooms.Signal(syscall.SIGCONT) })
+	t.Cleanup(thaw)
+	c.send(`421["send message","room1","while frozen"]`)
+	if ack := c.read("431["); !strings.Contains(ack, `"code":"unavailable"`) {
+		t.Fatalf("ack %s, want unavailable", ack)
+	}
+	thaw()
+	c.send(`422["send message","room1","thawed"]`)
+	if ack := c.read("432["); !strings.HasPrefix(ack, `432[{"ok":true`) {
+		t.Fatalf("ack %s after the service thawed", ack)
 	}
 }
