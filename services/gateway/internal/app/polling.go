@@ -27,6 +27,10 @@ const owedPollTTL = 5 * time.Second
 //   - A poll sent along with a close packet is answered with a noop, as it
 //     is when it reaches the library first, also when the close is handled
 //     first and the library would refuse the poll of the closed session.
+//   - A poll sent after the packet that completes an upgrade to WebSocket is
+//     refused, as it is when the library has read that packet, also when the
+//     poll overtakes it (the library would answer it, with a close packet
+//     or a noop).
 func checkPolling(h http.Handler, clients func() engine.BaseServer, maxBytes int64) http.Handler {
 	return &pollingGuard{next: h, clients: clients, maxBytes: maxBytes, polls: map[string]*poll{}, owed: map[string]struct{}{}}
 }
@@ -138,23 +142,53 @@ func (g *pollingGuard) servePoll(w http.ResponseWriter, r *http.Request, sid str
 		g.mu.Unlock()
 	}()
 
-	g.next.ServeHTTP(&pollWriter{ResponseWriter: w, g: g, p: p}, r.WithContext(ctx))
+	s, ok := g.clients().Clients().Load(sid)
+	if !ok {
+		g.next.ServeHTTP(w, r)
+		return
+	}
+	// The library swaps the session's transport when the upgrade packet
+	// arrives, and may then never answer a poll it was handling; the
+	// upgrade releases the poll instead. (RemoveListener matches listeners
+	// by code address, so it may remove another poll's release; but two
+	// polls of a session at once are a client error the library closes
+	// the session for, answering both.) Upgraded is checked after
+	// subscribing, so that no upgrade goes unnoticed.
+	release := func(...any) { cancel() }
+	_ = s.Once("upgrade", release)
+	defer s.RemoveListener("upgrade", release)
+	if s.Upgraded() {
+		refuseUpgraded(w)
+		return
+	}
+	// A poll that overtook the upgrade packet (the library reads it on the
+	// WebSocket's own goroutine) is refused once the packet is read, unless
+	// the library's upgrade check, every 100ms, answers it with a noop
+	// first. Holding polls of an upgrading session for the packet would
+	// close that gap, but delay the upgrade of every client.
+	g.next.ServeHTTP(&pollWriter{ResponseWriter: w, g: g, p: p, s: s}, r.WithContext(ctx))
 
 	g.mu.Lock()
-	noop := p.closed && !p.answered
+	closed, answered := p.closed, p.answered
 	g.mu.Unlock()
-	if noop {
+	switch {
+	case answered:
+	case closed:
 		writeNoop(w)
+	case s.Upgraded():
+		refuseUpgraded(w)
 	}
 }
 
-// pollWriter passes the library's answer to a poll on, unless the poll's
-// session was closed by its client meanwhile and the library refuses it;
-// servePoll then answers it with a noop instead.
+// pollWriter passes the library's answer to a poll on, unless it is to be
+// replaced: a refusal of a poll whose session was closed by its client
+// meanwhile (servePoll answers it with a noop), or any answer once the
+// session has upgraded to WebSocket (servePoll refuses the poll).
 type pollWriter struct {
 	http.ResponseWriter
 	g *pollingGuard
 	p *poll
+	s engine.Socket
 	// wroteHeader and drop belong to the one goroutine writing the answer.
 	wroteHeader, drop bool
 }
@@ -162,7 +196,7 @@ type pollWriter struct {
 func (w *pollWriter) WriteHeader(code int) {
 	w.wroteHeader = true
 	w.g.mu.Lock()
-	w.drop = w.p.closed && code != http.StatusOK
+	w.drop = w.p.closed && code != http.StatusOK || w.s.Upgraded()
 	w.p.answered = !w.drop
 	w.g.mu.Unlock()
 	if !w.drop {
@@ -178,6 +212,10 @@ func (w *pollWriter) Write(b []byte) (int, error) {
 		return len(b), nil
 	}
 	return w.ResponseWriter.Write(b)
+}
+
+func refuseUpgraded(w http.ResponseWriter) {
+	http.Error(w, "session upgraded to WebSocket", http.StatusBadRequest)
 }
 
 // writeNoop answers a poll with a noop packet, as the library answers the

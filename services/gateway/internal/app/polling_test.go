@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/zishang520/socket.io/servers/engine/v3"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 )
@@ -159,4 +160,47 @@ func TestPollingCloseAnswersPollWithNoop(t *testing.T) {
 			checkPolls(t, s, status, body)
 		}},
 	})
+}
+
+// TestPollingUpgradeRefusesLaterPoll upgrades a long-polling session to
+// WebSocket the way the Engine.IO protocol test suite does and polls right
+// after the upgrade packet: the poll is refused. A poll sent before the
+// upgrade packet is answered with a noop.
+func TestPollingUpgradeRefusesLaterPoll(t *testing.T) {
+	runPollingCases(t, []pollingCase{
+		{"after the upgrade packet", 20, func(t *testing.T, s pollingSession) {
+			ws := probe(t, s)
+			defer ws.Close()
+			if err := ws.WriteMessage(websocket.TextMessage, []byte("5")); err != nil {
+				t.Fatal(err)
+			}
+			if status, body := s.poll(); status != http.StatusBadRequest {
+				t.Fatalf("poll: %d %q, want 400", status, body)
+			}
+		}},
+		{"before the upgrade packet", 1, func(t *testing.T, s pollingSession) {
+			defer probe(t, s).Close()
+			if status, body := s.poll(); status != http.StatusOK || body != "6" {
+				t.Fatalf("poll: %d %q, want 200 6", status, body)
+			}
+		}},
+	})
+}
+
+// probe opens a WebSocket for s and probes it, as a client does before it
+// sends the upgrade packet.
+func probe(t *testing.T, s pollingSession) *websocket.Conn {
+	t.Helper()
+	url := "ws" + strings.TrimPrefix(strings.Replace(s.url, "transport=polling", "transport=websocket", 1), "http")
+	ws, _, err := websocket.DefaultDialer.DialContext(t.Context(), url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ws.WriteMessage(websocket.TextMessage, []byte("2probe")); err != nil {
+		t.Fatal(err)
+	}
+	if _, msg, err := ws.ReadMessage(); err != nil || string(msg) != "3probe" {
+		t.Fatalf("probe answer %q, %v", msg, err)
+	}
+	return ws
 }
