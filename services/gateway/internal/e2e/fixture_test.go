@@ -199,11 +199,13 @@ func TestEngineEchoFixture(t *testing.T) {
 	}
 }
 
-// TestMalformedPollingPayloadClosesTheSession posts a long-polling payload
-// that is not Engine.IO packets, or is over the frame limit, to the gateway
-// and to the fixture's plain Engine.IO server: the POST is answered 400 (or
-// 413) and the session is closed, so the next poll is refused too.
-func TestMalformedPollingPayloadClosesTheSession(t *testing.T) {
+// TestPollingPayloadClosesTheSession posts long-polling payloads that end
+// the session to the gateway and to the fixture's plain Engine.IO server:
+// one that is not Engine.IO packets (answered 400), one over the frame limit
+// (413) and a close packet (200). Then polls are refused, except the poll a
+// client sends along with its close packet, which is answered with a noop
+// even when it arrives after the close.
+func TestPollingPayloadClosesTheSession(t *testing.T) {
 	s := startStack(t)
 	_, gatewayURL := s.gateway("127.0.0.1:0")
 	fixture := freeAddr(t)
@@ -213,12 +215,14 @@ func TestMalformedPollingPayloadClosesTheSession(t *testing.T) {
 		name    string
 		payload string
 		status  int
+		noop    bool // the next poll is answered with a noop
 	}
 	var tests []payload
 	for _, base := range []string{gatewayURL + "/socket.io/", "http://" + fixture + "/engine.io/"} {
 		for _, p := range []payload{
-			{"malformed", "abc", http.StatusBadRequest},
-			{"oversized", "4" + strings.Repeat("x", 1<<20+1), http.StatusRequestEntityTooLarge},
+			{"malformed", "abc", http.StatusBadRequest, false},
+			{"oversized", "4" + strings.Repeat("x", 1<<20+1), http.StatusRequestEntityTooLarge, false},
+			{"close", "1", http.StatusOK, true},
 		} {
 			p.name = base + " " + p.name
 			tests = append(tests, p)
@@ -234,13 +238,21 @@ func TestMalformedPollingPayloadClosesTheSession(t *testing.T) {
 				t.Fatal(err)
 			}
 			post.Body.Close()
+			if post.StatusCode != tt.status {
+				t.Fatalf("POST of a %s payload: %d, want %d", tt.name, post.StatusCode, tt.status)
+			}
+			if tt.noop {
+				if p := c.get(); len(p) != 1 || p[0] != "6" {
+					t.Fatalf("poll after the close: %q, want a noop", p)
+				}
+			}
 			poll, err := http.Get(url)
 			if err != nil {
 				t.Fatal(err)
 			}
 			poll.Body.Close()
-			if post.StatusCode != tt.status || poll.StatusCode != http.StatusBadRequest {
-				t.Fatalf("POST of a %s payload: %d, next poll: %d; want %d and 400", tt.name, post.StatusCode, poll.StatusCode, tt.status)
+			if poll.StatusCode != http.StatusBadRequest {
+				t.Fatalf("poll after a %s payload: %d, want 400", tt.name, poll.StatusCode)
 			}
 		})
 	}
