@@ -169,7 +169,7 @@ func TestPollingCloseAnswersPollWithNoop(t *testing.T) {
 func TestPollingUpgradeRefusesLaterPoll(t *testing.T) {
 	runPollingCases(t, []pollingCase{
 		{"after the upgrade packet", 20, func(t *testing.T, s pollingSession) {
-			ws := probe(t, s)
+			ws := upgradeProbe(t, s)
 			defer ws.Close()
 			if err := ws.WriteMessage(websocket.TextMessage, []byte("5")); err != nil {
 				t.Fatal(err)
@@ -179,7 +179,7 @@ func TestPollingUpgradeRefusesLaterPoll(t *testing.T) {
 			}
 		}},
 		{"before the upgrade packet", 1, func(t *testing.T, s pollingSession) {
-			defer probe(t, s).Close()
+			defer upgradeProbe(t, s).Close()
 			if status, body := s.poll(); status != http.StatusOK || body != "6" {
 				t.Fatalf("poll: %d %q, want 200 6", status, body)
 			}
@@ -187,9 +187,9 @@ func TestPollingUpgradeRefusesLaterPoll(t *testing.T) {
 	})
 }
 
-// probe opens a WebSocket for s and probes it, as a client does before it
+// upgradeProbe opens a WebSocket for s and probes it, as a client does before it
 // sends the upgrade packet.
-func probe(t *testing.T, s pollingSession) *websocket.Conn {
+func upgradeProbe(t *testing.T, s pollingSession) *websocket.Conn {
 	t.Helper()
 	url := "ws" + strings.TrimPrefix(strings.Replace(s.url, "transport=polling", "transport=websocket", 1), "http")
 	ws, _, err := websocket.DefaultDialer.DialContext(t.Context(), url, nil)

@@ -57,7 +57,7 @@ func TestFaults(t *testing.T) {
 	gws := make([]*proctest.Process, len(addrs))
 	urls := make([]string, len(addrs))
 	startGateway := func(i int) {
-		gws[i], urls[i] = s.gateway(addrs[i], "--log-level", "info", "--lease-ttl", "3s")
+		gws[i], urls[i] = s.gateway(addrs[i], "--lease-ttl", "3s")
 	}
 	for i := range gws {
 		startGateway(i)
