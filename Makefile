@@ -65,8 +65,9 @@ test: tools node-deps web ## Run every test of every module with the race detect
 	go test -race -count=1 -timeout 20m $(MODULES)
 
 .PHONY: faults
-faults: node-deps web ## Run the long fault suite (processes killed under load, storms), then a 10-minute soak of 1,000 clients
-	PARLEY_FAULTS=long go test -race -count=1 -timeout 60m -v -run '^TestFaults$$' ./services/gateway/internal/e2e/
+faults: node-deps web ## Run the long fault suite (processes killed under load, storms), 1,000 concurrent joins x JOIN_RUNS, a 10-minute soak of 1,000 clients
+	PARLEY_RACE=off PARLEY_FAULTS=long go test -count=1 -timeout 60m -v -run '^TestFaults$$' ./services/gateway/internal/e2e/
+	PARLEY_RACE=off PARLEY_JOINERS=1000 go test -count=$(JOIN_RUNS) -timeout 60m -run '^TestConcurrentJoinsOfANewRoom$$' ./services/gateway/internal/e2e/
 	PARLEY_RACE=off PARLEY_SOAK=$(SOAK_TIME) PARLEY_SOAK_CLIENTS=$(SOAK_CLIENTS) \
 		go test -count=1 -timeout 60m -v -run '^TestSoak$$' ./services/gateway/internal/e2e/
 
@@ -90,7 +91,10 @@ FUZZ_TIME ?= 15s
 # worker starts a rooms service and a gateway first.
 FUZZ_MINIMIZE ?= 100x
 
-# The soak of `make faults`.
+# The load runs of `make faults`: 1,000 sockets joining one new room at once,
+# JOIN_RUNS times, and the soak. They run the binaries as they ship, without
+# the race detector (make test runs short versions of each with it).
+JOIN_RUNS ?= 50
 SOAK_TIME ?= 10m
 SOAK_CLIENTS ?= 1000
 

@@ -57,7 +57,7 @@ func TestFaults(t *testing.T) {
 	gws := make([]*proctest.Process, len(addrs))
 	urls := make([]string, len(addrs))
 	startGateway := func(i int) {
-		gws[i], urls[i] = s.gateway(addrs[i], "--lease-ttl", "3s")
+		gws[i], urls[i] = s.gateway(addrs[i], "--log-level", "info", "--lease-ttl", "3s")
 	}
 	for i := range gws {
 		startGateway(i)
@@ -211,8 +211,10 @@ func (s *stack) checkDeliveries(t *testing.T, sc *script, namespace, room string
 	for _, p := range result.Problems {
 		t.Errorf("client problem: %s", p)
 	}
-	if result.Acked == 0 || result.Stored < result.Acked {
-		t.Errorf("%d messages stored, %d acknowledged", result.Stored, result.Acked)
+	// Each acknowledged message was found stored (or trimmed) by the script;
+	// a run in which nothing was acknowledged tested nothing.
+	if result.Acked == 0 {
+		t.Errorf("no message was acknowledged")
 	}
 }
 
