@@ -49,15 +49,16 @@ func TestFaults(t *testing.T) {
 		t.Fatalf("PARLEY_FAULTS=%q: want short or long", scaleName)
 	}
 	const namespace, room = "/faults", "faults"
-	// Leases short enough to see ghosts go within the test; a rooms
-	// service restart must not end live sessions the gateways renew.
+	// Leases short enough to see ghosts go within the test (10 s, kept
+	// every 3 s, so a busy moment does not lapse them); a rooms service
+	// restart must not end live sessions the gateways renew.
 	s := startStack(t, "--listen", freeAddr(t), "--log-level", "info",
 		"--lease-check-interval", "200ms", "--lease-grace", "5s")
 	addrs := []string{freeAddr(t), freeAddr(t)}
 	gws := make([]*proctest.Process, len(addrs))
 	urls := make([]string, len(addrs))
 	startGateway := func(i int) {
-		gws[i], urls[i] = s.gateway(addrs[i], "--log-level", "info", "--lease-ttl", "3s")
+		gws[i], urls[i] = s.gateway(addrs[i], "--log-level", "info", "--lease-ttl", "10s")
 	}
 	for i := range gws {
 		startGateway(i)
@@ -75,7 +76,7 @@ func TestFaults(t *testing.T) {
 	// come to want each, as leases of dead sockets lapse.
 	settle := func(ns string, want uint64) {
 		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
+		deadline := time.Now().Add(45 * time.Second)
 		for {
 			st := stats(ns)
 			if st.GetSessions() == want && st.GetMembers() == want {

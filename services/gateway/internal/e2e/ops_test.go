@@ -87,7 +87,7 @@ func TestHealthAndMetrics(t *testing.T) {
 // off once its send queue is full, and keep delivering to a healthy member.
 func TestSlowClientIsDisconnected(t *testing.T) {
 	s := startStack(t)
-	_, url := s.gateway("127.0.0.1:0", "--send-queue-bytes", "65536")
+	_, url := s.gateway("127.0.0.1:0")
 	room := fmt.Sprintf("slow-%d", time.Now().UnixNano())
 
 	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(url, "http")+"/socket.io/?EIO=4&transport=websocket", nil)
