@@ -126,21 +126,27 @@ func splitAck(raw []any) ([]any, socket.Ack) {
 	return raw, nil
 }
 
-// logRefusal logs a refused event. Refusals the client causes (bad input,
-// limits, unknown events) are logged at info, at most refusalLogBurst at once
-// and refusalLogRate a second per socket, so that a hostile client cannot
-// flood the log; the next line logged says how many were left out. Failures
-// of the gateway or the rooms service are always logged, as errors. An event
-// cut short because its socket disconnected is the client's doing too.
+// logRefusal logs a refused event, at most refusalLogBurst at once and
+// refusalLogRate a second per socket, the next line logged saying how many
+// were left out: a hostile client cannot flood the log, and neither can an
+// outage of the rooms service, which refuses every socket's every event.
+// Refusals the client causes (bad input, limits, unknown events, an event cut
+// short by its own disconnect) are logged at info; the rooms service being
+// unavailable at warn; anything else that failed is an error.
 func (c *client) logRefusal(event string, code Code, err error) {
-	level, dropped := slog.LevelError, int64(0)
-	if code != CodeInternal && code != CodeUnavailable || errors.Is(err, errDisconnected) {
-		if !c.logLimit.Allow() {
-			c.unlogged.Add(1)
-			return
-		}
-		level, dropped = slog.LevelInfo, c.unlogged.Swap(0)
+	if !c.logLimit.Allow() {
+		c.unlogged.Add(1)
+		return
 	}
+	level := slog.LevelInfo
+	switch {
+	case errors.Is(err, errDisconnected):
+	case code == CodeUnavailable:
+		level = slog.LevelWarn
+	case code == CodeInternal:
+		level = slog.LevelError
+	}
+	dropped := c.unlogged.Swap(0)
 	c.g.cfg.Log.Log(context.Background(), level, "event refused", "namespace", c.ns.Name, "socket", c.id,
 		"user", c.user, "event", event, "code", code, "err", err, "unlogged_refusals", dropped)
 }

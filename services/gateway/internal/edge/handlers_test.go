@@ -346,6 +346,29 @@ func TestHostileEventsAreCheap(t *testing.T) {
 	}
 }
 
+// TestOutageRefusalsAreSampled refuses a socket's sends as unavailable, as
+// while the rooms service restarts: the log gets a bounded number of
+// warnings (the outage is the operator's to see, once, not once per send),
+// and none at error level.
+func TestOutageRefusalsAreSampled(t *testing.T) {
+	rooms := &fakeRooms{fail: map[string]error{"Publish": status.Error(codes.Unavailable, "connection refused")}}
+	c := newTestClient(t, Namespace{Name: "/"}, testLimits, rooms, newFakeRelay())
+	c.rooms["lobby"] = &joined{}
+	var log strings.Builder
+	c.g.cfg.Log = slog.New(slog.NewJSONHandler(&log, nil))
+	for range 200 {
+		if got := ackCode(t, emit(t, c, "send message", "lobby", "hi")); got != CodeUnavailable {
+			t.Fatalf("code %q, want unavailable", got)
+		}
+	}
+	if lines := strings.Count(log.String(), "\n"); lines > 2*refusalLogBurst {
+		t.Errorf("200 refusals logged %d lines", lines)
+	}
+	if strings.Contains(log.String(), `"level":"ERROR"`) {
+		t.Errorf("an outage's refusals logged as errors")
+	}
+}
+
 // TestHandlerPanic has a handler panic: the client gets an internal error
 // ack, without the panic's details, and the log gets the panic and its stack.
 func TestHandlerPanic(t *testing.T) {
