@@ -30,6 +30,7 @@ import (
 	"github.com/parleyhq/parley/services/gateway/internal/roomsclient"
 	"github.com/parleyhq/parley/services/gateway/internal/web"
 	"github.com/parleyhq/parley/services/kit/logging"
+	"github.com/parleyhq/parley/services/kit/profiling"
 )
 
 // Run runs the gateway until ctx is done; `token` as the first argument
@@ -110,14 +111,20 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	// net/http's own errors, such as a handler's panic it recovers, belong
 	// in the gateway's log.
+	plis, err := profiling.Listen(ctx, cfg.PprofListen)
+	if err != nil {
+		lis.Close()
+		return err
+	}
 	httpSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)}
-	log.Info("gateway serving", "addr", lis.Addr().String(), "rooms_addr", cfg.RoomsAddr, "namespaces", namespaceNames(cfg.Namespaces))
+	log.Info("gateway serving", "addr", lis.Addr().String(), "pprof_addr", profiling.Addr(plis), "rooms_addr", cfg.RoomsAddr, "namespaces", namespaceNames(cfg.Namespaces))
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		gw.Maintain(gctx)
 		return nil
 	})
+	g.Go(func() error { return profiling.Serve(gctx, plis, log) })
 	g.Go(func() error {
 		if err := httpSrv.Serve(lis); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http server: %w", err)

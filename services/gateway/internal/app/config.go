@@ -14,6 +14,7 @@ import (
 	"github.com/parleyhq/parley/services/gateway/internal/wire"
 	"github.com/parleyhq/parley/services/kit/cli"
 	"github.com/parleyhq/parley/services/kit/logging"
+	"github.com/parleyhq/parley/services/kit/profiling"
 )
 
 const envPrefix = "PARLEY_GATEWAY_"
@@ -21,6 +22,7 @@ const envPrefix = "PARLEY_GATEWAY_"
 // Config is everything the gateway can be told at start.
 type Config struct {
 	Listen        string
+	PprofListen   string
 	RoomsAddr     string
 	ServiceToken  string
 	JWTSecret     string
@@ -80,6 +82,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	fs.StringVar(&c.WebNamespace, "web-namespace", "/chat", "namespace the chat page connects to (it should require auth)")
 	fs.BoolVar(&c.DevTokens, "dev-tokens", false, "DEVELOPMENT ONLY: let the chat page sign anyone in under a display name, with a token signed by --jwt-secret")
 	fs.BoolVar(&c.ProtocolFixture, "protocol-fixture", false, "serve only what the protocol test suites expect: the socket.io echo namespaces / and /custom, and an Engine.IO echo server at /engine.io/ (ping 300ms/200ms, maxPayload 1e6, any origin), for conformance runs; needs no rooms service")
+	profiling.AddFlag(fs.FlagSet, &c.PprofListen)
 	logging.AddFlags(fs.FlagSet, &c.LogFormat, &c.LogLevel)
 	l := &c.Limits
 	fs.IntVar(&l.MaxMessageBytes, "max-message-bytes", 16<<10, "largest \"send message\" payload, JSON-encoded (larger: error ack resource_exhausted)")

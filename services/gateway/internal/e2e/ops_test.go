@@ -275,3 +275,37 @@ func TestSlowRoomsServiceKeepsClientsConnected(t *testing.T) {
 		t.Fatalf("ack %s after the service thawed", ack)
 	}
 }
+
+// TestProfilesOnlyWhereAskedFor serves Go's profiles from both services
+// with --pprof-listen, on their own address; without it, and on the
+// gateway's public address in any case, there are none.
+func TestProfilesOnlyWhereAskedFor(t *testing.T) {
+	get := func(url string) int {
+		t.Helper()
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	s := startStack(t, "--pprof-listen", "127.0.0.1:0")
+	_, on := s.gatewayReady("127.0.0.1:0", "--pprof-listen", "127.0.0.1:0")
+	_, off := s.gatewayReady("127.0.0.1:0")
+	for name, addr := range map[string]any{"rooms service": s.pprof, "gateway": on["pprof_addr"]} {
+		if code := get(fmt.Sprintf("http://%s/debug/pprof/goroutine?debug=1", addr)); code != http.StatusOK {
+			t.Errorf("%s profiles at %v: %d", name, addr, code)
+		}
+	}
+	if off["pprof_addr"] != "off" {
+		t.Errorf("gateway without --pprof-listen: pprof_addr %v", off["pprof_addr"])
+	}
+	for _, line := range []map[string]any{on, off} {
+		if code := get(fmt.Sprintf("http://%s/debug/pprof/", line["addr"])); code == http.StatusOK {
+			t.Errorf("profiles served on the gateway's public address %v", line["addr"])
+		}
+	}
+	if code := get("http://" + s.metrics + "/debug/pprof/"); code == http.StatusOK {
+		t.Errorf("profiles served on the rooms service's metrics address")
+	}
+}

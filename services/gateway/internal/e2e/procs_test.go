@@ -48,6 +48,7 @@ type stack struct {
 	rooms    *proctest.Process
 	roomsAdr string
 	metrics  string
+	pprof    string // the rooms service's pprof_addr
 	config   string
 }
 
@@ -103,6 +104,7 @@ func (s *stack) startRooms(bin string) {
 	s.rooms, line = startProc(s.t, "rooms", bin, "rooms service serving", s.roomsArg...)
 	s.roomsAdr = line["grpc_addr"].(string)
 	s.metrics = line["metrics_addr"].(string)
+	s.pprof = line["pprof_addr"].(string)
 }
 
 // restartRooms stops the rooms service with stop and starts it again on the
@@ -118,13 +120,20 @@ func (s *stack) restartRooms(stop func(*proctest.Process)) {
 // it with its base URL.
 func (s *stack) gateway(addr string, extra ...string) (*proctest.Process, string) {
 	s.t.Helper()
+	p, line := s.gatewayReady(addr, extra...)
+	return p, "http://" + line["addr"].(string)
+}
+
+// gatewayReady starts a gateway as gateway does and returns the fields of
+// its "gateway serving" log line.
+func (s *stack) gatewayReady(addr string, extra ...string) (*proctest.Process, map[string]any) {
+	s.t.Helper()
 	args := append([]string{
 		"--listen", addr, "--rooms-addr", s.roomsAdr, "--service-token", serviceToken,
 		"--jwt-secret", jwtSecret, "--config", s.config, "--log-format", "json", "--log-level", "debug",
 		"--max-message-bytes", "16384", "--event-rate", "20", "--event-burst", "50",
 	}, extra...)
-	p, line := startProc(s.t, "gateway", binaries(s.t)["gateway"], "gateway serving", args...)
-	return p, "http://" + line["addr"].(string)
+	return startProc(s.t, "gateway", binaries(s.t)["gateway"], "gateway serving", args...)
 }
 
 // freeAddr returns a loopback address with a port that was free a moment ago,

@@ -23,6 +23,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/parleyhq/parley/services/kit/logging"
+	"github.com/parleyhq/parley/services/kit/profiling"
 	"github.com/parleyhq/parley/services/rooms/internal/fanout"
 	"github.com/parleyhq/parley/services/rooms/internal/server"
 	"github.com/parleyhq/parley/services/rooms/internal/store/sqlite"
@@ -72,9 +73,15 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		lis.Close()
 		return fmt.Errorf("metrics listen: %w", err)
 	}
+	plis, err := profiling.Listen(ctx, cfg.PprofListen)
+	if err != nil {
+		lis.Close()
+		mlis.Close()
+		return err
+	}
 	httpSrv := &http.Server{Handler: httpHandler(reg, hs), ReadHeaderTimeout: 5 * time.Second}
 	log.Info("rooms service serving",
-		"grpc_addr", lis.Addr().String(), "metrics_addr", mlis.Addr().String(), "db", dbPath)
+		"grpc_addr", lis.Addr().String(), "metrics_addr", mlis.Addr().String(), "pprof_addr", profiling.Addr(plis), "db", dbPath)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return grpcSrv.Serve(lis) })
@@ -84,6 +91,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		return nil
 	})
+	g.Go(func() error { return profiling.Serve(gctx, plis, log) })
 	g.Go(func() error {
 		server.Sweep(gctx, deps, cfg.SweepInterval)
 		return nil

@@ -8,6 +8,7 @@ import (
 
 	"github.com/parleyhq/parley/services/kit/cli"
 	"github.com/parleyhq/parley/services/kit/logging"
+	"github.com/parleyhq/parley/services/kit/profiling"
 	"github.com/parleyhq/parley/services/rooms/internal/server"
 )
 
@@ -19,6 +20,7 @@ const envPrefix = "PARLEY_ROOMS_"
 type Config struct {
 	Listen        string
 	MetricsListen string
+	PprofListen   string
 	DataDir       string
 	SQLiteSync    string
 	ServiceToken  string
@@ -47,6 +49,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	fs.StringVar(&c.SQLiteSync, "sqlite-synchronous", "normal", "SQLite synchronous mode: normal (acknowledged messages survive a process crash) or full (they also survive a power loss, at the cost of an fsync per write)")
 	fs.StringVar(&c.ServiceToken, "service-token", "", "bearer token of gateways and internal services (required)")
 	fs.StringVar(&c.AdminToken, "admin-token", "", "bearer token of operators, needed by AdminService (required)")
+	profiling.AddFlag(fs.FlagSet, &c.PprofListen)
 	logging.AddFlags(fs.FlagSet, &c.LogFormat, &c.LogLevel)
 	fs.Float64Var(&c.RateLimit, "rate-limit", 20000, "requests per second allowed to each credential (a stream counts once)")
 	fs.IntVar(&c.RateBurst, "rate-burst", 2000, "requests a credential may make at once above --rate-limit")
