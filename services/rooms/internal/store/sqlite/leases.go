@@ -54,23 +54,19 @@ func (s *Store) ExpireLeases(ctx context.Context, now time.Time) ([]store.Member
 			return err
 		}
 		var ids []int64
-		for rows.Next() {
+		err = eachRow(rows, func(rows *sql.Rows) error {
 			var (
 				id int64
 				m  store.Membership
 			)
 			if err := rows.Scan(&id, &m.Room.Namespace, &m.Room.Name, &m.UserID); err != nil {
-				rows.Close()
 				return err
 			}
 			ids = append(ids, id)
 			left = append(left, m)
-		}
-		if err := rows.Err(); err != nil {
-			rows.Close()
-			return err
-		}
-		if err := rows.Close(); err != nil {
+			return nil
+		})
+		if err != nil {
 			return err
 		}
 		for i, m := range left {

@@ -194,19 +194,15 @@ func (s *Store) DeleteEmptyRooms(ctx context.Context, now time.Time) ([]store.Ro
 		if err != nil {
 			return err
 		}
-		for rows.Next() {
+		err = eachRow(rows, func(rows *sql.Rows) error {
 			var k store.RoomKey
 			if err := rows.Scan(&k.Namespace, &k.Name); err != nil {
-				rows.Close()
 				return err
 			}
 			deleted = append(deleted, k)
-		}
-		if err := rows.Err(); err != nil {
-			rows.Close()
-			return err
-		}
-		if err := rows.Close(); err != nil {
+			return nil
+		})
+		if err != nil {
 			return err
 		}
 		_, err = tx.ExecContext(ctx, qNoteEmpty, nanos(now))

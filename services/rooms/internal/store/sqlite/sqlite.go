@@ -297,6 +297,22 @@ func ignoreDone(err error) error {
 	return err
 }
 
+// eachRow calls scan on every row of rows and closes them, for a write
+// transaction that runs more statements once it has read them (its one
+// connection is busy until the rows are closed).
+func eachRow(rows *sql.Rows, scan func(*sql.Rows) error) error {
+	defer rows.Close()
+	for rows.Next() {
+		if err := scan(rows); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	return rows.Close()
+}
+
 // nanos converts t to the stored form, clamping times outside int64
 // nanoseconds (such as the zero time) to the nearest representable one.
 func nanos(t time.Time) int64 {
