@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -76,17 +77,12 @@ func TestFaults(t *testing.T) {
 	// come to want each, as leases of dead sockets lapse.
 	settle := func(ns string, want uint64) {
 		t.Helper()
-		deadline := time.Now().Add(45 * time.Second)
-		for {
-			st := stats(ns)
-			if st.GetSessions() == want && st.GetMembers() == want {
-				return
+		eventually(t, 45*time.Second, func() error {
+			if st := stats(ns); st.GetSessions() != want || st.GetMembers() != want {
+				return fmt.Errorf("namespace %s: %d sessions and %d memberships, want %d of each", ns, st.GetSessions(), st.GetMembers(), want)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("namespace %s: %d sessions and %d memberships, want %d of each", ns, st.GetSessions(), st.GetMembers(), want)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+			return nil
+		})
 	}
 
 	sc := runScript(t, dir, node, "faults.mjs", 15*time.Minute,

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -48,19 +49,14 @@ func TestAbortedConnectsLeaveNoGhosts(t *testing.T) {
 		}
 		return users
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	eventually(t, 20*time.Second, func() error {
 		guests, signedIn := online("/", "room1"), online("/chat", "general")
-		gauge := gatewayMetric(t, url, "parley_gateway_connections")
-		if len(guests) == 0 && len(signedIn) == 0 && gauge == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %d aborted connects: online in room1 %s, in general %s; connections gauge %v",
+		if gauge := gatewayMetric(t, url, "parley_gateway_connections"); len(guests) > 0 || len(signedIn) > 0 || gauge != 0 {
+			return fmt.Errorf("after %d aborted connects: online in room1 %s, in general %s; connections gauge %v",
 				2*tries, strings.Join(guests, ","), strings.Join(signedIn, ","), gauge)
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // TestLargeFramesGetCodedAcks sends messages in frames of up to 1 MB, far
@@ -143,22 +139,18 @@ func TestCrashedGatewayLeavesNoGhosts(t *testing.T) {
 	}
 	gw.Kill()
 
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	admin := s.adminClient(t)
+	eventually(t, 15*time.Second, func() error {
 		guests, _ := members("/", "room1")
 		users, online := members("/chat", "general")
-		stats, err := s.adminClient(t).GetStats(s.adminCtx(t), &roomsv1.GetStatsRequest{})
+		stats, err := admin.GetStats(s.adminCtx(t), &roomsv1.GetStatsRequest{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		sessions := stats.GetSessions()
-		if guests == 0 && users == 3 && online == 0 && sessions == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("15s after the crash: %d guests in room1, %d of %d users online in general, %v sessions",
+		if sessions := stats.GetSessions(); guests != 0 || users != 3 || online != 0 || sessions != 0 {
+			return fmt.Errorf("15s after the crash: %d guests in room1, %d of %d users online in general, %v sessions",
 				guests, online, users, sessions)
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 }

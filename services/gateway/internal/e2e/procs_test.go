@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/parleyhq/parley/services/kit/proctest"
 )
@@ -134,6 +135,23 @@ func (s *stack) gatewayReady(addr string, extra ...string) (*proctest.Process, m
 		"--max-message-bytes", "16384", "--event-rate", "20", "--event-burst", "50",
 	}, extra...)
 	return startProc(s.t, "gateway", binaries(s.t)["gateway"], "gateway serving", args...)
+}
+
+// eventually calls check every 50 ms until it returns nil, and fails t with
+// check's last error if that has not happened within limit.
+func eventually(t testing.TB, limit time.Duration, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // freeAddr returns a loopback address with a port that was free a moment ago,

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -154,11 +155,10 @@ func TestRecoveryChecksTheToken(t *testing.T) {
 // waitLog waits, bounded, until log() holds at least n lines containing msg.
 func waitLog(t *testing.T, log func() string, msg string, n int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for strings.Count(log(), msg) < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%q not logged %d times within 10s", msg, n)
+	eventually(t, 10*time.Second, func() error {
+		if strings.Count(log(), msg) < n {
+			return fmt.Errorf("%q not logged %d times within 10s", msg, n)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }

@@ -107,22 +107,19 @@ func TestSoak(t *testing.T) {
 	sc.expect("LEFT")
 
 	admin := s.adminClient(t)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	var goroutines float64
+	eventually(t, 30*time.Second, func() error {
 		st, err := admin.GetStats(s.adminCtx(t), &roomsv1.GetStatsRequest{Namespace: "/"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		goroutines := gatewayMetric(t, url, "go_goroutines")
+		goroutines = gatewayMetric(t, url, "go_goroutines")
 		// A few goroutines come and go on their own (timers, the rooms
 		// service connection); a socket's would be hundreds.
-		if st.GetSessions() == 0 && st.GetMembers() == 0 && goroutines <= idle+10 {
-			t.Logf("gateway goroutines: %.0f before the clients came, %.0f after they left", idle, goroutines)
-			return
+		if st.GetSessions() != 0 || st.GetMembers() != 0 || goroutines > idle+10 {
+			return fmt.Errorf("after everyone left: %d sessions, %d memberships; %.0f gateway goroutines, %.0f before", st.GetSessions(), st.GetMembers(), goroutines, idle)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after everyone left: %d sessions, %d memberships; %.0f gateway goroutines, %.0f before", st.GetSessions(), st.GetMembers(), goroutines, idle)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
+	t.Logf("gateway goroutines: %.0f before the clients came, %.0f after they left", idle, goroutines)
 }
