@@ -594,7 +594,13 @@ type JoinRoomRequest struct {
 	Lease string `protobuf:"bytes,5,opt,name=lease,proto3" json:"lease,omitempty"`
 	// The membership ends with the user's last session, as a guest's does:
 	// when that session's lease expires, the user leaves the room.
-	Ephemeral     bool `protobuf:"varint,6,opt,name=ephemeral,proto3" json:"ephemeral,omitempty"`
+	Ephemeral bool `protobuf:"varint,6,opt,name=ephemeral,proto3" json:"ephemeral,omitempty"`
+	// Also return the room's latest messages, at most this many (capped by
+	// --max-history-page), so that a client entering a room needs one call.
+	HistoryLimit uint32 `protobuf:"varint,7,opt,name=history_limit,json=historyLimit,proto3" json:"history_limit,omitempty"`
+	// Also return the room's first members by user id, with presence, at most
+	// this many (capped by --max-page-size).
+	MembersLimit  uint32 `protobuf:"varint,8,opt,name=members_limit,json=membersLimit,proto3" json:"members_limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -671,6 +677,20 @@ func (x *JoinRoomRequest) GetEphemeral() bool {
 	return false
 }
 
+func (x *JoinRoomRequest) GetHistoryLimit() uint32 {
+	if x != nil {
+		return x.HistoryLimit
+	}
+	return 0
+}
+
+func (x *JoinRoomRequest) GetMembersLimit() uint32 {
+	if x != nil {
+		return x.MembersLimit
+	}
+	return 0
+}
+
 // JoinRoomResponse is the output of JoinRoom.
 type JoinRoomResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -679,7 +699,12 @@ type JoinRoomResponse struct {
 	// The member, with presence after the join.
 	Member *Member `protobuf:"bytes,2,opt,name=member,proto3" json:"member,omitempty"`
 	// True when the user was not a member before this call.
-	Joined        bool `protobuf:"varint,3,opt,name=joined,proto3" json:"joined,omitempty"`
+	Joined bool `protobuf:"varint,3,opt,name=joined,proto3" json:"joined,omitempty"`
+	// The room's latest messages up to room.last_offset, oldest first, when
+	// history_limit asked for them.
+	Messages []*Message `protobuf:"bytes,4,rep,name=messages,proto3" json:"messages,omitempty"`
+	// The room's first members, when members_limit asked for them.
+	Members       []*Member `protobuf:"bytes,5,rep,name=members,proto3" json:"members,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -733,6 +758,20 @@ func (x *JoinRoomResponse) GetJoined() bool {
 		return x.Joined
 	}
 	return false
+}
+
+func (x *JoinRoomResponse) GetMessages() []*Message {
+	if x != nil {
+		return x.Messages
+	}
+	return nil
+}
+
+func (x *JoinRoomResponse) GetMembers() []*Member {
+	if x != nil {
+		return x.Members
+	}
+	return nil
 }
 
 // LeaveRoomRequest is the input of LeaveRoom.
@@ -2147,7 +2186,7 @@ const file_parley_rooms_v1_rooms_proto_rawDesc = "" +
 	"\x11DeleteRoomRequest\x12:\n" +
 	"\tnamespace\x18\x01 \x01(\tB\x1c\xbaH\x19r\x17\x18@2\x13^/[A-Za-z0-9_.~-]*$R\tnamespace\x120\n" +
 	"\x04room\x18\x02 \x01(\tB\x1c\xbaH\x19r\x17\x10\x01\x18\x80\x012\x10^[^\\p{C}\\p{Z}]+$R\x04room\"\x14\n" +
-	"\x12DeleteRoomResponse\"\xba\x02\n" +
+	"\x12DeleteRoomResponse\"\x98\x03\n" +
 	"\x0fJoinRoomRequest\x12:\n" +
 	"\tnamespace\x18\x01 \x01(\tB\x1c\xbaH\x19r\x17\x18@2\x13^/[A-Za-z0-9_.~-]*$R\tnamespace\x120\n" +
 	"\x04room\x18\x02 \x01(\tB\x1c\xbaH\x19r\x17\x10\x01\x18\x80\x012\x10^[^\\p{C}\\p{Z}]+$R\x04room\x120\n" +
@@ -2155,11 +2194,15 @@ const file_parley_rooms_v1_rooms_proto_rawDesc = "" +
 	"\n" +
 	"session_id\x18\x04 \x01(\tB\x19\xbaH\x16r\x14\x18@2\x10^[A-Za-z0-9_-]*$R\tsessionId\x12/\n" +
 	"\x05lease\x18\x05 \x01(\tB\x19\xbaH\x16r\x14\x18@2\x10^[A-Za-z0-9_-]*$R\x05lease\x12\x1c\n" +
-	"\tephemeral\x18\x06 \x01(\bR\tephemeral\"\x86\x01\n" +
+	"\tephemeral\x18\x06 \x01(\bR\tephemeral\x12-\n" +
+	"\rhistory_limit\x18\a \x01(\rB\b\xbaH\x05*\x03\x18\xe8\aR\fhistoryLimit\x12-\n" +
+	"\rmembers_limit\x18\b \x01(\rB\b\xbaH\x05*\x03\x18\xe8\aR\fmembersLimit\"\xef\x01\n" +
 	"\x10JoinRoomResponse\x12)\n" +
 	"\x04room\x18\x01 \x01(\v2\x15.parley.rooms.v1.RoomR\x04room\x12/\n" +
 	"\x06member\x18\x02 \x01(\v2\x17.parley.rooms.v1.MemberR\x06member\x12\x16\n" +
-	"\x06joined\x18\x03 \x01(\bR\x06joined\"\xb2\x01\n" +
+	"\x06joined\x18\x03 \x01(\bR\x06joined\x124\n" +
+	"\bmessages\x18\x04 \x03(\v2\x18.parley.rooms.v1.MessageR\bmessages\x121\n" +
+	"\amembers\x18\x05 \x03(\v2\x17.parley.rooms.v1.MemberR\amembers\"\xb2\x01\n" +
 	"\x10LeaveRoomRequest\x12:\n" +
 	"\tnamespace\x18\x01 \x01(\tB\x1c\xbaH\x19r\x17\x18@2\x13^/[A-Za-z0-9_.~-]*$R\tnamespace\x120\n" +
 	"\x04room\x18\x02 \x01(\tB\x1c\xbaH\x19r\x17\x10\x01\x18\x80\x012\x10^[^\\p{C}\\p{Z}]+$R\x04room\x120\n" +
@@ -2324,8 +2367,8 @@ var file_parley_rooms_v1_rooms_proto_goTypes = []any{
 	(*Room)(nil),                  // 36: parley.rooms.v1.Room
 	(*fieldmaskpb.FieldMask)(nil), // 37: google.protobuf.FieldMask
 	(*Member)(nil),                // 38: parley.rooms.v1.Member
-	(*timestamppb.Timestamp)(nil), // 39: google.protobuf.Timestamp
-	(*Message)(nil),               // 40: parley.rooms.v1.Message
+	(*Message)(nil),               // 39: parley.rooms.v1.Message
+	(*timestamppb.Timestamp)(nil), // 40: google.protobuf.Timestamp
 	(*Event)(nil),                 // 41: parley.rooms.v1.Event
 	(*durationpb.Duration)(nil),   // 42: google.protobuf.Duration
 }
@@ -2339,54 +2382,56 @@ var file_parley_rooms_v1_rooms_proto_depIdxs = []int32{
 	36, // 6: parley.rooms.v1.UpdateRoomResponse.room:type_name -> parley.rooms.v1.Room
 	36, // 7: parley.rooms.v1.JoinRoomResponse.room:type_name -> parley.rooms.v1.Room
 	38, // 8: parley.rooms.v1.JoinRoomResponse.member:type_name -> parley.rooms.v1.Member
-	38, // 9: parley.rooms.v1.AddMemberResponse.member:type_name -> parley.rooms.v1.Member
-	38, // 10: parley.rooms.v1.EndSessionResponse.member:type_name -> parley.rooms.v1.Member
-	38, // 11: parley.rooms.v1.ListMembersResponse.members:type_name -> parley.rooms.v1.Member
-	39, // 12: parley.rooms.v1.PublishResponse.create_time:type_name -> google.protobuf.Timestamp
-	40, // 13: parley.rooms.v1.GetHistoryResponse.messages:type_name -> parley.rooms.v1.Message
-	27, // 14: parley.rooms.v1.SubscribeRequest.rooms:type_name -> parley.rooms.v1.RoomSubscription
-	41, // 15: parley.rooms.v1.SubscribeResponse.event:type_name -> parley.rooms.v1.Event
-	42, // 16: parley.rooms.v1.SaveSessionRequest.ttl:type_name -> google.protobuf.Duration
-	42, // 17: parley.rooms.v1.KeepLeaseRequest.ttl:type_name -> google.protobuf.Duration
-	0,  // 18: parley.rooms.v1.RoomsService.CreateRoom:input_type -> parley.rooms.v1.CreateRoomRequest
-	2,  // 19: parley.rooms.v1.RoomsService.GetRoom:input_type -> parley.rooms.v1.GetRoomRequest
-	4,  // 20: parley.rooms.v1.RoomsService.ListRooms:input_type -> parley.rooms.v1.ListRoomsRequest
-	6,  // 21: parley.rooms.v1.RoomsService.UpdateRoom:input_type -> parley.rooms.v1.UpdateRoomRequest
-	8,  // 22: parley.rooms.v1.RoomsService.DeleteRoom:input_type -> parley.rooms.v1.DeleteRoomRequest
-	10, // 23: parley.rooms.v1.RoomsService.JoinRoom:input_type -> parley.rooms.v1.JoinRoomRequest
-	12, // 24: parley.rooms.v1.RoomsService.LeaveRoom:input_type -> parley.rooms.v1.LeaveRoomRequest
-	14, // 25: parley.rooms.v1.RoomsService.AddMember:input_type -> parley.rooms.v1.AddMemberRequest
-	16, // 26: parley.rooms.v1.RoomsService.KickMember:input_type -> parley.rooms.v1.KickMemberRequest
-	18, // 27: parley.rooms.v1.RoomsService.EndSession:input_type -> parley.rooms.v1.EndSessionRequest
-	20, // 28: parley.rooms.v1.RoomsService.ListMembers:input_type -> parley.rooms.v1.ListMembersRequest
-	31, // 29: parley.rooms.v1.RoomsService.KeepLease:input_type -> parley.rooms.v1.KeepLeaseRequest
-	22, // 30: parley.rooms.v1.RoomsService.Publish:input_type -> parley.rooms.v1.PublishRequest
-	24, // 31: parley.rooms.v1.RoomsService.GetHistory:input_type -> parley.rooms.v1.GetHistoryRequest
-	26, // 32: parley.rooms.v1.RoomsService.Subscribe:input_type -> parley.rooms.v1.SubscribeRequest
-	29, // 33: parley.rooms.v1.RoomsService.SaveSession:input_type -> parley.rooms.v1.SaveSessionRequest
-	33, // 34: parley.rooms.v1.RoomsService.TakeSession:input_type -> parley.rooms.v1.TakeSessionRequest
-	1,  // 35: parley.rooms.v1.RoomsService.CreateRoom:output_type -> parley.rooms.v1.CreateRoomResponse
-	3,  // 36: parley.rooms.v1.RoomsService.GetRoom:output_type -> parley.rooms.v1.GetRoomResponse
-	5,  // 37: parley.rooms.v1.RoomsService.ListRooms:output_type -> parley.rooms.v1.ListRoomsResponse
-	7,  // 38: parley.rooms.v1.RoomsService.UpdateRoom:output_type -> parley.rooms.v1.UpdateRoomResponse
-	9,  // 39: parley.rooms.v1.RoomsService.DeleteRoom:output_type -> parley.rooms.v1.DeleteRoomResponse
-	11, // 40: parley.rooms.v1.RoomsService.JoinRoom:output_type -> parley.rooms.v1.JoinRoomResponse
-	13, // 41: parley.rooms.v1.RoomsService.LeaveRoom:output_type -> parley.rooms.v1.LeaveRoomResponse
-	15, // 42: parley.rooms.v1.RoomsService.AddMember:output_type -> parley.rooms.v1.AddMemberResponse
-	17, // 43: parley.rooms.v1.RoomsService.KickMember:output_type -> parley.rooms.v1.KickMemberResponse
-	19, // 44: parley.rooms.v1.RoomsService.EndSession:output_type -> parley.rooms.v1.EndSessionResponse
-	21, // 45: parley.rooms.v1.RoomsService.ListMembers:output_type -> parley.rooms.v1.ListMembersResponse
-	32, // 46: parley.rooms.v1.RoomsService.KeepLease:output_type -> parley.rooms.v1.KeepLeaseResponse
-	23, // 47: parley.rooms.v1.RoomsService.Publish:output_type -> parley.rooms.v1.PublishResponse
-	25, // 48: parley.rooms.v1.RoomsService.GetHistory:output_type -> parley.rooms.v1.GetHistoryResponse
-	28, // 49: parley.rooms.v1.RoomsService.Subscribe:output_type -> parley.rooms.v1.SubscribeResponse
-	30, // 50: parley.rooms.v1.RoomsService.SaveSession:output_type -> parley.rooms.v1.SaveSessionResponse
-	34, // 51: parley.rooms.v1.RoomsService.TakeSession:output_type -> parley.rooms.v1.TakeSessionResponse
-	35, // [35:52] is the sub-list for method output_type
-	18, // [18:35] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	39, // 9: parley.rooms.v1.JoinRoomResponse.messages:type_name -> parley.rooms.v1.Message
+	38, // 10: parley.rooms.v1.JoinRoomResponse.members:type_name -> parley.rooms.v1.Member
+	38, // 11: parley.rooms.v1.AddMemberResponse.member:type_name -> parley.rooms.v1.Member
+	38, // 12: parley.rooms.v1.EndSessionResponse.member:type_name -> parley.rooms.v1.Member
+	38, // 13: parley.rooms.v1.ListMembersResponse.members:type_name -> parley.rooms.v1.Member
+	40, // 14: parley.rooms.v1.PublishResponse.create_time:type_name -> google.protobuf.Timestamp
+	39, // 15: parley.rooms.v1.GetHistoryResponse.messages:type_name -> parley.rooms.v1.Message
+	27, // 16: parley.rooms.v1.SubscribeRequest.rooms:type_name -> parley.rooms.v1.RoomSubscription
+	41, // 17: parley.rooms.v1.SubscribeResponse.event:type_name -> parley.rooms.v1.Event
+	42, // 18: parley.rooms.v1.SaveSessionRequest.ttl:type_name -> google.protobuf.Duration
+	42, // 19: parley.rooms.v1.KeepLeaseRequest.ttl:type_name -> google.protobuf.Duration
+	0,  // 20: parley.rooms.v1.RoomsService.CreateRoom:input_type -> parley.rooms.v1.CreateRoomRequest
+	2,  // 21: parley.rooms.v1.RoomsService.GetRoom:input_type -> parley.rooms.v1.GetRoomRequest
+	4,  // 22: parley.rooms.v1.RoomsService.ListRooms:input_type -> parley.rooms.v1.ListRoomsRequest
+	6,  // 23: parley.rooms.v1.RoomsService.UpdateRoom:input_type -> parley.rooms.v1.UpdateRoomRequest
+	8,  // 24: parley.rooms.v1.RoomsService.DeleteRoom:input_type -> parley.rooms.v1.DeleteRoomRequest
+	10, // 25: parley.rooms.v1.RoomsService.JoinRoom:input_type -> parley.rooms.v1.JoinRoomRequest
+	12, // 26: parley.rooms.v1.RoomsService.LeaveRoom:input_type -> parley.rooms.v1.LeaveRoomRequest
+	14, // 27: parley.rooms.v1.RoomsService.AddMember:input_type -> parley.rooms.v1.AddMemberRequest
+	16, // 28: parley.rooms.v1.RoomsService.KickMember:input_type -> parley.rooms.v1.KickMemberRequest
+	18, // 29: parley.rooms.v1.RoomsService.EndSession:input_type -> parley.rooms.v1.EndSessionRequest
+	20, // 30: parley.rooms.v1.RoomsService.ListMembers:input_type -> parley.rooms.v1.ListMembersRequest
+	31, // 31: parley.rooms.v1.RoomsService.KeepLease:input_type -> parley.rooms.v1.KeepLeaseRequest
+	22, // 32: parley.rooms.v1.RoomsService.Publish:input_type -> parley.rooms.v1.PublishRequest
+	24, // 33: parley.rooms.v1.RoomsService.GetHistory:input_type -> parley.rooms.v1.GetHistoryRequest
+	26, // 34: parley.rooms.v1.RoomsService.Subscribe:input_type -> parley.rooms.v1.SubscribeRequest
+	29, // 35: parley.rooms.v1.RoomsService.SaveSession:input_type -> parley.rooms.v1.SaveSessionRequest
+	33, // 36: parley.rooms.v1.RoomsService.TakeSession:input_type -> parley.rooms.v1.TakeSessionRequest
+	1,  // 37: parley.rooms.v1.RoomsService.CreateRoom:output_type -> parley.rooms.v1.CreateRoomResponse
+	3,  // 38: parley.rooms.v1.RoomsService.GetRoom:output_type -> parley.rooms.v1.GetRoomResponse
+	5,  // 39: parley.rooms.v1.RoomsService.ListRooms:output_type -> parley.rooms.v1.ListRoomsResponse
+	7,  // 40: parley.rooms.v1.RoomsService.UpdateRoom:output_type -> parley.rooms.v1.UpdateRoomResponse
+	9,  // 41: parley.rooms.v1.RoomsService.DeleteRoom:output_type -> parley.rooms.v1.DeleteRoomResponse
+	11, // 42: parley.rooms.v1.RoomsService.JoinRoom:output_type -> parley.rooms.v1.JoinRoomResponse
+	13, // 43: parley.rooms.v1.RoomsService.LeaveRoom:output_type -> parley.rooms.v1.LeaveRoomResponse
+	15, // 44: parley.rooms.v1.RoomsService.AddMember:output_type -> parley.rooms.v1.AddMemberResponse
+	17, // 45: parley.rooms.v1.RoomsService.KickMember:output_type -> parley.rooms.v1.KickMemberResponse
+	19, // 46: parley.rooms.v1.RoomsService.EndSession:output_type -> parley.rooms.v1.EndSessionResponse
+	21, // 47: parley.rooms.v1.RoomsService.ListMembers:output_type -> parley.rooms.v1.ListMembersResponse
+	32, // 48: parley.rooms.v1.RoomsService.KeepLease:output_type -> parley.rooms.v1.KeepLeaseResponse
+	23, // 49: parley.rooms.v1.RoomsService.Publish:output_type -> parley.rooms.v1.PublishResponse
+	25, // 50: parley.rooms.v1.RoomsService.GetHistory:output_type -> parley.rooms.v1.GetHistoryResponse
+	28, // 51: parley.rooms.v1.RoomsService.Subscribe:output_type -> parley.rooms.v1.SubscribeResponse
+	30, // 52: parley.rooms.v1.RoomsService.SaveSession:output_type -> parley.rooms.v1.SaveSessionResponse
+	34, // 53: parley.rooms.v1.RoomsService.TakeSession:output_type -> parley.rooms.v1.TakeSessionResponse
+	37, // [37:54] is the sub-list for method output_type
+	20, // [20:37] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_parley_rooms_v1_rooms_proto_init() }

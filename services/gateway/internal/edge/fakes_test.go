@@ -81,7 +81,25 @@ func (f *fakeRooms) CreateRoom(_ context.Context, req *roomsv1.CreateRoomRequest
 }
 
 func (f *fakeRooms) JoinRoom(_ context.Context, req *roomsv1.JoinRoomRequest, _ ...grpc.CallOption) (*roomsv1.JoinRoomResponse, error) {
-	return &roomsv1.JoinRoomResponse{Room: &roomsv1.Room{Name: req.GetRoom(), LastOffset: 7}}, f.call("JoinRoom", req)
+	resp := &roomsv1.JoinRoomResponse{Room: &roomsv1.Room{Name: req.GetRoom(), LastOffset: 7}}
+	if req.GetHistoryLimit() > 0 {
+		resp.Messages = fakeHistory(req.GetRoom())
+	}
+	if req.GetMembersLimit() > 0 {
+		resp.Members = fakeMembers()
+	}
+	return resp, f.call("JoinRoom", req)
+}
+
+func fakeHistory(room string) []*roomsv1.Message {
+	return []*roomsv1.Message{
+		{Room: room, Offset: 6, Sender: "bob", Payload: `{"text":"hi"}`, CreateTime: stamp},
+		{Room: room, Offset: 7, Sender: "svc", Payload: "plain text", ClientMessageId: "c-7", CreateTime: stamp},
+	}
+}
+
+func fakeMembers() []*roomsv1.Member {
+	return []*roomsv1.Member{{UserId: "alice", Online: true}, {UserId: "bob"}}
 }
 
 func (f *fakeRooms) EndSession(_ context.Context, req *roomsv1.EndSessionRequest, _ ...grpc.CallOption) (*roomsv1.EndSessionResponse, error) {
@@ -93,14 +111,11 @@ func (f *fakeRooms) LeaveRoom(_ context.Context, req *roomsv1.LeaveRoomRequest, 
 }
 
 func (f *fakeRooms) GetHistory(_ context.Context, req *roomsv1.GetHistoryRequest, _ ...grpc.CallOption) (*roomsv1.GetHistoryResponse, error) {
-	return &roomsv1.GetHistoryResponse{HasMore: true, Messages: []*roomsv1.Message{
-		{Room: req.GetRoom(), Offset: 6, Sender: "bob", Payload: `{"text":"hi"}`, CreateTime: stamp},
-		{Room: req.GetRoom(), Offset: 7, Sender: "svc", Payload: "plain text", ClientMessageId: "c-7", CreateTime: stamp},
-	}}, f.call("GetHistory", req)
+	return &roomsv1.GetHistoryResponse{HasMore: true, Messages: fakeHistory(req.GetRoom())}, f.call("GetHistory", req)
 }
 
 func (f *fakeRooms) ListMembers(_ context.Context, req *roomsv1.ListMembersRequest, _ ...grpc.CallOption) (*roomsv1.ListMembersResponse, error) {
-	return &roomsv1.ListMembersResponse{Members: []*roomsv1.Member{{UserId: "alice", Online: true}, {UserId: "bob"}}}, f.call("ListMembers", req)
+	return &roomsv1.ListMembersResponse{Members: fakeMembers()}, f.call("ListMembers", req)
 }
 
 func (f *fakeRooms) Publish(_ context.Context, req *roomsv1.PublishRequest, _ ...grpc.CallOption) (*roomsv1.PublishResponse, error) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -105,7 +106,10 @@ func TestJoin(t *testing.T) {
 	oneRoom.MaxRooms = 1
 	runHandlerCases(t, []handlerCase{
 		{name: "joins and acks the room's state", event: "join", args: []any{"lobby"},
-			check: func(t *testing.T, ack map[string]any, _ *fakeRooms, rel *fakeRelay, c *client) {
+			check: func(t *testing.T, ack map[string]any, rooms *fakeRooms, rel *fakeRelay, c *client) {
+				if !slices.Equal(rooms.calls, []string{"JoinRoom"}) {
+					t.Errorf("rooms service calls %v, want one JoinRoom", rooms.calls)
+				}
 				want := `{"members":[{"online":true,"user":"alice"},{"online":false,"user":"bob"}],` +
 					`"messages":[{"from":"bob","id":"6","msg":{"text":"hi"},"offset":6,"room":"lobby","ts":1700000000000},` +
 					`{"from":"svc","id":"c-7","msg":"plain text","offset":7,"room":"lobby","ts":1700000000000}],` +
@@ -163,9 +167,9 @@ func TestJoin(t *testing.T) {
 					t.Errorf("message %q, want the rooms service's", msg)
 				}
 			}},
-		{name: "rooms service down", fail: map[string]error{"GetHistory": status.Error(codes.Unavailable, "connection refused 127.0.0.1:1")},
+		{name: "rooms service down", fail: map[string]error{"JoinRoom": status.Error(codes.Unavailable, "connection refused 127.0.0.1:1")},
 			event: "join", args: []any{"lobby"}, code: CodeUnavailable},
-		{name: "rooms service fails", fail: map[string]error{"ListMembers": status.Error(codes.Internal, "disk full")},
+		{name: "rooms service fails", fail: map[string]error{"JoinRoom": status.Error(codes.Internal, "disk full")},
 			event: "join", args: []any{"lobby"}, code: CodeInternal,
 			check: func(t *testing.T, ack map[string]any, _ *fakeRooms, _ *fakeRelay, _ *client) {
 				if msg := ack["error"].(map[string]any)["message"]; msg != "internal error" {

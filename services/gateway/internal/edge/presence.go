@@ -24,15 +24,23 @@ func (c *client) members(ctx context.Context, req roomRequest) (membersResult, e
 	return membersResult{Members: ms}, err
 }
 
+// membersPage is how many members a join ack and the members event list: the
+// room's first, by user id.
+const membersPage = 100
+
 // listMembers reads the room's first page of members with their presence.
 func (c *client) listMembers(ctx context.Context, room string) ([]member, error) {
-	resp, err := c.g.cfg.Rooms.ListMembers(ctx, &roomsv1.ListMembersRequest{Namespace: c.ns.Name, Room: room})
+	resp, err := c.g.cfg.Rooms.ListMembers(ctx, &roomsv1.ListMembersRequest{Namespace: c.ns.Name, Room: room, PageSize: membersPage})
 	if err != nil {
 		return nil, err
 	}
-	out := make([]member, 0, len(resp.GetMembers()))
-	for _, m := range resp.GetMembers() {
+	return toMembers(resp.GetMembers()), nil
+}
+
+func toMembers(ms []*roomsv1.Member) []member {
+	out := make([]member, 0, len(ms))
+	for _, m := range ms {
 		out = append(out, member{User: m.GetUserId(), Online: m.GetOnline()})
 	}
-	return out, nil
+	return out
 }

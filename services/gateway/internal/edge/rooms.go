@@ -90,27 +90,20 @@ func (c *client) acquire(ctx context.Context, room string) (*relay.Room, error) 
 // room (see acquire).
 const acquireTries = 3
 
-// enter joins the user to room in the rooms service and reads what the join
-// ack shows: the last messages and the members. It also returns the room's
-// epoch.
+// enter joins the user to room in the rooms service, which answers with what
+// the join ack shows: the last messages and the members. It also returns the
+// room's epoch.
 func (c *client) enter(ctx context.Context, room string) (joinResult, string, error) {
-	jr, err := c.g.cfg.Rooms.JoinRoom(ctx, c.joinRequest(room))
+	req := c.joinRequest(room)
+	req.HistoryLimit, req.MembersLimit = uint32(c.g.cfg.Limits.HistoryOnJoin), membersPage
+	jr, err := c.g.cfg.Rooms.JoinRoom(ctx, req)
 	if err != nil {
 		return joinResult{}, "", err
 	}
-	last := jr.GetRoom().GetLastOffset()
-	hist, err := c.g.cfg.Rooms.GetHistory(ctx, &roomsv1.GetHistoryRequest{
-		Namespace: c.ns.Name, Room: room, Limit: uint32(c.g.cfg.Limits.HistoryOnJoin),
-		Cursor: &roomsv1.GetHistoryRequest_BeforeOffset{BeforeOffset: last + 1},
-	})
-	if err != nil {
-		return joinResult{}, "", err
+	res := joinResult{
+		Room: room, Offset: jr.GetRoom().GetLastOffset(),
+		Messages: wire.NewMessages(jr.GetMessages()), Members: toMembers(jr.GetMembers()),
 	}
-	ms, err := c.listMembers(ctx, room)
-	if err != nil {
-		return joinResult{}, "", err
-	}
-	res := joinResult{Room: room, Offset: last, Messages: wire.NewMessages(hist.GetMessages()), Members: ms}
 	return res, jr.GetRoom().GetEpoch(), nil
 }
 

@@ -353,3 +353,52 @@ func TestRateLimit(t *testing.T) {
 		t.Errorf("health check rate limited: %v", err)
 	}
 }
+
+// TestJoinRoomReturnsWhatAClientEntersWith checks that one JoinRoom call can
+// bring the latest messages and the members, as the gateway's join ack needs,
+// within the limits asked for and those of the service.
+func TestJoinRoomReturnsWhatAClientEntersWith(t *testing.T) {
+	s := startServer(t, func(l *server.Limits, _ *app.GRPCOptions) { l.MaxHistoryPage, l.MaxPageSize = 4, 2 })
+	mustCreate(t, s, "/", "lobby", nil)
+	for _, u := range []string{"carol", "alice"} {
+		mustJoin(t, s, "/", "lobby", u, "")
+	}
+	for i := 1; i <= 6; i++ {
+		mustPublish(t, s, "/", "lobby", "alice", fmt.Sprintf(`"m%d"`, i))
+	}
+	tests := []struct {
+		name             string
+		history, members uint32
+		wantOffsets      []uint64
+		wantMembers      []string
+	}{
+		{"neither", 0, 0, nil, nil},
+		{"latest two", 2, 0, []uint64{5, 6}, nil},
+		{"capped by the service", 10, 10, []uint64{3, 4, 5, 6}, []string{"alice", "bob"}},
+		{"one member", 0, 1, nil, []string{"alice"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, err := s.rooms.JoinRoom(svcCtx(t), &roomsv1.JoinRoomRequest{
+				Namespace: "/", Room: "lobby", UserId: "bob", SessionId: "s1", HistoryLimit: tt.history, MembersLimit: tt.members,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var offsets []uint64
+			for _, m := range resp.GetMessages() {
+				offsets = append(offsets, m.GetOffset())
+			}
+			var members []string
+			for _, m := range resp.GetMembers() {
+				members = append(members, m.GetUserId())
+			}
+			if fmt.Sprint(offsets) != fmt.Sprint(tt.wantOffsets) || fmt.Sprint(members) != fmt.Sprint(tt.wantMembers) {
+				t.Errorf("messages %v, members %v; want %v, %v", offsets, members, tt.wantOffsets, tt.wantMembers)
+			}
+			if resp.GetRoom().GetLastOffset() != 6 {
+				t.Errorf("last offset %d, want 6", resp.GetRoom().GetLastOffset())
+			}
+		})
+	}
+}

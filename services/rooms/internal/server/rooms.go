@@ -142,7 +142,31 @@ func (s *Rooms) JoinRoom(ctx context.Context, req *roomsv1.JoinRoomRequest) (*ro
 	if err != nil {
 		return nil, errStatus(ctx, s.d.Log, "join room", err)
 	}
-	return &roomsv1.JoinRoomResponse{Room: toProtoRoom(res.Room), Member: toProtoMember(res.Member), Joined: res.Joined}, nil
+	resp := &roomsv1.JoinRoomResponse{Room: toProtoRoom(res.Room), Member: toProtoMember(res.Member), Joined: res.Joined}
+	if n := req.GetHistoryLimit(); n > 0 {
+		// Read up to the offset the join saw, so that the caller, subscribed
+		// before it joined, has every later message live and none twice.
+		msgs, err := s.d.Store.History(ctx, store.HistoryQuery{
+			Room: res.Room.RoomKey, Mode: store.HistoryBefore, Offset: res.Room.LastOffset + 1,
+			Limit: min(int(n), s.d.Limits.MaxHistoryPage),
+		})
+		if err != nil {
+			return nil, errStatus(ctx, s.d.Log, "join room: read history", err)
+		}
+		for _, m := range msgs {
+			resp.Messages = append(resp.Messages, toProtoMessage(m))
+		}
+	}
+	if n := req.GetMembersLimit(); n > 0 {
+		members, err := s.d.Store.ListMembers(ctx, res.Room.RoomKey, "", min(int(n), s.d.Limits.MaxPageSize))
+		if err != nil {
+			return nil, errStatus(ctx, s.d.Log, "join room: list members", err)
+		}
+		for _, m := range members {
+			resp.Members = append(resp.Members, toProtoMember(m))
+		}
+	}
+	return resp, nil
 }
 
 func (s *Rooms) AddMember(ctx context.Context, req *roomsv1.AddMemberRequest) (*roomsv1.AddMemberResponse, error) {
