@@ -62,7 +62,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := newMetrics(reg)
-	rel := relay.New(rooms, log, metrics, relay.Options{Replay: 256, Backlog: cfg.CatchUpBacklog})
+	rel := relay.New(rooms, log, metrics, relay.Options{Replay: 256, Backlog: cfg.CatchUpBacklog, PresenceMax: edge.PresenceLimits(cfg.Namespaces)})
 	defer rel.Close()
 
 	gw, err := edge.New(edge.Config{

@@ -68,7 +68,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	fs.StringVar(&c.ServiceToken, "service-token", "", "service credential for the rooms service (required)")
 	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "HS256 secrets of client tokens, comma-separated: all are accepted, the first signs (rotate by putting the new one first, then dropping the old); a namespace with auth needs this or --jwt-public-keys")
 	fs.StringVar(&c.JWTPublicKeys, "jwt-public-keys", "", "PEM file of an identity provider's public keys, RSA (RS256) or P-256 ECDSA (ES256), that client tokens may be signed with")
-	fs.StringVar(&c.ConfigFile, "config", "", `JSON file of namespaces: {"namespaces":[{"name":"/","auth":false,"default_rooms":["room1"],"room_pattern":"","create_rooms":true,"empty_room_ttl":"10m"}]}; without it, "/" serves the classic chat`)
+	fs.StringVar(&c.ConfigFile, "config", "", `JSON file of namespaces: {"namespaces":[{"name":"/","auth":false,"default_rooms":["room1"],"room_pattern":"","create_rooms":true,"empty_room_ttl":"10m","presence_max_members":100}]}; without it, "/" serves the classic chat`)
 	fs.StringVar(&c.CORSOrigins, "cors-origins", "", "comma-separated origins allowed to connect from browsers on other origins (* for any); empty allows same-origin only")
 	fs.BoolVar(&c.AllowEIO3, "allow-eio3", false, "also accept socket.io v2 clients (Engine.IO protocol 3)")
 	fs.DurationVar(&c.PingInterval, "ping-interval", 25*time.Second, "Engine.IO ping interval")

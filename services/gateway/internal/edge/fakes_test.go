@@ -204,6 +204,8 @@ func (r *fakeRelay) Add(_ context.Context, rm *relay.Room, m *relay.Member, seen
 	return max(seen, upTo), nil
 }
 
+func (r *fakeRelay) SetSize(*relay.Room, int) {}
+
 func (r *fakeRelay) Remove(rm *relay.Room, _ *relay.Member) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -6,6 +6,7 @@
 package edge
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -41,9 +42,31 @@ type Namespace struct {
 	// EmptyRoomTTL, a duration such as "10m", has the rooms that joins
 	// create deleted once they have been empty that long; empty keeps them.
 	EmptyRoomTTL string `json:"empty_room_ttl"`
+	// PresenceMaxMembers is the most members a room may have for its members
+	// to be sent "member joined" and "member left": beyond it those events
+	// would cost every member a packet per arrival, and members ask for
+	// presence with the members event instead. 0 takes the default,
+	// DefaultPresenceMaxMembers; negative sends none.
+	PresenceMaxMembers int `json:"presence_max_members"`
 
 	roomRE   *regexp.Regexp
 	emptyTTL time.Duration
+}
+
+// DefaultPresenceMaxMembers is the presence limit of a namespace that sets
+// none: rooms as big as a team's channel see each other come and go; in a
+// bigger room, such as the one every socket of a namespace joins, a connect
+// storm of N sockets would otherwise send N² presence packets.
+const DefaultPresenceMaxMembers = 100
+
+// PresenceLimits returns each namespace's presence limit (see
+// Namespace.PresenceMaxMembers), as the relay takes them.
+func PresenceLimits(namespaces []Namespace) map[string]int {
+	limits := make(map[string]int, len(namespaces))
+	for _, ns := range namespaces {
+		limits[ns.Name] = cmp.Or(ns.PresenceMaxMembers, DefaultPresenceMaxMembers)
+	}
+	return limits
 }
 
 // Limits bound what one socket may do.
@@ -79,6 +102,7 @@ type Relay interface {
 	Acquire(ctx context.Context, k relay.Key) (*relay.Room, error)
 	Release(rm *relay.Room)
 	Add(ctx context.Context, rm *relay.Room, m *relay.Member, seen, upTo uint64) (uint64, error)
+	SetSize(rm *relay.Room, members int)
 	Remove(rm *relay.Room, m *relay.Member)
 }
 

@@ -150,11 +150,11 @@ func (c *client) rejoin(room string, place savedPlace) error {
 	}
 	jr, err := c.g.cfg.Rooms.JoinRoom(ctx, c.joinRequest(room))
 	if err == nil {
-		seen, epoch := place.Offset, jr.GetRoom().GetEpoch()
-		if epoch != place.Epoch {
+		seen := place.Offset
+		if jr.GetRoom().GetEpoch() != place.Epoch {
 			seen = 0
 		}
-		err = c.attach(ctx, room, sub, seen, jr.GetRoom().GetLastOffset(), epoch)
+		err = c.attach(ctx, room, sub, seen, jr.GetRoom())
 	}
 	if err != nil {
 		c.g.cfg.Relay.Release(sub)

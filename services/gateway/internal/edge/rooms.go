@@ -40,9 +40,9 @@ func (c *client) join(ctx context.Context, req roomRequest) (joinResult, error) 
 			return joinResult{}, err
 		}
 	}
-	res, epoch, err := c.enter(ctx, room)
+	res, state, err := c.enter(ctx, room)
 	if err == nil && !already {
-		err = c.attach(ctx, room, sub, res.Offset, res.Offset, epoch)
+		err = c.attach(ctx, room, sub, res.Offset, state)
 	}
 	if err != nil {
 		if !already {
@@ -92,34 +92,35 @@ const acquireTries = 3
 
 // enter joins the user to room in the rooms service, which answers with what
 // the join ack shows: the last messages and the members. It also returns the
-// room's epoch.
-func (c *client) enter(ctx context.Context, room string) (joinResult, string, error) {
+// room as the join left it.
+func (c *client) enter(ctx context.Context, room string) (joinResult, *roomsv1.Room, error) {
 	req := c.joinRequest(room)
 	req.HistoryLimit, req.MembersLimit = uint32(c.g.cfg.Limits.HistoryOnJoin), membersPage
 	jr, err := c.g.cfg.Rooms.JoinRoom(ctx, req)
 	if err != nil {
-		return joinResult{}, "", err
+		return joinResult{}, nil, err
 	}
 	res := joinResult{
 		Room: room, Offset: jr.GetRoom().GetLastOffset(),
 		Messages: wire.NewMessages(jr.GetMessages()), Members: toMembers(jr.GetMembers()),
 	}
-	return res, jr.GetRoom().GetEpoch(), nil
+	return res, jr.GetRoom(), nil
 }
 
 // errDisconnected refuses an event whose socket disconnected while it ran.
 var errDisconnected = errorf(CodeUnavailable, "the socket disconnected")
 
 // attach hands the socket to the relay's subscription sub of room, caught up
-// from seen, where the room is known to have reached upTo, and records the
-// room as joined. The caller holds the reference on sub, which the socket
-// keeps on success.
-func (c *client) attach(ctx context.Context, room string, sub *relay.Room, seen, upTo uint64, epoch string) error {
-	reached, err := c.g.cfg.Relay.Add(ctx, sub, c.member, seen, upTo)
+// from seen, where state (the room as the socket's join left it) says the
+// room has reached, and records the room as joined. The caller holds the
+// reference on sub, which the socket keeps on success.
+func (c *client) attach(ctx context.Context, room string, sub *relay.Room, seen uint64, state *roomsv1.Room) error {
+	c.g.cfg.Relay.SetSize(sub, int(state.GetMemberCount()))
+	reached, err := c.g.cfg.Relay.Add(ctx, sub, c.member, seen, state.GetLastOffset())
 	if err != nil {
 		return err
 	}
-	if !c.record(room, &joined{sub: sub, offset: reached, epoch: epoch}) {
+	if !c.record(room, &joined{sub: sub, offset: reached, epoch: state.GetEpoch()}) {
 		// The socket went away during the join: undo it, as its disconnect
 		// could not.
 		c.g.cfg.Relay.Remove(sub, c.member)

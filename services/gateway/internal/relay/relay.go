@@ -57,6 +57,13 @@ type Options struct {
 	// Backlog is how many live messages may wait for a member while it
 	// catches up from history; beyond that it is failed as slow.
 	Backlog int
+	// PresenceMax is, per namespace, the most members a room may have for
+	// its "member joined" and "member left" events to reach its sockets:
+	// in a bigger room they would cost every member a packet per arrival,
+	// so that connecting N sockets costs N² packets, and its members read
+	// presence on demand instead. Negative sends none; a namespace not
+	// listed has no limit.
+	PresenceMax map[string]int
 }
 
 // ErrClosed is returned once the relay is shutting down.
@@ -101,6 +108,11 @@ type Room struct {
 	delivered uint64               // offset of the last message dispatched
 	recent    []wire.MessagePacket // the last messages dispatched, oldest first
 	ended     bool                 // the room was deleted: nobody is added any more
+	// size is how many members the room has, as the rooms service last
+	// counted them for a join (SetSize), kept current by the member joined
+	// and left events since: exact but for the joins and leaves in flight,
+	// which is all the presence limit needs.
+	size int
 }
 
 // position is where a member stands in a room.
@@ -216,6 +228,13 @@ func (r *Relay) Add(ctx context.Context, rm *Room, m *Member, seen, upTo uint64)
 // to end.
 func (rm *Room) replays(seen, end uint64) bool {
 	return end <= rm.delivered && len(rm.recent) > 0 && rm.recent[0].Offset <= seen+1
+}
+
+// SetSize records how many members the rooms service counted in the room.
+func (r *Relay) SetSize(rm *Room, members int) {
+	rm.mu.Lock()
+	rm.size = members
+	rm.mu.Unlock()
 }
 
 // Remove stops delivering the room's events to m.

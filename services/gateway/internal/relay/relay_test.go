@@ -393,3 +393,76 @@ func TestDeletedRoomIsLeftAndSubscribedAfresh(t *testing.T) {
 		t.Fatalf("got %d, want 1", got)
 	}
 }
+
+// TestPresenceEventsStopInBigRooms checks that member joined and left events
+// reach the room's sockets only while the room is within its namespace's
+// presence limit, and that a user who leaves a big room is still told.
+func TestPresenceEventsStopInBigRooms(t *testing.T) {
+	rooms := &fakeRooms{events: make(chan *roomsv1.Event)}
+	r, rm := newRelay(t, rooms, Options{Replay: 4, Backlog: 10, PresenceMax: map[string]int{"/": 3}})
+	a, b := newSocket(), newSocket()
+	for _, mem := range []*Member{newMember("a", a, nil), newMember("b", b, nil)} {
+		if _, err := r.Add(t.Context(), rm, mem, 0, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.SetSize(rm, 2)
+	presence := func(kind, user string) *roomsv1.Event {
+		ev := &roomsv1.Event{Namespace: "/", Room: "r"}
+		if kind == "joined" {
+			ev.Kind = &roomsv1.Event_MemberJoined{MemberJoined: &roomsv1.MemberJoined{UserId: user}}
+		} else {
+			ev.Kind = &roomsv1.Event_MemberLeft{MemberLeft: &roomsv1.MemberLeft{UserId: user}}
+		}
+		return ev
+	}
+	next := func(s *socket) string {
+		select {
+		case p := <-s.packets:
+			return p
+		case <-time.After(5 * time.Second):
+			t.Fatal("no packet within 5s")
+			return ""
+		}
+	}
+	var offset uint64
+	steps := []struct {
+		event   *roomsv1.Event
+		wantA   string // "" when a gets no presence event
+		wantB   string
+		comment string
+	}{
+		{presence("joined", "x"), `2["member joined",{"room":"r","user":"x"}]`, `2["member joined",{"room":"r","user":"x"}]`, "3 members: within the limit"},
+		{presence("joined", "y"), "", "", "4 members: over it"},
+		{presence("joined", "z"), "", "", "5 members"},
+		{presence("left", "z"), "", "", "4 members"},
+		{presence("left", "y"), `2["member left",{"room":"r","user":"y"}]`, `2["member left",{"room":"r","user":"y"}]`, "3 members again"},
+		{presence("joined", "y"), "", "", "4 members again"},
+		{presence("joined", "w"), "", "", "5 members"},
+		{presence("left", "u-a"), `2["member left",{"room":"r","user":"u-a"}]`, "", "a leaves a big room and is told"},
+	}
+	for i, st := range steps {
+		last := i == len(steps)-1
+		rooms.events <- st.event
+		offset++
+		rooms.events <- messageEvent(offset)
+		for _, s := range []struct {
+			sock    *socket
+			want    string
+			message bool
+		}{{a, st.wantA, !last}, {b, st.wantB, true}} {
+			if s.want != "" {
+				if p := next(s.sock); p != s.want {
+					t.Fatalf("%s: packet %s, want %s", st.comment, p, s.want)
+				}
+			}
+			if !s.message {
+				continue
+			}
+			if p := next(s.sock); !strings.HasPrefix(p, `2["receive message"`) {
+				t.Fatalf("%s: packet %s, want the message", st.comment, p)
+			}
+		}
+	}
+	a.quiet(t)
+}

@@ -130,12 +130,12 @@ func (r *Relay) dispatch(rm *Room, ev *roomsv1.Event) {
 			r.metrics.Delivered(time.Since(m.GetCreateTime().AsTime()))
 		}
 	case *roomsv1.Event_MemberJoined:
-		r.broadcast(rm, wire.EventMemberJoined, k.MemberJoined.GetUserId())
+		r.presence(rm, wire.EventMemberJoined, k.MemberJoined.GetUserId(), +1)
 	case *roomsv1.Event_MemberLeft:
 		user := k.MemberLeft.GetUserId()
-		r.broadcast(rm, wire.EventMemberLeft, user)
-		// The user's own sockets here are told too, then stop receiving the
-		// room: a removed member must not go on reading it.
+		r.presence(rm, wire.EventMemberLeft, user, -1)
+		// The user's own sockets here stop receiving the room: a removed
+		// member must not go on reading it.
 		rm.mu.Lock()
 		for m := range rm.members {
 			if m.User == user {
@@ -178,7 +178,11 @@ func (r *Relay) dispatchMessage(rm *Room, p wire.MessagePacket) bool {
 	return true
 }
 
-func (r *Relay) broadcast(rm *Room, event, user string) {
+// presence counts a member joining (delta +1) or leaving (-1) and tells the
+// room's sockets. In a room too big for presence events only the user's own
+// sockets are told, so that one that is kicked learns why the room went
+// quiet.
+func (r *Relay) presence(rm *Room, event, user string, delta int) {
 	p, err := wire.Event(rm.key.Namespace, event, wire.Presence{Room: rm.key.Room, User: user})
 	if err != nil {
 		r.log.Error("encoding presence event failed", "event", event, "err", err)
@@ -186,7 +190,12 @@ func (r *Relay) broadcast(rm *Room, event, user string) {
 	}
 	rm.mu.Lock()
 	defer rm.mu.Unlock()
+	rm.size = max(rm.size+delta, 0)
+	limit, limited := r.opts.PresenceMax[rm.key.Namespace]
+	quiet := limited && rm.size > limit
 	for m := range rm.members {
-		m.Out.Write(p)
+		if !quiet || m.User == user {
+			m.Out.Write(p)
+		}
 	}
 }
