@@ -1,7 +1,9 @@
 package wire
 
 import (
+	"bytes"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,9 +39,9 @@ type Conn struct {
 	// mu orders message writes: each message packet ends with the socket's
 	// offsets as of that packet, and they must reach the client in the order
 	// they were computed.
-	mu  sync.Mutex
-	pos map[string]uint64 // room -> offset of the last message written, or the join's
-	key string            // the key the socket's session is stored under
+	mu     sync.Mutex
+	places []place // per room, in name order: offset of the last message written, or the join's
+	key    string  // the key the socket's session is stored under
 }
 
 // NewConn returns a Conn on t that lets limit bytes wait. Every message it
@@ -47,7 +49,7 @@ type Conn struct {
 // onSlow is called once, on its own goroutine, when the socket falls behind;
 // it should disconnect the socket.
 func NewConn(t Transport, key string, limit int, onSlow func()) *Conn {
-	return &Conn{t: t, key: key, limit: int64(limit), onSlow: onSlow, pos: make(map[string]uint64)}
+	return &Conn{t: t, key: key, limit: int64(limit), onSlow: onSlow}
 }
 
 // Write queues p, unless the socket is slow.
@@ -66,21 +68,22 @@ func (c *Conn) WriteMessage(p MessagePacket, catchUp bool) bool {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	pos := c.pos[p.Room]
-	c.pos[p.Room] = p.Offset
-	if !c.write(p.text(EncodePosition(c.key, c.pos)), catchUp) {
-		c.pos[p.Room] = pos
+	i := c.place(p.Room)
+	before := c.places[i].offset
+	c.places[i].offset = p.Offset
+	if !c.write(p.appendText(c.key, c.places), catchUp) {
+		c.places[i].offset = before
 		return false
 	}
 	return true
 }
 
-func (c *Conn) write(text string, exempt bool) bool {
+func (c *Conn) write(text []byte, exempt bool) bool {
 	n := int64(len(text))
 	if !c.reserve(n, exempt) {
 		return false
 	}
-	c.t.Write(strings.NewReader(text), nil, func(transports.Transport) { c.pending.Add(-n) })
+	c.t.Write(bytes.NewReader(text), nil, func(transports.Transport) { c.pending.Add(-n) })
 	return true
 }
 
@@ -112,13 +115,27 @@ func (c *Conn) reserve(n int64, exempt bool) bool {
 // as after a join whose history ends there.
 func (c *Conn) SetPos(room string, off uint64) {
 	c.mu.Lock()
-	c.pos[room] = off
+	c.places[c.place(room)].offset = off
 	c.mu.Unlock()
 }
 
 // DropPos forgets room, which the socket left.
 func (c *Conn) DropPos(room string) {
 	c.mu.Lock()
-	delete(c.pos, room)
+	if i, ok := slices.BinarySearchFunc(c.places, room, byRoom); ok {
+		c.places = slices.Delete(c.places, i, i+1)
+	}
 	c.mu.Unlock()
 }
+
+// place returns the index of room's place, adding it at offset 0 if the
+// socket has none. c.mu is held.
+func (c *Conn) place(room string) int {
+	i, ok := slices.BinarySearchFunc(c.places, room, byRoom)
+	if !ok {
+		c.places = slices.Insert(c.places, i, newPlace(room, 0))
+	}
+	return i
+}
+
+func byRoom(p place, room string) int { return strings.Compare(p.room, room) }

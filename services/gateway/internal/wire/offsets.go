@@ -2,7 +2,7 @@ package wire
 
 import (
 	"net/url"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -14,21 +14,42 @@ import (
 // "room=offset&room=offset", rooms in name order, names query-escaped (which
 // also keeps the string free of characters JSON would escape).
 func EncodeOffsets(pos map[string]uint64) string {
-	rooms := make([]string, 0, len(pos))
-	for r := range pos {
-		rooms = append(rooms, r)
+	return string(appendOffsets(nil, placesOf(pos)))
+}
+
+// place is a socket's offset in one room, with the room's name escaped once
+// for the many offset strings that will carry it.
+type place struct {
+	room, escaped string
+	offset        uint64
+}
+
+func newPlace(room string, offset uint64) place {
+	return place{room: room, escaped: url.QueryEscape(room), offset: offset}
+}
+
+// placesOf returns pos as places in room name order.
+func placesOf(pos map[string]uint64) []place {
+	places := make([]place, 0, len(pos))
+	for r, off := range pos {
+		places = append(places, newPlace(r, off))
 	}
-	sort.Strings(rooms)
-	var b strings.Builder
-	for i, r := range rooms {
+	slices.SortFunc(places, func(a, b place) int { return strings.Compare(a.room, b.room) })
+	return places
+}
+
+// appendOffsets appends the offset string of places, which are in room name
+// order, to b.
+func appendOffsets(b []byte, places []place) []byte {
+	for i, p := range places {
 		if i > 0 {
-			b.WriteByte('&')
+			b = append(b, '&')
 		}
-		b.WriteString(url.QueryEscape(r))
-		b.WriteByte('=')
-		b.WriteString(strconv.FormatUint(pos[r], 10))
+		b = append(b, p.escaped...)
+		b = append(b, '=')
+		b = strconv.AppendUint(b, p.offset, 10)
 	}
-	return b.String()
+	return b
 }
 
 // DecodeOffsets parses what EncodeOffsets produced. A client may send
@@ -57,7 +78,13 @@ func DecodeOffsets(s string) map[string]uint64 {
 // its session is stored under, then its offsets, as "key|room=offset&...".
 // Room names are query-escaped, so the first "|" always ends the key.
 func EncodePosition(key string, pos map[string]uint64) string {
-	return key + "|" + EncodeOffsets(pos)
+	return string(appendPosition(nil, key, placesOf(pos)))
+}
+
+func appendPosition(b []byte, key string, places []place) []byte {
+	b = append(b, key...)
+	b = append(b, '|')
+	return appendOffsets(b, places)
 }
 
 // DecodePosition parses what EncodePosition produced; a string without a key

@@ -3,12 +3,11 @@ package wire
 import (
 	"encoding/json"
 	"fmt"
-	"strings"
 )
 
 // Packet is an encoded socket.io packet, shared by every socket it goes to.
 type Packet struct {
-	text string
+	text []byte
 }
 
 // Event encodes a socket.io EVENT packet (no ack id, no binary) to namespace
@@ -19,18 +18,16 @@ func Event(nsp, name string, args ...any) (Packet, error) {
 	if err != nil {
 		return Packet{}, fmt.Errorf("encode %q: %w", name, err)
 	}
-	var b strings.Builder
-	eventHeader(&b, nsp)
-	b.Write(data)
-	return Packet{text: b.String()}, nil
+	return Packet{text: append(appendEventHeader(make([]byte, 0, len(nsp)+2+len(data)), nsp), data...)}, nil
 }
 
-func eventHeader(b *strings.Builder, nsp string) {
-	b.WriteByte('2')
+func appendEventHeader(b []byte, nsp string) []byte {
+	b = append(b, '2')
 	if nsp != "/" {
-		b.WriteString(nsp)
-		b.WriteByte(',')
+		b = append(b, nsp...)
+		b = append(b, ',')
 	}
+	return b
 }
 
 // MessagePacket is a "receive message" packet encoded once, except for its
@@ -45,20 +42,29 @@ type MessagePacket struct {
 // EncodeMessage encodes the "receive message" packet of m to namespace nsp.
 func EncodeMessage(nsp string, m Message, session string) MessagePacket {
 	meta, _ := json.Marshal(m.Meta) // strings and numbers always encode
-	var b strings.Builder
-	b.Grow(len(nsp) + len(m.Msg) + len(meta) + 24)
-	eventHeader(&b, nsp)
-	b.WriteString(`["` + EventMessage + `",`)
-	b.Write(m.Msg)
-	b.WriteByte(',')
-	b.Write(meta)
-	return MessagePacket{Room: m.Room, Offset: m.Offset, Session: session, open: b.String()}
+	b := make([]byte, 0, len(nsp)+len(m.Msg)+len(meta)+24)
+	b = appendEventHeader(b, nsp)
+	b = append(b, `["`+EventMessage+`",`...)
+	b = append(b, m.Msg...)
+	b = append(b, ',')
+	b = append(b, meta...)
+	return MessagePacket{Room: m.Room, Offset: m.Offset, Session: session, open: string(b)}
 }
 
-// text completes p with a socket's position, which EncodePosition keeps free
-// of characters JSON would escape (keys are base64url).
-func (p MessagePacket) text(position string) string {
-	return p.open + `,"` + position + `"]`
+// appendText completes p with a socket's position (see EncodePosition), which
+// is free of characters JSON would escape (keys are base64url, room names
+// query-escaped), into a buffer of its own: the transport keeps it until it
+// is written.
+func (p MessagePacket) appendText(key string, places []place) []byte {
+	n := len(p.open) + len(key) + 5
+	for _, pl := range places {
+		n += len(pl.escaped) + 21
+	}
+	b := make([]byte, 0, n)
+	b = append(b, p.open...)
+	b = append(b, ',', '"')
+	b = appendPosition(b, key, places)
+	return append(b, '"', ']')
 }
 
 // Names of the events the gateway sends to clients.

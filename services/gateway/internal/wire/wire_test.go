@@ -20,15 +20,15 @@ func TestEncodeMessage(t *testing.T) {
 		msg       *roomsv1.Message
 		want      string
 	}{
-		{"root namespace", "/", m, `2["receive message",{"text":"<hi>"},{"room":"r","id":"5","offset":5,"from":"alice","ts":42},"r=5"]`},
-		{"other namespace", "/chat", m, `2/chat,["receive message",{"text":"<hi>"},{"room":"r","id":"5","offset":5,"from":"alice","ts":42},"r=5"]`},
+		{"root namespace", "/", m, `2["receive message",{"text":"<hi>"},{"room":"r","id":"5","offset":5,"from":"alice","ts":42},"k|r=5"]`},
+		{"other namespace", "/chat", m, `2/chat,["receive message",{"text":"<hi>"},{"room":"r","id":"5","offset":5,"from":"alice","ts":42},"k|r=5"]`},
 		{"text that is not JSON", "/", &roomsv1.Message{Room: "r", Offset: 1, Payload: `say "hi"`, ClientMessageId: "c1", CreateTime: timestamppb.New(time.UnixMilli(0))},
-			`2["receive message","say \"hi\"",{"room":"r","id":"c1","offset":1,"from":"","ts":0},"r=5"]`},
+			`2["receive message","say \"hi\"",{"room":"r","id":"c1","offset":1,"from":"","ts":0},"k|r=5"]`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := EncodeMessage(tt.nsp, NewMessage(tt.msg), "s1")
-			if got := p.text("r=5"); got != tt.want {
+			if got := string(p.appendText("k", []place{newPlace("r", 5)})); got != tt.want {
 				t.Errorf("packet\n got %s\nwant %s", got, tt.want)
 			}
 			if p.Session != "s1" || p.Room != "r" || p.Offset != tt.msg.GetOffset() {
@@ -40,7 +40,7 @@ func TestEncodeMessage(t *testing.T) {
 
 func TestEvent(t *testing.T) {
 	p, err := Event("/chat", EventMemberJoined, Presence{Room: "r", User: "bob"})
-	if err != nil || p.text != `2/chat,["member joined",{"room":"r","user":"bob"}]` {
+	if err != nil || string(p.text) != `2/chat,["member joined",{"room":"r","user":"bob"}]` {
 		t.Fatalf("Event = %q, %v", p.text, err)
 	}
 	if _, err := Event("/", "x", func() {}); err == nil {
@@ -71,7 +71,7 @@ func (tr *transport) flush() {
 func TestConnBoundsItsQueue(t *testing.T) {
 	tr := &transport{}
 	slow := make(chan struct{}, 2)
-	p := Packet{text: `2["x"]`}
+	p := Packet{text: []byte(`2["x"]`)}
 	m := func(off uint64) MessagePacket {
 		return MessagePacket{Room: "b", Offset: off, open: `2["receive message",1,{}`}
 	}
@@ -130,6 +130,45 @@ func TestConnHoldsAPresenceBurst(t *testing.T) {
 		}
 		if !c.Write(p) {
 			t.Fatalf("presence event %d refused", i)
+		}
+	}
+}
+
+// TestConnPositions checks the position each message carries against
+// EncodePosition of the socket's rooms as they stand, through joins, leaves
+// and messages in rooms the socket holds in any order.
+func TestConnPositions(t *testing.T) {
+	tr := &transport{}
+	c := NewConn(tr, "k", DefaultQueueBytes, func() { t.Error("failed") })
+	want := map[string]uint64{}
+	msg := func(room string, off uint64) MessagePacket {
+		return MessagePacket{Room: room, Offset: off, open: `2["receive message",1,{}`}
+	}
+	steps := []struct {
+		op   string // set, drop or message
+		room string
+		off  uint64
+	}{
+		{"set", "m", 4}, {"message", "m", 5}, {"set", "a b", 1}, {"message", "a b", 2},
+		{"set", "z", 0}, {"message", "z", 1}, {"message", "m", 6}, {"drop", "a b", 0},
+		{"message", "z", 2}, {"message", "new", 1}, {"drop", "m", 0}, {"drop", "gone", 0},
+		{"message", "é&=", 9}, {"drop", "new", 0}, {"drop", "z", 0}, {"message", "é&=", 10},
+	}
+	for i, st := range steps {
+		switch st.op {
+		case "set":
+			c.SetPos(st.room, st.off)
+			want[st.room] = st.off
+		case "drop":
+			c.DropPos(st.room)
+			delete(want, st.room)
+		case "message":
+			c.WriteMessage(msg(st.room, st.off), false)
+			want[st.room] = st.off
+			got := tr.written[len(tr.written)-1]
+			if w := `2["receive message",1,{},"` + EncodePosition("k", want) + `"]`; got != w {
+				t.Fatalf("step %d: packet %s, want %s", i, got, w)
+			}
 		}
 	}
 }
