@@ -252,10 +252,12 @@ func TestKickedMemberStopsReceiving(t *testing.T) {
 // client sends a message: the event waits for the call timeout, but the
 // socket's pings go on being answered meanwhile, so the client stays
 // connected and gets its unavailable ack, and is served again once the
-// service thaws.
+// service thaws. A ping missed while the call hangs would end the socket
+// after 1.3 s, well within the call's 3 s; the timeout is not shorter so that
+// a busy machine's scheduling delays do not pass for it.
 func TestSlowRoomsServiceKeepsClientsConnected(t *testing.T) {
 	s := startStack(t)
-	_, url := s.gateway("127.0.0.1:0", "--ping-interval", "300ms", "--ping-timeout", "300ms", "--call-timeout", "3s")
+	_, url := s.gateway("127.0.0.1:0", "--ping-interval", "300ms", "--ping-timeout", "1s", "--call-timeout", "3s")
 	c := dialRaw(t, url)
 	if ok, reply := c.connect("", nil); !ok {
 		t.Fatalf("connect refused: %v", reply)
