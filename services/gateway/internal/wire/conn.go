@@ -1,7 +1,6 @@
 package wire
 
 import (
-	"bytes"
 	"io"
 	"slices"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	"github.com/zishang520/socket.io/parsers/engine/v3/packet"
 	"github.com/zishang520/socket.io/servers/engine/v3"
 	"github.com/zishang520/socket.io/servers/engine/v3/transports"
+	"github.com/zishang520/socket.io/v3/pkg/types"
 )
 
 // Transport is what a Conn writes to: a socket's engine.io connection, which
@@ -83,7 +83,9 @@ func (c *Conn) write(text []byte, exempt bool) bool {
 	if !c.reserve(n, exempt) {
 		return false
 	}
-	c.t.Write(bytes.NewReader(text), nil, func(transports.Transport) { c.pending.Add(-n) })
+	// A StringBuffer, unlike other readers, goes out as a text frame; it
+	// only reads text, which may be shared by every socket of a room.
+	c.t.Write(types.NewStringBuffer(text), nil, func(transports.Transport) { c.pending.Add(-n) })
 	return true
 }
 

@@ -3,11 +3,14 @@ package wire
 import (
 	"fmt"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/zishang520/socket.io/parsers/engine/v3/packet"
+	"github.com/zishang520/socket.io/parsers/engine/v3/parser"
 	"github.com/zishang520/socket.io/servers/engine/v3"
+	"github.com/zishang520/socket.io/v3/pkg/types"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	roomsv1 "github.com/parleyhq/parley/proto/parley/rooms/v1"
@@ -49,14 +52,25 @@ func TestEvent(t *testing.T) {
 }
 
 // transport keeps what is written without flushing it until told.
+// transport records what a socket would send, encoded by the Engine.IO
+// parser the socket's transports use: a packet that would go out as binary
+// fails the test.
 type transport struct {
+	t       *testing.T
 	written []string
 	done    []engine.SendCallback
 }
 
 func (tr *transport) Write(r io.Reader, _ *packet.Options, cb engine.SendCallback) engine.Socket {
-	b, _ := io.ReadAll(r)
-	tr.written = append(tr.written, string(b))
+	enc, err := parser.Parserv4().EncodePacket(&packet.Packet{Type: packet.MESSAGE, Data: r}, true)
+	if err != nil {
+		tr.t.Fatal(err)
+	}
+	text, ok := strings.CutPrefix(enc.String(), "4")
+	if _, binary := enc.(*types.BytesBuffer); binary || !ok {
+		tr.t.Fatalf("packet encoded as %T %q, want a text message", enc, enc.String())
+	}
+	tr.written = append(tr.written, text)
 	tr.done = append(tr.done, cb)
 	return nil
 }
@@ -69,7 +83,7 @@ func (tr *transport) flush() {
 }
 
 func TestConnBoundsItsQueue(t *testing.T) {
-	tr := &transport{}
+	tr := &transport{t: t}
 	slow := make(chan struct{}, 2)
 	p := Packet{text: []byte(`2["x"]`)}
 	m := func(off uint64) MessagePacket {
@@ -104,7 +118,7 @@ func TestConnBoundsItsQueue(t *testing.T) {
 	case <-time.After(50 * time.Millisecond):
 	}
 
-	tr2 := &transport{}
+	tr2 := &transport{t: t}
 	c2 := NewConn(tr2, "key", len(p.text), func() { t.Error("a catch-up failed the socket") })
 	for off := uint64(1); off <= 3; off++ {
 		if !c2.WriteMessage(m(off), true) {
@@ -121,7 +135,7 @@ func TestConnBoundsItsQueue(t *testing.T) {
 // member of a room of 1,000 gets when everyone else leaves at once: a
 // healthy socket whose writes have not gone out yet is not failed for it.
 func TestConnHoldsAPresenceBurst(t *testing.T) {
-	tr := &transport{}
+	tr := &transport{t: t}
 	c := NewConn(tr, "key", DefaultQueueBytes, func() { t.Error("socket failed by a presence burst") })
 	for i := range 999 {
 		p, err := Event("/", EventMemberLeft, Presence{Room: "room1", User: fmt.Sprintf("guest-%020d", i)})
@@ -138,7 +152,7 @@ func TestConnHoldsAPresenceBurst(t *testing.T) {
 // EncodePosition of the socket's rooms as they stand, through joins, leaves
 // and messages in rooms the socket holds in any order.
 func TestConnPositions(t *testing.T) {
-	tr := &transport{}
+	tr := &transport{t: t}
 	c := NewConn(tr, "k", DefaultQueueBytes, func() { t.Error("failed") })
 	want := map[string]uint64{}
 	msg := func(room string, off uint64) MessagePacket {
