@@ -28,6 +28,7 @@ import (
 	"github.com/parleyhq/parley/services/gateway/internal/edge"
 	"github.com/parleyhq/parley/services/gateway/internal/relay"
 	"github.com/parleyhq/parley/services/gateway/internal/roomsclient"
+	"github.com/parleyhq/parley/services/gateway/internal/transport"
 	"github.com/parleyhq/parley/services/gateway/internal/web"
 	"github.com/parleyhq/parley/services/kit/logging"
 	"github.com/parleyhq/parley/services/kit/profiling"
@@ -191,7 +192,9 @@ func socketOptions(cfg Config, draining *atomic.Bool) *socket.ServerOptions {
 	// that an oversized message reaches the handler and gets an error ack
 	// instead of a transport close.
 	opts.SetMaxHttpBufferSize(int64(max(minFrameBytes, 4*cfg.Limits.MaxMessageBytes+64<<10)))
-	opts.SetTransports(types.NewSet(socket.Polling, socket.WebSocket))
+	// Parley's websocket transport writes each socket's queued packets
+	// with one system call (package transport).
+	opts.SetTransports(types.NewSet(socket.Polling, transport.WebSocket))
 	opts.SetAllowUpgrades(true)
 	opts.SetAllowEIO3(cfg.AllowEIO3)
 	opts.SetServeClient(false)

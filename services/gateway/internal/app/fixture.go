@@ -15,6 +15,8 @@ import (
 	"github.com/zishang520/socket.io/servers/engine/v3/config"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
+
+	"github.com/parleyhq/parley/services/gateway/internal/transport"
 )
 
 // runProtocolFixture serves the namespaces and handlers the socket.io
@@ -84,6 +86,7 @@ func engineEcho() engine.Server {
 	opts.SetPingTimeout(200 * time.Millisecond)
 	opts.SetMaxHttpBufferSize(1e6)
 	opts.SetCors(&types.Cors{Origin: "*"})
+	opts.SetTransports(types.NewSet(engine.Polling, transport.WebSocket))
 	eio := engine.NewServer(opts)
 	eio.On("connection", func(args ...any) {
 		s := args[0].(engine.Socket)

@@ -1,0 +1,290 @@
+// Package transport is the gateway's Engine.IO websocket transport. It reads
+// as the socket.io library's own does, but writes differently: every packet
+// handed to it is framed at once into the connection's pending bytes, and one
+// writer writes all that has gathered with a single system call, so a socket
+// sent several packets at once costs one write, not one per packet. No
+// per-connection write buffer or goroutine outlives a burst of writes, which
+// keeps idle connections small.
+package transport
+
+import (
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	ws "github.com/gorilla/websocket"
+	"github.com/zishang520/socket.io/parsers/engine/v3/packet"
+	"github.com/zishang520/socket.io/servers/engine/v3/transports"
+	"github.com/zishang520/socket.io/v3/pkg/slices"
+	"github.com/zishang520/socket.io/v3/pkg/types"
+)
+
+// WebSocket builds the transport; give it to the server's SetTransports in
+// place of the library's websocket.
+var WebSocket transports.TransportCtor = builder{}
+
+type builder struct{}
+
+func (builder) New(ctx *types.HttpContext) transports.Transport { return newWebSocket(ctx) }
+func (builder) Name() string                                    { return transports.WEBSOCKET }
+func (builder) HandlesUpgrades() bool                           { return true }
+func (builder) UpgradesTo() []string                            { return nil }
+
+// closeFlushTimeout bounds how long a closing connection may take to write
+// what was queued before it closed (such as the packet saying why).
+const closeFlushTimeout = time.Second
+
+// maxKeptBuffer is the largest write buffer returned to the pool: a burst to
+// one slow socket must not pin its memory for everyone.
+const maxKeptBuffer = 64 << 10
+
+var buffers = sync.Pool{New: func() any { return new([]byte) }}
+
+type websocket struct {
+	transports.Transport
+
+	conn        *types.WebSocketConn
+	idleTimeout time.Duration
+
+	mu      sync.Mutex
+	out     *[]byte // frames not yet written; nil when there are none
+	sends   int     // Send calls whose frames are in out, each owed a "drain"
+	writing bool    // a writer goroutine is running
+	closing bool    // DoClose was called: write what is queued, then close
+	closed  bool
+}
+
+func newWebSocket(ctx *types.HttpContext) *websocket {
+	w := &websocket{Transport: transports.MakeTransport(), conn: ctx.Websocket, idleTimeout: ctx.IdleTimeout}
+	w.Prototype(w)
+	w.Construct(ctx)
+	_ = w.conn.On("error", func(errs ...any) {
+		w.OnError("websocket error", slices.TryGetAny[error](errs, 0))
+	})
+	_ = w.conn.Once("close", func(...any) { w.OnClose() })
+	// gorilla answers pings and closes by writing to the connection itself;
+	// those frames go through the writer here instead, so that they never
+	// land in the middle of one of its writes.
+	w.conn.SetPingHandler(func(data string) error {
+		w.control(ws.PongMessage, []byte(data))
+		return nil
+	})
+	w.conn.SetCloseHandler(func(code int, _ string) error {
+		w.control(ws.CloseMessage, ws.FormatCloseMessage(code, ""))
+		return nil
+	})
+	w.SetWritable(true)
+	w.SetPerMessageDeflate(nil)
+	transports.StartReader(w, ctx.TransportReadPermission(), w.read)
+	return w
+}
+
+func (w *websocket) Name() string          { return transports.WEBSOCKET }
+func (w *websocket) HandlesUpgrades() bool { return true }
+
+// read hands every message the client sends to the Engine.IO socket until
+// the connection fails or closes.
+func (w *websocket) read() {
+	for {
+		if w.idleTimeout > 0 {
+			_ = w.conn.SetReadDeadline(time.Now().Add(w.idleTimeout))
+		}
+		mt, r, err := w.conn.NextReader()
+		if err != nil {
+			w.fail(err)
+			return
+		}
+		var data types.BufferInterface
+		switch mt {
+		case ws.BinaryMessage:
+			data = types.NewBytesBuffer(nil)
+		case ws.TextMessage:
+			data = types.NewStringBuffer(nil)
+		default:
+			continue
+		}
+		if _, err := data.ReadFrom(r); err != nil {
+			w.fail(err)
+			return
+		}
+		w.OnData(data)
+	}
+}
+
+// fail ends the transport after a read or write error: a connection the peer
+// closed ends as a close, anything else as an error, as the library's own
+// transport reports them.
+func (w *websocket) fail(err error) {
+	var closeErr *ws.CloseError
+	if errors.As(err, &closeErr) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		w.conn.Emit("close")
+		return
+	}
+	w.conn.Emit("error", err)
+	w.conn.Emit("close")
+}
+
+// Send frames packets into the pending bytes and makes sure a writer runs.
+// The transport stays writable throughout: packets never wait in the
+// Engine.IO socket, they wait here, where they are written together.
+func (w *websocket) Send(packets []*packet.Packet) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closing || w.closed {
+		return
+	}
+	if w.out == nil {
+		w.out = buffers.Get().(*[]byte)
+	}
+	for _, p := range packets {
+		var err error
+		if *w.out, err = w.appendPacket(*w.out, p); err != nil {
+			w.OnError("encoding a packet failed", err)
+		}
+	}
+	w.sends++
+	w.startWriter()
+}
+
+// control queues a control frame.
+func (w *websocket) control(op int, payload []byte) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return
+	}
+	if w.out == nil {
+		w.out = buffers.Get().(*[]byte)
+	}
+	*w.out = appendFrame(*w.out, op, payload)
+	w.startWriter()
+}
+
+// startWriter starts a writer unless one runs. w.mu is held.
+func (w *websocket) startWriter() {
+	if !w.writing {
+		w.writing = true
+		go w.write()
+	}
+}
+
+// write writes the pending bytes until there are none, then tells the
+// Engine.IO socket which of its sends went out ("drain", one per Send, which
+// runs their callbacks).
+func (w *websocket) write() {
+	raw := w.conn.UnderlyingConn()
+	for {
+		w.mu.Lock()
+		out, sends, closing := w.out, w.sends, w.closing
+		w.out, w.sends = nil, 0
+		if out == nil {
+			w.writing = false
+			w.mu.Unlock()
+			if closing {
+				_ = w.conn.Close()
+			}
+			return
+		}
+		w.mu.Unlock()
+
+		if closing {
+			_ = raw.SetWriteDeadline(time.Now().Add(closeFlushTimeout))
+		}
+		_, err := raw.Write(*out)
+		release(out)
+		if err != nil {
+			w.mu.Lock()
+			w.writing = false
+			w.mu.Unlock()
+			w.fail(err)
+			return
+		}
+		for range sends {
+			w.Emit("drain")
+		}
+	}
+}
+
+func release(b *[]byte) {
+	if cap(*b) <= maxKeptBuffer {
+		*b = (*b)[:0]
+		buffers.Put(b)
+	}
+}
+
+// OnClose ends the transport for every close path, including a peer's close
+// and an error, and releases the connection.
+func (w *websocket) OnClose() {
+	w.mu.Lock()
+	w.closed = true
+	if !w.writing && w.out != nil {
+		release(w.out)
+		w.out = nil
+	}
+	w.mu.Unlock()
+	w.Transport.OnClose()
+	_ = w.conn.Close()
+}
+
+// DoClose closes the transport once what is queued is written (within
+// closeFlushTimeout), so that a client sent away learns why.
+func (w *websocket) DoClose(fn types.Callable) {
+	w.mu.Lock()
+	w.closing = true
+	flushing := w.writing
+	w.mu.Unlock()
+	if !flushing {
+		_ = w.conn.Close()
+	}
+	if fn != nil {
+		fn()
+	}
+}
+
+// appendPacket frames one Engine.IO packet onto b.
+func (w *websocket) appendPacket(b []byte, p *packet.Packet) ([]byte, error) {
+	if p.Options != nil && p.Options.WsPreEncodedFrame != nil {
+		f := p.Options.WsPreEncodedFrame
+		if _, text := f.(*types.StringBuffer); text {
+			return appendFrame(b, ws.TextMessage, f.Bytes()), nil
+		}
+		return appendFrame(b, ws.BinaryMessage, f.Bytes()), nil
+	}
+	if sb, ok := p.Data.(*types.StringBuffer); ok && p.Type == packet.MESSAGE {
+		// The common case, a socket.io packet: framed without an
+		// intermediate copy.
+		data := sb.Bytes()
+		b = appendHeader(b, ws.TextMessage, 1+len(data))
+		b = append(b, '4')
+		return append(b, data...), nil
+	}
+	enc, err := w.Parser().EncodePacket(p, w.SupportsBinary())
+	if err != nil {
+		return b, err
+	}
+	if _, text := enc.(*types.StringBuffer); text {
+		return appendFrame(b, ws.TextMessage, enc.Bytes()), nil
+	}
+	return appendFrame(b, ws.BinaryMessage, enc.Bytes()), nil
+}
+
+func appendFrame(b []byte, op int, payload []byte) []byte {
+	return append(appendHeader(b, op, len(payload)), payload...)
+}
+
+// appendHeader appends the header of a final, unmasked frame (a server's
+// frames are never masked) of n payload bytes.
+func appendHeader(b []byte, op, n int) []byte {
+	b = append(b, 0x80|byte(op))
+	switch {
+	case n < 126:
+		return append(b, byte(n))
+	case n <= 0xFFFF:
+		return binary.BigEndian.AppendUint16(append(b, 126), uint16(n))
+	default:
+		return binary.BigEndian.AppendUint64(append(b, 127), uint64(n))
+	}
+}

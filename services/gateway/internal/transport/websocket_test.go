@@ -1,0 +1,136 @@
+package transport_test
+
+import (
+	"fmt"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	ws "github.com/gorilla/websocket"
+	"github.com/zishang520/socket.io/servers/engine/v3"
+	"github.com/zishang520/socket.io/servers/engine/v3/config"
+	"github.com/zishang520/socket.io/v3/pkg/types"
+
+	"github.com/parleyhq/parley/services/gateway/internal/transport"
+)
+
+// startServer serves Engine.IO over the transport only and hands each
+// connecting socket to onConnect.
+func startServer(t *testing.T, onConnect func(engine.Socket)) string {
+	t.Helper()
+	opts := config.DefaultServerOptions()
+	opts.SetTransports(types.NewSet(transport.WebSocket))
+	opts.SetPingInterval(time.Minute)
+	eio := engine.NewServer(opts)
+	eio.On("connection", func(args ...any) { onConnect(args[0].(engine.Socket)) })
+	srv := httptest.NewServer(eio)
+	t.Cleanup(func() {
+		srv.Close()
+		eio.Close()
+	})
+	return "ws" + strings.TrimPrefix(srv.URL, "http") + "/engine.io/?EIO=4&transport=websocket"
+}
+
+func dial(t *testing.T, url string) *ws.Conn {
+	t.Helper()
+	c, _, err := ws.DefaultDialer.DialContext(t.Context(), url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if typ, open := read(t, c); typ != ws.TextMessage || !strings.HasPrefix(open, `0{`) {
+		t.Fatalf("open packet %d %q", typ, open)
+	}
+	return c
+}
+
+func read(t *testing.T, c *ws.Conn) (int, string) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	typ, b, err := c.ReadMessage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return typ, string(b)
+}
+
+// TestWritesEveryPacketInOrder sends a burst of text and binary messages of
+// every frame-length class at once, and checks that each arrives whole, once,
+// in order, in the right frame type.
+func TestWritesEveryPacketInOrder(t *testing.T) {
+	sizes := []int{0, 1, 124, 125, 126, 65535, 65536, 200_000}
+	var want []string
+	for i, n := range sizes {
+		want = append(want, fmt.Sprintf("%d:%s", i, strings.Repeat("x", n)))
+	}
+	url := startServer(t, func(s engine.Socket) {
+		for i, m := range want {
+			if i%2 == 0 {
+				s.Send(types.NewStringBufferString(m), nil, nil)
+			} else {
+				s.Send(types.NewBytesBuffer([]byte(m)), nil, nil)
+			}
+		}
+	})
+	c := dial(t, url)
+	for i, m := range want {
+		typ, got := read(t, c)
+		switch {
+		case i%2 == 0 && (typ != ws.TextMessage || got != "4"+m):
+			t.Fatalf("message %d: frame %d of %d bytes, want text %q", i, typ, len(got), "4"+m[:min(len(m), 10)])
+		case i%2 == 1 && (typ != ws.BinaryMessage || got != m):
+			t.Fatalf("message %d: frame %d of %d bytes, want binary of %d", i, typ, len(got), len(m))
+		}
+	}
+}
+
+// TestClosingWritesWhatWasQueued closes a socket right after sending it a
+// message: the client gets the message, then the close.
+func TestClosingWritesWhatWasQueued(t *testing.T) {
+	url := startServer(t, func(s engine.Socket) {
+		s.Send(types.NewStringBufferString("bye"), nil, nil)
+		s.Close(false)
+	})
+	c := dial(t, url)
+	if _, got := read(t, c); got != "4bye" {
+		t.Fatalf("got %q, want 4bye", got)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, _, err := c.ReadMessage(); err == nil {
+		t.Fatal("the connection is still open")
+	}
+}
+
+// TestAnswersPingsAndEcho checks the read side: a client's messages reach the
+// socket, and a websocket ping is answered with a pong.
+func TestAnswersPingsAndEcho(t *testing.T) {
+	url := startServer(t, func(s engine.Socket) {
+		s.On("message", func(args ...any) {
+			s.Send(types.NewStringBufferString("echo:"+args[0].(types.BufferInterface).String()), nil, nil)
+		})
+	})
+	c := dial(t, url)
+	pong := make(chan string, 1)
+	c.SetPongHandler(func(data string) error {
+		pong <- data
+		return nil
+	})
+	if err := c.WriteControl(ws.PingMessage, []byte("p1"), time.Now().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WriteMessage(ws.TextMessage, []byte("4hello")); err != nil {
+		t.Fatal(err)
+	}
+	if _, got := read(t, c); got != "4echo:hello" {
+		t.Fatalf("got %q", got)
+	}
+	select {
+	case data := <-pong:
+		if data != "p1" {
+			t.Fatalf("pong %q", data)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no pong")
+	}
+}
