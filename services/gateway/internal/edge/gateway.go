@@ -218,6 +218,9 @@ func (g *Gateway) Attach(io *socket.Server) {
 			s := args[0].(*socket.Socket)
 			switch d := s.Data().(type) {
 			case *client:
+				// socket.io has queued the CONNECT reply: what the socket's
+				// rooms sent it meanwhile may follow.
+				d.member.Out.Open()
 				close(d.admitted)
 				d.connected(s)
 			case *restored:
@@ -260,6 +263,7 @@ func (g *Gateway) admit(ns *Namespace) socket.NamespaceMiddleware {
 			return
 		}
 		c := g.newClient(ns, s, user, newSessionKey())
+		c.member.Out.Hold()
 		c.listen(s)
 		ctx, cancel := c.callContext()
 		defer cancel()

@@ -36,12 +36,15 @@ type Conn struct {
 	pending atomic.Int64 // bytes written and not yet flushed
 	slow    atomic.Bool
 
-	// mu orders message writes: each message packet ends with the socket's
-	// offsets as of that packet, and they must reach the client in the order
-	// they were computed.
+	// mu orders writes: each message packet ends with the socket's offsets
+	// as of that packet, and they must reach the client in the order they
+	// were computed.
 	mu     sync.Mutex
 	places []place // per room, in name order: offset of the last message written, or the join's
 	key    string  // the key the socket's session is stored under
+	// held keeps packets from the socket while holding (see Hold).
+	holding bool
+	held    [][]byte
 }
 
 // NewConn returns a Conn on t that lets limit bytes wait. Every message it
@@ -52,8 +55,33 @@ func NewConn(t Transport, key string, limit int, onSlow func()) *Conn {
 	return &Conn{t: t, key: key, limit: int64(limit), onSlow: onSlow}
 }
 
+// Hold keeps what is written from the socket until Open. A socket starts
+// receiving its rooms while it is being admitted, before socket.io has sent
+// it the namespace's CONNECT reply, and nothing may reach a client before
+// that reply. Held packets count against the bound like queued ones.
+func (c *Conn) Hold() {
+	c.mu.Lock()
+	c.holding = true
+	c.mu.Unlock()
+}
+
+// Open queues what was held, in order, and lets what follows through.
+func (c *Conn) Open() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.holding = false
+	if !c.slow.Load() {
+		for _, text := range c.held {
+			c.send(text)
+		}
+	}
+	c.held = nil
+}
+
 // Write queues p, unless the socket is slow.
 func (c *Conn) Write(p Packet) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	return c.write(p.text, false)
 }
 
@@ -78,15 +106,26 @@ func (c *Conn) WriteMessage(p MessagePacket, catchUp bool) bool {
 	return true
 }
 
+// write queues text, or holds it. c.mu is held.
 func (c *Conn) write(text []byte, exempt bool) bool {
-	n := int64(len(text))
-	if !c.reserve(n, exempt) {
+	if !c.reserve(int64(len(text)), exempt) {
 		return false
 	}
+	if c.holding {
+		c.held = append(c.held, text)
+		return true
+	}
+	c.send(text)
+	return true
+}
+
+// send hands reserved bytes to the transport, which gives them back once
+// they are flushed.
+func (c *Conn) send(text []byte) {
+	n := int64(len(text))
 	// A StringBuffer, unlike other readers, goes out as a text frame; it
 	// only reads text, which may be shared by every socket of a room.
 	c.t.Write(types.NewStringBuffer(text), nil, func(transports.Transport) { c.pending.Add(-n) })
-	return true
 }
 
 // Fail declares the socket slow, for a caller that holds packets for it and

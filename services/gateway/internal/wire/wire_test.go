@@ -186,3 +186,29 @@ func TestConnPositions(t *testing.T) {
 		}
 	}
 }
+
+// TestConnHoldsUntilOpen checks that a held Conn writes nothing until Open,
+// then everything held in order, counted against the bound all along.
+func TestConnHoldsUntilOpen(t *testing.T) {
+	tr := &transport{t: t}
+	p := Packet{text: []byte(`2["x"]`)}
+	slow := make(chan struct{}, 1)
+	c := NewConn(tr, "k", 3*len(p.text)+len(`2["receive message",1,{},"k|r=1"]`), func() { slow <- struct{}{} })
+	c.Hold()
+	c.Write(p)
+	c.WriteMessage(MessagePacket{Room: "r", Offset: 1, open: `2["receive message",1,{}`}, false)
+	c.Write(p)
+	if len(tr.written) != 0 {
+		t.Fatalf("a held Conn wrote %q", tr.written)
+	}
+	c.Open()
+	c.Write(p)
+	want := []string{`2["x"]`, `2["receive message",1,{},"k|r=1"]`, `2["x"]`, `2["x"]`}
+	if fmt.Sprint(tr.written) != fmt.Sprint(want) {
+		t.Fatalf("written %q, want %q", tr.written, want)
+	}
+	if c.Write(p) {
+		t.Fatal("held and written packets were not counted against the bound")
+	}
+	<-slow
+}
