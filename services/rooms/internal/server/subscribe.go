@@ -106,6 +106,7 @@ func (sub *subscriber) live(ctx context.Context, fs *fanout.Subscription) error 
 					continue
 				}
 				if off > sub.last[k]+1 {
+					sub.s.d.Metrics.gapFills.Inc()
 					if err := sub.catchUp(ctx, k, off-1); err != nil {
 						return err
 					}
