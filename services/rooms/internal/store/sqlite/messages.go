@@ -18,7 +18,9 @@ import (
 // savepoint, so one refused publish does not undo the others. Offsets stay
 // gapless because no other write can run between reading a room's last offset
 // and storing the next one, and a publish returns only once its group is
-// committed, so an acknowledged message survives a crash.
+// committed, so an acknowledged message survives a crash. The same goroutine
+// hands each committed group to Options.Committed before answering its
+// callers: a group is committed in offset order, and so it is announced.
 func (s *Store) Publish(ctx context.Context, p store.PublishParams) (store.Message, bool, error) {
 	req := &publishReq{ctx: ctx, p: p, done: make(chan publishRes, 1)}
 	select {
@@ -60,6 +62,7 @@ func (s *Store) commitPublishes() {
 	defer close(s.committerDone)
 	group := make([]*publishReq, 0, maxGroup)
 	results := make([]publishRes, 0, maxGroup)
+	stored := make([]store.Message, 0, maxGroup)
 	for {
 		var first *publishReq
 		select {
@@ -85,6 +88,17 @@ func (s *Store) commitPublishes() {
 			}
 		}
 		results = s.commitGroup(group, results[:0])
+		if s.committed != nil {
+			stored = stored[:0]
+			for _, r := range results {
+				if r.err == nil && !r.duplicate {
+					stored = append(stored, r.msg)
+				}
+			}
+			if len(stored) > 0 {
+				s.committed(stored)
+			}
+		}
 		for i, req := range group {
 			req.done <- results[i]
 		}
