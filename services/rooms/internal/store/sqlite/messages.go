@@ -14,11 +14,11 @@ import (
 
 // Publish implements store.Store. Publishes are committed in groups: a
 // single goroutine (commitPublishes) takes every publish waiting at that
-// moment and runs them in one immediate transaction, each inside its own
-// savepoint, so one refused publish does not undo the others. Offsets stay
-// gapless because no other write can run between reading a room's last offset
-// and storing the next one, and a publish returns only once its group is
-// committed, so an acknowledged message survives a crash. The same goroutine
+// moment and runs them in one immediate transaction, in which a refused
+// publish writes nothing (see commitGroup). Offsets stay gapless because no
+// other write can run between reading a room's last offset and storing the
+// next one, and a publish returns only once its group is committed, so an
+// acknowledged message survives a crash. The same goroutine
 // hands each committed group to Options.Committed before answering its
 // callers: a group is committed in offset order, and so it is announced.
 func (s *Store) Publish(ctx context.Context, p store.PublishParams) (store.Message, bool, error) {
@@ -105,8 +105,11 @@ func (s *Store) commitPublishes() {
 	}
 }
 
-// commitGroup publishes each request in a savepoint of one transaction and
-// returns their outcomes, all failed if the transaction cannot commit.
+// commitGroup publishes each request in one transaction and returns their
+// outcomes, all failed if the transaction cannot commit. A publish is refused
+// only by its checks, which write nothing, so a refusal needs no savepoint to
+// undo it; a write that fails leaves its publish half stored and fails the
+// whole group.
 func (s *Store) commitGroup(group []*publishReq, results []publishRes) []publishRes {
 	// Statements run under the committer's own context: one caller giving up
 	// must not abort the transaction the others share.
@@ -117,19 +120,15 @@ func (s *Store) commitGroup(group []*publishReq, results []publishRes) []publish
 				results = append(results, publishRes{err: err})
 				continue
 			}
-			if _, err := tx.ExecContext(ctx, "SAVEPOINT publish"); err != nil {
+			pd, dup, err := s.checkPublish(ctx, tx, req.p)
+			if err != nil || dup {
+				results = append(results, publishRes{msg: pd.msg, duplicate: dup, err: err})
+				continue
+			}
+			if err := s.storePublish(ctx, tx, pd); err != nil {
 				return err
 			}
-			msg, dup, err := s.publishTx(ctx, tx, req.p)
-			if err != nil {
-				if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO publish"); rerr != nil {
-					return rerr
-				}
-			}
-			if _, rerr := tx.ExecContext(ctx, "RELEASE publish"); rerr != nil {
-				return rerr
-			}
-			results = append(results, publishRes{msg: msg, duplicate: dup, err: err})
+			results = append(results, publishRes{msg: pd.msg})
 		}
 		return nil
 	})
@@ -142,60 +141,77 @@ func (s *Store) commitGroup(group []*publishReq, results []publishRes) []publish
 	return results
 }
 
-// publishTx runs one publish inside the group's transaction.
-func (s *Store) publishTx(ctx context.Context, tx *sql.Tx, p store.PublishParams) (store.Message, bool, error) {
-	msg := store.Message{
+// pending is a publish that passed its checks, with its offset and time.
+type pending struct {
+	roomID     int64
+	historyMax uint32
+	created    int64 // msg.CreateTime as stored
+	msg        store.Message
+}
+
+// checkPublish reads what p needs inside the group's transaction, without
+// writing: it refuses p with an error, reports a duplicate (with the first
+// message), or returns the message to store.
+func (s *Store) checkPublish(ctx context.Context, tx *sql.Tx, p store.PublishParams) (pending, bool, error) {
+	pd := pending{msg: store.Message{
 		Room:            p.Room,
 		Sender:          p.Sender,
 		Payload:         p.Payload,
 		ClientMessageID: p.ClientMessageID,
 		SessionID:       p.SessionID,
-	}
+	}}
 	id, room, err := scanRoom(tx.StmtContext(ctx, s.st.roomW).QueryRowContext(ctx, p.Room.Namespace, p.Room.Name))
 	if err != nil {
-		return msg, false, err
+		return pd, false, err
 	}
 	if p.Sender != "" {
 		if room.Options.ReadOnly {
-			return msg, false, store.ErrReadOnly
+			return pd, false, store.ErrReadOnly
 		}
 		var joined int64
 		err := tx.StmtContext(ctx, s.st.member).QueryRowContext(ctx, id, p.Sender).Scan(&joined)
 		if errors.Is(err, sql.ErrNoRows) {
-			return msg, false, store.ErrNotMember
+			return pd, false, store.ErrNotMember
 		}
 		if err != nil {
-			return msg, false, err
+			return pd, false, err
 		}
 	}
 	if p.ClientMessageID != "" {
-		duplicate, err := s.findDuplicate(ctx, tx, id, p, &msg)
+		duplicate, err := s.findDuplicate(ctx, tx, id, p, &pd.msg)
 		if err != nil || duplicate {
-			return msg, duplicate, err
+			return pd, duplicate, err
 		}
 	}
+	pd.roomID, pd.historyMax = id, room.Options.HistoryMaxMessages
+	pd.msg.Offset = room.LastOffset + 1
+	pd.created = nanos(p.Now)
+	pd.msg.CreateTime = fromNanos(pd.created)
+	return pd, false, nil
+}
 
-	msg.Offset = room.LastOffset + 1
-	created := nanos(p.Now)
-	msg.CreateTime = fromNanos(created)
-	if _, err := tx.StmtContext(ctx, s.st.insertMessage).ExecContext(ctx, id, msg.Offset,
-		p.Sender, p.SessionID, p.ClientMessageID, p.Payload, created); err != nil {
-		return msg, false, err
+// storePublish stores a checked publish, with its deduplication key, and
+// trims the room's history.
+func (s *Store) storePublish(ctx context.Context, tx *sql.Tx, pd pending) error {
+	m, created := pd.msg, pd.created
+	if _, err := tx.StmtContext(ctx, s.st.insertMessage).ExecContext(ctx, pd.roomID, m.Offset,
+		m.Sender, m.SessionID, m.ClientMessageID, m.Payload, created); err != nil {
+		return err
 	}
-	if _, err := tx.StmtContext(ctx, s.st.setLastOffset).ExecContext(ctx, msg.Offset, id); err != nil {
-		return msg, false, err
+	if _, err := tx.StmtContext(ctx, s.st.setLastOffset).ExecContext(ctx, m.Offset, pd.roomID); err != nil {
+		return err
 	}
-	if p.ClientMessageID != "" {
-		if _, err := tx.StmtContext(ctx, s.st.upsertDedupe).ExecContext(ctx, id, p.Sender, p.ClientMessageID, msg.Offset, created); err != nil {
-			return msg, false, err
+	if m.ClientMessageID != "" {
+		if _, err := tx.StmtContext(ctx, s.st.upsertDedupe).ExecContext(ctx, pd.roomID, m.Sender, m.ClientMessageID, m.Offset, created); err != nil {
+			return err
 		}
 	}
-	if limit := uint64(room.Options.HistoryMaxMessages); limit > 0 && msg.Offset > limit {
-		if _, err := tx.StmtContext(ctx, s.st.trim).ExecContext(ctx, id, msg.Offset-limit); err != nil {
-			return msg, false, err
+	if limit := uint64(pd.historyMax); limit > 0 && m.Offset > limit {
+		if _, err := tx.StmtContext(ctx, s.st.trim).ExecContext(ctx, pd.roomID, m.Offset-limit); err != nil {
+			return err
 		}
 	}
-	return msg, false, nil
+	return nil
 }
 
 // findDuplicate reports whether p's ClientMessageID was accepted at or after
