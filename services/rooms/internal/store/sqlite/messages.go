@@ -149,9 +149,9 @@ type pending struct {
 	msg        store.Message
 }
 
-// checkPublish reads what p needs inside the group's transaction, without
-// writing: it refuses p with an error, reports a duplicate (with the first
-// message), or returns the message to store.
+// checkPublish reads what p needs inside the group's transaction, in one
+// statement and without writing: it refuses p with an error, reports a
+// duplicate (with the first message), or returns the message to store.
 func (s *Store) checkPublish(ctx context.Context, tx *sql.Tx, p store.PublishParams) (pending, bool, error) {
 	pd := pending{msg: store.Message{
 		Room:            p.Room,
@@ -160,31 +160,26 @@ func (s *Store) checkPublish(ctx context.Context, tx *sql.Tx, p store.PublishPar
 		ClientMessageID: p.ClientMessageID,
 		SessionID:       p.SessionID,
 	}}
-	id, room, err := scanRoom(tx.StmtContext(ctx, s.st.roomW).QueryRowContext(ctx, p.Room.Namespace, p.Room.Name))
-	if err != nil {
+	var (
+		readOnly, member      bool
+		lastOffset            uint64
+		dupOffset, dupCreated sql.NullInt64
+	)
+	err := tx.StmtContext(ctx, s.st.publishCheck).QueryRowContext(ctx, p.Room.Namespace, p.Room.Name, p.Sender, p.ClientMessageID).
+		Scan(&pd.roomID, &readOnly, &pd.historyMax, &lastOffset, &member, &dupOffset, &dupCreated)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return pd, false, store.ErrNotFound
+	case err != nil:
 		return pd, false, err
+	case p.Sender != "" && readOnly:
+		return pd, false, store.ErrReadOnly
+	case !member:
+		return pd, false, store.ErrNotMember
+	case dupOffset.Valid && dupCreated.Int64 >= nanos(p.DedupeSince):
+		return pd, true, s.firstMessage(ctx, tx, pd.roomID, uint64(dupOffset.Int64), dupCreated.Int64, &pd.msg)
 	}
-	if p.Sender != "" {
-		if room.Options.ReadOnly {
-			return pd, false, store.ErrReadOnly
-		}
-		var joined int64
-		err := tx.StmtContext(ctx, s.st.member).QueryRowContext(ctx, id, p.Sender).Scan(&joined)
-		if errors.Is(err, sql.ErrNoRows) {
-			return pd, false, store.ErrNotMember
-		}
-		if err != nil {
-			return pd, false, err
-		}
-	}
-	if p.ClientMessageID != "" {
-		duplicate, err := s.findDuplicate(ctx, tx, id, p, &pd.msg)
-		if err != nil || duplicate {
-			return pd, duplicate, err
-		}
-	}
-	pd.roomID, pd.historyMax = id, room.Options.HistoryMaxMessages
-	pd.msg.Offset = room.LastOffset + 1
+	pd.msg.Offset = lastOffset + 1
 	pd.created = nanos(p.Now)
 	pd.msg.CreateTime = fromNanos(pd.created)
 	return pd, false, nil
@@ -214,33 +209,21 @@ func (s *Store) storePublish(ctx context.Context, tx *sql.Tx, pd pending) error 
 	return nil
 }
 
-// findDuplicate reports whether p's ClientMessageID was accepted at or after
-// p.DedupeSince and, if so, sets msg to the message accepted then. Should that
-// message be gone already (trimmed, purged or swept), msg keeps the fields of
-// p, which a retry repeats, with the first publish's offset and time.
-func (s *Store) findDuplicate(ctx context.Context, tx *sql.Tx, roomID int64, p store.PublishParams, msg *store.Message) (bool, error) {
-	var offset uint64
-	var created int64
-	err := tx.StmtContext(ctx, s.st.dedupe).QueryRowContext(ctx, roomID, p.Sender, p.ClientMessageID).Scan(&offset, &created)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return false, nil
-	case err != nil:
-		return false, err
-	case created < nanos(p.DedupeSince):
-		return false, nil
-	}
+// firstMessage sets msg, the publish a duplicate repeats, to the message
+// stored at offset. Should that message be gone already (trimmed, purged or
+// swept), msg keeps the fields of the publish, which a retry repeats, with
+// the first publish's offset and time.
+func (s *Store) firstMessage(ctx context.Context, tx *sql.Tx, roomID int64, offset uint64, created int64, msg *store.Message) error {
 	msg.Offset = offset
 	msg.CreateTime = fromNanos(created)
-	row := tx.StmtContext(ctx, s.st.message).QueryRowContext(ctx, roomID, offset)
-	first, err := scanMessage(row, p.Room)
+	first, err := scanMessage(tx.StmtContext(ctx, s.st.message).QueryRowContext(ctx, roomID, offset), msg.Room)
 	switch {
 	case err == nil:
 		*msg = first
 	case !errors.Is(err, sql.ErrNoRows):
-		return false, err
+		return err
 	}
-	return true, nil
+	return nil
 }
 
 // History implements store.Store.
