@@ -116,11 +116,13 @@ func (s *Store) commitPublishes() {
 // outcomes, all failed if the transaction cannot commit. A publish is refused
 // only by its checks, which write nothing, so a refusal needs no savepoint to
 // undo it; a write that fails leaves its publish half stored and fails the
-// whole group.
+// whole group. A room's last offset is written, and its history trimmed,
+// once per group rather than once per publish: the group commits as a whole.
 func (s *Store) commitGroup(group []*publishReq, results []publishRes) []publishRes {
 	// Statements run under the committer's own context: one caller giving up
 	// must not abort the transaction the others share.
 	ctx := context.Background()
+	tails := make(map[int64]roomTail, 1)
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		for _, req := range group {
 			if err := req.ctx.Err(); err != nil {
@@ -132,10 +134,20 @@ func (s *Store) commitGroup(group []*publishReq, results []publishRes) []publish
 				results = append(results, publishRes{msg: pd.msg, duplicate: dup, err: err})
 				continue
 			}
+			// The room's row does not have the group's earlier publishes yet.
+			if t, ok := tails[pd.roomID]; ok {
+				pd.msg.Offset = t.lastOffset + 1
+			}
 			if err := s.storePublish(ctx, tx, pd); err != nil {
 				return err
 			}
+			tails[pd.roomID] = roomTail{lastOffset: pd.msg.Offset, historyMax: pd.historyMax}
 			results = append(results, publishRes{msg: pd.msg})
+		}
+		for id, t := range tails {
+			if err := s.storeTail(ctx, tx, id, t); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
@@ -192,15 +204,11 @@ func (s *Store) checkPublish(ctx context.Context, tx *sql.Tx, p store.PublishPar
 	return pd, false, nil
 }
 
-// storePublish stores a checked publish, with its deduplication key, and
-// trims the room's history.
+// storePublish stores a checked publish with its deduplication key.
 func (s *Store) storePublish(ctx context.Context, tx *sql.Tx, pd pending) error {
 	m, created := pd.msg, pd.created
 	if _, err := tx.StmtContext(ctx, s.st.insertMessage).ExecContext(ctx, pd.roomID, m.Offset,
 		m.Sender, m.SessionID, m.ClientMessageID, m.Payload, created); err != nil {
-		return err
-	}
-	if _, err := tx.StmtContext(ctx, s.st.setLastOffset).ExecContext(ctx, m.Offset, pd.roomID); err != nil {
 		return err
 	}
 	if m.ClientMessageID != "" {
@@ -208,8 +216,23 @@ func (s *Store) storePublish(ctx context.Context, tx *sql.Tx, pd pending) error 
 			return err
 		}
 	}
-	if limit := uint64(pd.historyMax); limit > 0 && m.Offset > limit {
-		if _, err := tx.StmtContext(ctx, s.st.trim).ExecContext(ctx, pd.roomID, m.Offset-limit); err != nil {
+	return nil
+}
+
+// roomTail is what a group's publishes to one room leave to write: the
+// room's new last offset, and its history limit to trim to.
+type roomTail struct {
+	lastOffset uint64
+	historyMax uint32
+}
+
+// storeTail sets a room's last offset and trims its history.
+func (s *Store) storeTail(ctx context.Context, tx *sql.Tx, roomID int64, t roomTail) error {
+	if _, err := tx.StmtContext(ctx, s.st.setLastOffset).ExecContext(ctx, t.lastOffset, roomID); err != nil {
+		return err
+	}
+	if limit := uint64(t.historyMax); limit > 0 && t.lastOffset > limit {
+		if _, err := tx.StmtContext(ctx, s.st.trim).ExecContext(ctx, roomID, t.lastOffset-limit); err != nil {
 			return err
 		}
 	}

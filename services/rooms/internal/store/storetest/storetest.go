@@ -60,6 +60,7 @@ func Run(t *testing.T, newStore func(t *testing.T, committed store.Committed) st
 		{"SweepDedupe", testSweepDedupe},
 		{"Stats", testStats},
 		{"ConcurrentPublish", testConcurrentPublish},
+		{"ConcurrentPublishTrim", testConcurrentPublishTrim},
 		{"ConcurrentDedupe", testConcurrentDedupe},
 		{"ConcurrentJoin", testConcurrentJoin},
 		{"SavedSessions", testSavedSessions},
