@@ -156,10 +156,18 @@ func TestSlowSubscriberDoesNotStallOthers(t *testing.T) {
 	fast := subscribe(t, svcCtx(t), s, room)
 
 	payload := `"` + strings.Repeat("x", 2048) + `"`
+	// The fast subscriber is one that is never more than half its buffer
+	// behind: the publisher waits for it, and never for the slow one.
+	ahead := make(chan struct{}, 4)
 	published := make(chan struct{})
 	go func() {
 		defer close(published)
 		for range total {
+			select {
+			case ahead <- struct{}{}:
+			case <-t.Context().Done():
+				return
+			}
 			if _, err := s.rooms.Publish(svcCtx(t), &roomsv1.PublishRequest{Namespace: "/", Room: "r", Sender: "alice", Payload: payload}); err != nil {
 				t.Errorf("publish: %v", err)
 				return
@@ -174,6 +182,7 @@ func TestSlowSubscriberDoesNotStallOthers(t *testing.T) {
 		if got := resp.GetEvent().GetMessage().GetOffset(); got != want {
 			t.Fatalf("fast subscriber got offset %d, want %d", got, want)
 		}
+		<-ahead
 	}
 	<-published
 
