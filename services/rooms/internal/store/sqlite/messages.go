@@ -19,9 +19,9 @@ import (
 // publish writes nothing (see commitGroup). Offsets stay gapless because no
 // other write can run between reading a room's last offset and storing the
 // next one, and a publish returns only once its group is committed, so an
-// acknowledged message survives a crash. The same goroutine
-// hands each committed group to Options.Committed before answering its
-// callers: a group is committed in offset order, and so it is announced.
+// acknowledged message survives a crash. The same goroutine hands each
+// committed group to Options.Committed before answering its callers: a group
+// is committed in offset order, and so it is announced.
 func (s *Store) Publish(ctx context.Context, p store.PublishParams) (store.Message, bool, error) {
 	req := &publishReq{ctx: ctx, p: p, done: make(chan publishRes, 1)}
 	select {
