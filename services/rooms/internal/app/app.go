@@ -41,8 +41,12 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 
+	hub := fanout.NewHub()
 	dbPath := filepath.Join(cfg.DataDir, "rooms.db")
-	st, err := sqlite.Open(ctx, dbPath, sqlite.Options{Synchronous: strings.ToUpper(cfg.SQLiteSync)})
+	st, err := sqlite.Open(ctx, dbPath, sqlite.Options{
+		Synchronous: strings.ToUpper(cfg.SQLiteSync),
+		Committed:   server.BroadcastCommitted(hub),
+	})
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
@@ -50,7 +54,6 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	hub := fanout.NewHub()
 	deps := &server.Deps{Store: st, Hub: hub, Limits: cfg.Limits, Log: log, Metrics: server.NewMetrics(reg)}
 	grpcSrv, hs, err := NewGRPCServer(log, reg, GRPCOptions{
 		ServiceToken:    cfg.ServiceToken,

@@ -12,7 +12,6 @@ import (
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
 	grpcauth "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	grpcvalidate "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/protovalidate"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/ratelimit"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
@@ -60,13 +59,6 @@ func NewGRPCServer(log *slog.Logger, reg prometheus.Registerer, opts GRPCOptions
 	}
 	tokens := auth.NewTokens(opts.ServiceToken, opts.AdminToken, "/"+roomsv1.AdminService_ServiceDesc.ServiceName+"/")
 	limiter := newRoleLimiter(opts.RateLimit, opts.RateBurst)
-	logger := logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
-		log.Log(ctx, slog.Level(lvl), msg, fields...)
-	})
-	logOpts := []logging.Option{
-		logging.WithLogOnEvents(logging.FinishCall),
-		logging.WithLevels(logLevel),
-	}
 	recoverOpts := []recovery.Option{recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
 		log.ErrorContext(ctx, "panic in handler", "panic", p, "stack", string(debug.Stack()))
 		return status.Error(codes.Internal, "internal error")
@@ -86,7 +78,7 @@ func NewGRPCServer(log *slog.Logger, reg prometheus.Registerer, opts GRPCOptions
 	srv := grpc.NewServer(
 		grpc.ChainUnaryInterceptor(
 			metrics.UnaryServerInterceptor(),
-			logging.UnaryServerInterceptor(logger, logOpts...),
+			logUnary(log),
 			selector.UnaryServerInterceptor(grpcauth.UnaryServerInterceptor(tokens.AuthFunc), needsAuth),
 			selector.UnaryServerInterceptor(ratelimit.UnaryServerInterceptor(limiter), limited),
 			grpcvalidate.UnaryServerInterceptor(validator),
@@ -94,7 +86,7 @@ func NewGRPCServer(log *slog.Logger, reg prometheus.Registerer, opts GRPCOptions
 		),
 		grpc.ChainStreamInterceptor(
 			metrics.StreamServerInterceptor(),
-			logging.StreamServerInterceptor(logger, logOpts...),
+			logStream(log),
 			selector.StreamServerInterceptor(grpcauth.StreamServerInterceptor(tokens.AuthFunc), needsAuth),
 			selector.StreamServerInterceptor(ratelimit.StreamServerInterceptor(limiter), limited),
 			grpcvalidate.StreamServerInterceptor(validator),
@@ -127,16 +119,16 @@ func NewGRPCServer(log *slog.Logger, reg prometheus.Registerer, opts GRPCOptions
 // logLevel keeps successful and caller-canceled calls (a busy service makes
 // thousands a second) out of the info log, shows refused calls at info and
 // failures at error.
-func logLevel(c codes.Code) logging.Level {
+func logLevel(c codes.Code) slog.Level {
 	switch c {
 	case codes.OK, codes.Canceled:
-		return logging.LevelDebug
+		return slog.LevelDebug
 	case codes.Internal, codes.Unknown, codes.DataLoss, codes.Unimplemented:
-		return logging.LevelError
+		return slog.LevelError
 	case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted:
-		return logging.LevelWarn
+		return slog.LevelWarn
 	}
-	return logging.LevelInfo
+	return slog.LevelInfo
 }
 
 // roleLimiter gives each credential its own token bucket so an admin can still

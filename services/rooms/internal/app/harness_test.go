@@ -33,13 +33,15 @@ type testServer struct {
 	rooms roomsv1.RoomsServiceClient
 	admin roomsv1.AdminServiceClient
 	hub   *fanout.Hub
+	reg   *prometheus.Registry
 }
 
 type serverOption func(*server.Limits, *app.GRPCOptions)
 
 func startServer(t testing.TB, opts ...serverOption) *testServer {
 	t.Helper()
-	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "rooms.db"), sqlite.Options{})
+	hub := fanout.NewHub()
+	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "rooms.db"), sqlite.Options{Committed: server.BroadcastCommitted(hub)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +56,6 @@ func startServer(t testing.TB, opts ...serverOption) *testServer {
 		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	reg := prometheus.NewRegistry()
-	hub := fanout.NewHub()
 	deps := &server.Deps{Store: st, Hub: hub, Limits: limits, Log: log, Metrics: server.NewMetrics(reg)}
 	srv, _, err := app.NewGRPCServer(log, reg, gopts, deps)
 	if err != nil {
@@ -74,7 +75,29 @@ func startServer(t testing.TB, opts ...serverOption) *testServer {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return &testServer{conn: conn, rooms: roomsv1.NewRoomsServiceClient(conn), admin: roomsv1.NewAdminServiceClient(conn), hub: hub}
+	return &testServer{conn: conn, rooms: roomsv1.NewRoomsServiceClient(conn), admin: roomsv1.NewAdminServiceClient(conn), hub: hub, reg: reg}
+}
+
+// counter returns the value of a counter without labels, or the sum over its
+// labels.
+func (s *testServer) counter(t testing.TB, name string) float64 {
+	t.Helper()
+	families, err := s.reg.Gather()
+	if err != nil {
+		t.Fatalf("gather metrics: %v", err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		var sum float64
+		for _, m := range f.GetMetric() {
+			sum += m.GetCounter().GetValue()
+		}
+		return sum
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
 }
 
 type testWriter struct{ t testing.TB }

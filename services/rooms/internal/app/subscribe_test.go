@@ -156,10 +156,18 @@ func TestSlowSubscriberDoesNotStallOthers(t *testing.T) {
 	fast := subscribe(t, svcCtx(t), s, room)
 
 	payload := `"` + strings.Repeat("x", 2048) + `"`
+	// The fast subscriber is one that is never more than half its buffer
+	// behind: the publisher waits for it, and never for the slow one.
+	ahead := make(chan struct{}, 4)
 	published := make(chan struct{})
 	go func() {
 		defer close(published)
 		for range total {
+			select {
+			case ahead <- struct{}{}:
+			case <-t.Context().Done():
+				return
+			}
 			if _, err := s.rooms.Publish(svcCtx(t), &roomsv1.PublishRequest{Namespace: "/", Room: "r", Sender: "alice", Payload: payload}); err != nil {
 				t.Errorf("publish: %v", err)
 				return
@@ -174,6 +182,7 @@ func TestSlowSubscriberDoesNotStallOthers(t *testing.T) {
 		if got := resp.GetEvent().GetMessage().GetOffset(); got != want {
 			t.Fatalf("fast subscriber got offset %d, want %d", got, want)
 		}
+		<-ahead
 	}
 	<-published
 
@@ -269,5 +278,73 @@ func TestSubscribeEvents(t *testing.T) {
 	// With every room deleted the stream ends cleanly.
 	if _, err := stream.Recv(); err != io.EOF {
 		t.Fatalf("after all rooms were deleted: Recv error %v, want io.EOF", err)
+	}
+}
+
+// TestLivePublishesArriveInOffsetOrder publishes from many goroutines at once,
+// so that publishes to one room share commits, while a subscriber stays live.
+// The subscriber must get every message once and in offset order from the
+// broadcasts alone: a message broadcast ahead of an earlier one looks like a
+// gap, which the subscription fills with a store read.
+func TestLivePublishesArriveInOffsetOrder(t *testing.T) {
+	const publishers, perPublisher = 16, 100
+	for _, tt := range []struct {
+		name  string
+		rooms int
+	}{
+		{"one room", 1},
+		{"rooms sharing commits", 4},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := startServer(t)
+			var subs []*roomsv1.RoomSubscription
+			for r := range tt.rooms {
+				room := fmt.Sprintf("r%d", r)
+				mustCreate(t, s, "/", room, nil)
+				mustJoin(t, s, "/", room, "alice", "")
+				subs = append(subs, &roomsv1.RoomSubscription{Namespace: "/", Room: room})
+			}
+			ctx, cancel := context.WithCancel(svcCtx(t))
+			defer cancel()
+			stream := subscribe(t, ctx, s, subs...)
+
+			var wg sync.WaitGroup
+			for p := range publishers {
+				wg.Go(func() {
+					for i := range perPublisher {
+						_, err := s.rooms.Publish(svcCtx(t), &roomsv1.PublishRequest{
+							Namespace: "/", Room: fmt.Sprintf("r%d", (p+i)%tt.rooms), Sender: "alice", Payload: fmt.Sprintf(`"p%d-%d"`, p, i),
+						})
+						if err != nil {
+							t.Errorf("publish: %v", err)
+							return
+						}
+					}
+				})
+			}
+
+			last := map[string]uint64{}
+			seen := map[string]bool{}
+			for range publishers * perPublisher {
+				resp, err := stream.Recv()
+				if err != nil {
+					t.Fatalf("recv after offsets %v: %v", last, err)
+				}
+				m := resp.GetEvent().GetMessage()
+				room := resp.GetEvent().GetRoom()
+				if m.GetOffset() != last[room]+1 {
+					t.Fatalf("room %s: got offset %d after %d", room, m.GetOffset(), last[room])
+				}
+				if seen[m.GetPayload()] {
+					t.Fatalf("payload %s delivered twice", m.GetPayload())
+				}
+				seen[m.GetPayload()] = true
+				last[room] = m.GetOffset()
+			}
+			wg.Wait()
+			if n := s.counter(t, "parley_rooms_subscription_gap_fills_total"); n != 0 {
+				t.Errorf("the subscription filled %v gaps from the store; want none", n)
+			}
+		})
 	}
 }

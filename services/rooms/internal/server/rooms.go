@@ -5,8 +5,10 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	roomsv1 "github.com/parleyhq/parley/proto/parley/rooms/v1"
+	"github.com/parleyhq/parley/services/rooms/internal/fanout"
 	"github.com/parleyhq/parley/services/rooms/internal/store"
 )
 
@@ -286,14 +288,26 @@ func (s *Rooms) Publish(ctx context.Context, req *roomsv1.PublishRequest) (*room
 	if err != nil {
 		return nil, errStatus(ctx, s.d.Log, "publish", err)
 	}
-	pm := toProtoMessage(m)
+	// A new message was broadcast by the store's Committed hook
+	// (BroadcastCommitted) before Publish returned: no answer precedes it.
 	if dup {
 		s.d.Metrics.duplicates.Inc()
 	} else {
 		s.d.Metrics.published.Inc()
-		s.d.Hub.Broadcast(messageEvent(pm))
 	}
-	return &roomsv1.PublishResponse{Offset: m.Offset, CreateTime: pm.GetCreateTime(), Duplicate: dup}, nil
+	return &roomsv1.PublishResponse{Offset: m.Offset, CreateTime: timestamppb.New(m.CreateTime), Duplicate: dup}, nil
+}
+
+// BroadcastCommitted returns the store.Committed hook to open the store with:
+// it broadcasts the messages Publish stores. The store calls it in offset
+// order per room, where each caller of Publish would race the others and
+// make subscribers see false gaps.
+func BroadcastCommitted(hub *fanout.Hub) store.Committed {
+	return func(msgs []store.Message) {
+		for _, m := range msgs {
+			hub.Broadcast(messageEvent(toProtoMessage(m)))
+		}
+	}
 }
 
 func (s *Rooms) GetHistory(ctx context.Context, req *roomsv1.GetHistoryRequest) (*roomsv1.GetHistoryResponse, error) {

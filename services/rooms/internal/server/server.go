@@ -47,6 +47,7 @@ type Metrics struct {
 	duplicates    prometheus.Counter
 	subscriptions prometheus.Gauge
 	ended         *prometheus.CounterVec
+	gapFills      prometheus.Counter
 }
 
 // NewMetrics registers the service metrics with reg.
@@ -68,8 +69,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "parley_rooms_subscriptions_ended_total",
 			Help: "Subscribe streams ended, by reason (client, overflow, shutdown, error, rooms_deleted).",
 		}, []string{"reason"}),
+		gapFills: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "parley_rooms_subscription_gap_fills_total",
+			Help: "Live messages that reached a subscription ahead of an offset it had not delivered, so that the gap was read from the store first.",
+		}),
 	}
-	reg.MustRegister(m.published, m.duplicates, m.subscriptions, m.ended)
+	reg.MustRegister(m.published, m.duplicates, m.subscriptions, m.ended, m.gapFills)
 	return m
 }
 

@@ -24,8 +24,10 @@ const catchUpPage = 500
 // every message is either in the store read or in the subscription's buffer.
 // Per room it remembers the last offset delivered: a live message at or below
 // it is a duplicate (already replayed) and is skipped; one beyond the next
-// offset means others were committed first but broadcast later, or were not
-// seen, and the gap is filled from the store before it is delivered.
+// offset means earlier ones were not seen, and the gap is filled from the
+// store before it is delivered. The store hands each room's messages to the
+// hub in offset order (store.Committed), so that fill costs a store read only
+// where order was lost, which parley_rooms_subscription_gap_fills_total counts.
 func (s *Rooms) Subscribe(req *roomsv1.SubscribeRequest, stream grpc.ServerStreamingServer[roomsv1.SubscribeResponse]) error {
 	ctx := stream.Context()
 	keys := make([]store.RoomKey, 0, len(req.GetRooms()))
@@ -106,6 +108,7 @@ func (sub *subscriber) live(ctx context.Context, fs *fanout.Subscription) error 
 					continue
 				}
 				if off > sub.last[k]+1 {
+					sub.s.d.Metrics.gapFills.Inc()
 					if err := sub.catchUp(ctx, k, off-1); err != nil {
 						return err
 					}

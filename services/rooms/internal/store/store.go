@@ -5,7 +5,9 @@
 //
 // The contract is written for a networked store as much as an embedded one:
 // every method is one round trip that is atomic on its own, and nothing relies
-// on callbacks or on transactions spanning calls.
+// on transactions spanning calls. The one callback, Committed, tells the
+// service about stored messages in offset order, which only the backend knows
+// once publishes run concurrently.
 package store
 
 import (
@@ -161,6 +163,23 @@ type HistoryQuery struct {
 	Limit  int
 }
 
+// Committed receives the messages that Publish stores, so that the service
+// can broadcast them to live subscribers. A backend is given one when it is
+// opened (nil: nobody is told) and must call it:
+//   - with every message Publish stores, once, and never with a duplicate
+//     answered from the deduplication window or a refused publish;
+//   - once the message is durable and before the Publish that stored it
+//     returns, so that a caller that has its answer can rely on live
+//     subscribers having been handed the message;
+//   - in offset order per room: calls carrying messages of the same room never
+//     overlap, and carry them in ascending offset order, so that a subscriber
+//     that receives them in the order of the calls sees no gap.
+//
+// One call may carry several messages, of one room or of several. The hook
+// must return quickly without blocking, as it runs on the backend's write
+// path, and must not keep msgs after it returns.
+type Committed func(msgs []Message)
+
 // Stats are counts over the whole store or one namespace.
 type Stats struct {
 	Rooms, Members, Sessions, Messages uint64
@@ -200,7 +219,8 @@ type Store interface {
 	// message atomically, trimming history beyond HistoryMaxMessages. For a
 	// duplicate ClientMessageID within the window it stores nothing and returns
 	// the first message (with its offset and time) and true. Once Publish
-	// returns, the message survives a crash of the process.
+	// returns, the message survives a crash of the process, and a new one has
+	// been passed to the backend's Committed hook.
 	// ErrNotFound, ErrNotMember, ErrReadOnly.
 	Publish(ctx context.Context, p PublishParams) (Message, bool, error)
 	// History returns the selected messages in ascending offset order.

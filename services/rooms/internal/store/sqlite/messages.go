@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 	"time"
 
@@ -14,11 +15,13 @@ import (
 
 // Publish implements store.Store. Publishes are committed in groups: a
 // single goroutine (commitPublishes) takes every publish waiting at that
-// moment and runs them in one immediate transaction, each inside its own
-// savepoint, so one refused publish does not undo the others. Offsets stay
-// gapless because no other write can run between reading a room's last offset
-// and storing the next one, and a publish returns only once its group is
-// committed, so an acknowledged message survives a crash.
+// moment and runs them in one immediate transaction, in which a refused
+// publish writes nothing (see commitGroup). Offsets stay gapless because no
+// other write can run between reading a room's last offset and storing the
+// next one, and a publish returns only once its group is committed, so an
+// acknowledged message survives a crash. The same goroutine hands each
+// committed group to Options.Committed before answering its callers: a group
+// is committed in offset order, and so it is announced.
 func (s *Store) Publish(ctx context.Context, p store.PublishParams) (store.Message, bool, error) {
 	req := &publishReq{ctx: ctx, p: p, done: make(chan publishRes, 1)}
 	select {
@@ -60,6 +63,7 @@ func (s *Store) commitPublishes() {
 	defer close(s.committerDone)
 	group := make([]*publishReq, 0, maxGroup)
 	results := make([]publishRes, 0, maxGroup)
+	stored := make([]store.Message, 0, maxGroup)
 	for {
 		var first *publishReq
 		select {
@@ -75,6 +79,12 @@ func (s *Store) commitPublishes() {
 			}
 		}
 		group = append(group[:0], first)
+		// Let the goroutines that are runnable run first: those publishing
+		// queue theirs within microseconds, and one commit of them all costs
+		// far less CPU than several (each begins a transaction and writes
+		// its pages to the log). With nothing else runnable, this returns
+		// at once.
+		runtime.Gosched()
 	gather:
 		for len(group) < maxGroup {
 			select {
@@ -85,37 +95,59 @@ func (s *Store) commitPublishes() {
 			}
 		}
 		results = s.commitGroup(group, results[:0])
+		if s.committed != nil {
+			stored = stored[:0]
+			for _, r := range results {
+				if r.err == nil && !r.duplicate {
+					stored = append(stored, r.msg)
+				}
+			}
+			if len(stored) > 0 {
+				s.committed(stored)
+			}
+		}
 		for i, req := range group {
 			req.done <- results[i]
 		}
 	}
 }
 
-// commitGroup publishes each request in a savepoint of one transaction and
-// returns their outcomes, all failed if the transaction cannot commit.
+// commitGroup publishes each request in one transaction and returns their
+// outcomes, all failed if the transaction cannot commit. A publish is refused
+// only by its checks, which write nothing, so a refusal needs no savepoint to
+// undo it; a write that fails leaves its publish half stored and fails the
+// whole group. A room's last offset is written, and its history trimmed,
+// once per group rather than once per publish: the group commits as a whole.
 func (s *Store) commitGroup(group []*publishReq, results []publishRes) []publishRes {
 	// Statements run under the committer's own context: one caller giving up
 	// must not abort the transaction the others share.
 	ctx := context.Background()
+	tails := make(map[int64]roomTail, 1)
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		for _, req := range group {
 			if err := req.ctx.Err(); err != nil {
 				results = append(results, publishRes{err: err})
 				continue
 			}
-			if _, err := tx.ExecContext(ctx, "SAVEPOINT publish"); err != nil {
+			pd, dup, err := s.checkPublish(ctx, tx, req.p)
+			if err != nil || dup {
+				results = append(results, publishRes{msg: pd.msg, duplicate: dup, err: err})
+				continue
+			}
+			// The room's row does not have the group's earlier publishes yet.
+			if t, ok := tails[pd.roomID]; ok {
+				pd.msg.Offset = t.lastOffset + 1
+			}
+			if err := s.storePublish(ctx, tx, pd); err != nil {
 				return err
 			}
-			msg, dup, err := s.publishTx(ctx, tx, req.p)
-			if err != nil {
-				if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO publish"); rerr != nil {
-					return rerr
-				}
+			tails[pd.roomID] = roomTail{lastOffset: pd.msg.Offset, historyMax: pd.historyMax}
+			results = append(results, publishRes{msg: pd.msg})
+		}
+		for id, t := range tails {
+			if err := s.storeTail(ctx, tx, id, t); err != nil {
+				return err
 			}
-			if _, rerr := tx.ExecContext(ctx, "RELEASE publish"); rerr != nil {
-				return rerr
-			}
-			results = append(results, publishRes{msg: msg, duplicate: dup, err: err})
 		}
 		return nil
 	})
@@ -128,89 +160,100 @@ func (s *Store) commitGroup(group []*publishReq, results []publishRes) []publish
 	return results
 }
 
-// publishTx runs one publish inside the group's transaction.
-func (s *Store) publishTx(ctx context.Context, tx *sql.Tx, p store.PublishParams) (store.Message, bool, error) {
-	msg := store.Message{
+// pending is a publish that passed its checks, with its offset and time.
+type pending struct {
+	roomID     int64
+	historyMax uint32
+	created    int64 // msg.CreateTime as stored
+	msg        store.Message
+}
+
+// checkPublish reads what p needs inside the group's transaction, in one
+// statement and without writing: it refuses p with an error, reports a
+// duplicate (with the first message), or returns the message to store.
+func (s *Store) checkPublish(ctx context.Context, tx *sql.Tx, p store.PublishParams) (pending, bool, error) {
+	pd := pending{msg: store.Message{
 		Room:            p.Room,
 		Sender:          p.Sender,
 		Payload:         p.Payload,
 		ClientMessageID: p.ClientMessageID,
 		SessionID:       p.SessionID,
-	}
-	id, room, err := scanRoom(tx.StmtContext(ctx, s.st.roomW).QueryRowContext(ctx, p.Room.Namespace, p.Room.Name))
-	if err != nil {
-		return msg, false, err
-	}
-	if p.Sender != "" {
-		if room.Options.ReadOnly {
-			return msg, false, store.ErrReadOnly
-		}
-		var joined int64
-		err := tx.StmtContext(ctx, s.st.member).QueryRowContext(ctx, id, p.Sender).Scan(&joined)
-		if errors.Is(err, sql.ErrNoRows) {
-			return msg, false, store.ErrNotMember
-		}
-		if err != nil {
-			return msg, false, err
-		}
-	}
-	if p.ClientMessageID != "" {
-		duplicate, err := s.findDuplicate(ctx, tx, id, p, &msg)
-		if err != nil || duplicate {
-			return msg, duplicate, err
-		}
-	}
-
-	msg.Offset = room.LastOffset + 1
-	created := nanos(p.Now)
-	msg.CreateTime = fromNanos(created)
-	if _, err := tx.StmtContext(ctx, s.st.insertMessage).ExecContext(ctx, id, msg.Offset,
-		p.Sender, p.SessionID, p.ClientMessageID, p.Payload, created); err != nil {
-		return msg, false, err
-	}
-	if _, err := tx.StmtContext(ctx, s.st.setLastOffset).ExecContext(ctx, msg.Offset, id); err != nil {
-		return msg, false, err
-	}
-	if p.ClientMessageID != "" {
-		if _, err := tx.StmtContext(ctx, s.st.upsertDedupe).ExecContext(ctx, id, p.Sender, p.ClientMessageID, msg.Offset, created); err != nil {
-			return msg, false, err
-		}
-	}
-	if limit := uint64(room.Options.HistoryMaxMessages); limit > 0 && msg.Offset > limit {
-		if _, err := tx.StmtContext(ctx, s.st.trim).ExecContext(ctx, id, msg.Offset-limit); err != nil {
-			return msg, false, err
-		}
-	}
-	return msg, false, nil
-}
-
-// findDuplicate reports whether p's ClientMessageID was accepted at or after
-// p.DedupeSince and, if so, sets msg to the message accepted then. Should that
-// message be gone already (trimmed, purged or swept), msg keeps the fields of
-// p, which a retry repeats, with the first publish's offset and time.
-func (s *Store) findDuplicate(ctx context.Context, tx *sql.Tx, roomID int64, p store.PublishParams, msg *store.Message) (bool, error) {
-	var offset uint64
-	var created int64
-	err := tx.StmtContext(ctx, s.st.dedupe).QueryRowContext(ctx, roomID, p.Sender, p.ClientMessageID).Scan(&offset, &created)
+	}}
+	var (
+		readOnly, member      bool
+		lastOffset            uint64
+		dupOffset, dupCreated sql.NullInt64
+	)
+	err := tx.StmtContext(ctx, s.st.publishCheck).QueryRowContext(ctx, p.Room.Namespace, p.Room.Name, p.Sender, p.ClientMessageID).
+		Scan(&pd.roomID, &readOnly, &pd.historyMax, &lastOffset, &member, &dupOffset, &dupCreated)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return false, nil
+		return pd, false, store.ErrNotFound
 	case err != nil:
-		return false, err
-	case created < nanos(p.DedupeSince):
-		return false, nil
+		return pd, false, err
+	case p.Sender != "" && readOnly:
+		return pd, false, store.ErrReadOnly
+	case !member:
+		return pd, false, store.ErrNotMember
+	case dupOffset.Valid && dupCreated.Int64 >= nanos(p.DedupeSince):
+		return pd, true, s.firstMessage(ctx, tx, pd.roomID, uint64(dupOffset.Int64), dupCreated.Int64, &pd.msg)
 	}
+	pd.msg.Offset = lastOffset + 1
+	pd.created = nanos(p.Now)
+	pd.msg.CreateTime = fromNanos(pd.created)
+	return pd, false, nil
+}
+
+// storePublish stores a checked publish with its deduplication key.
+func (s *Store) storePublish(ctx context.Context, tx *sql.Tx, pd pending) error {
+	m, created := pd.msg, pd.created
+	if _, err := tx.StmtContext(ctx, s.st.insertMessage).ExecContext(ctx, pd.roomID, m.Offset,
+		m.Sender, m.SessionID, m.ClientMessageID, m.Payload, created); err != nil {
+		return err
+	}
+	if m.ClientMessageID != "" {
+		if _, err := tx.StmtContext(ctx, s.st.upsertDedupe).ExecContext(ctx, pd.roomID, m.Sender, m.ClientMessageID, m.Offset, created); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// roomTail is what a group's publishes to one room leave to write: the
+// room's new last offset, and its history limit to trim to.
+type roomTail struct {
+	lastOffset uint64
+	historyMax uint32
+}
+
+// storeTail sets a room's last offset and trims its history.
+func (s *Store) storeTail(ctx context.Context, tx *sql.Tx, roomID int64, t roomTail) error {
+	if _, err := tx.StmtContext(ctx, s.st.setLastOffset).ExecContext(ctx, t.lastOffset, roomID); err != nil {
+		return err
+	}
+	if limit := uint64(t.historyMax); limit > 0 && t.lastOffset > limit {
+		if _, err := tx.StmtContext(ctx, s.st.trim).ExecContext(ctx, roomID, t.lastOffset-limit); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// firstMessage sets msg, the publish a duplicate repeats, to the message
+// stored at offset. Should that message be gone already (trimmed, purged or
+// swept), msg keeps the fields of the publish, which a retry repeats, with
+// the first publish's offset and time.
+func (s *Store) firstMessage(ctx context.Context, tx *sql.Tx, roomID int64, offset uint64, created int64, msg *store.Message) error {
 	msg.Offset = offset
 	msg.CreateTime = fromNanos(created)
-	row := tx.StmtContext(ctx, s.st.message).QueryRowContext(ctx, roomID, offset)
-	first, err := scanMessage(row, p.Room)
+	first, err := scanMessage(tx.StmtContext(ctx, s.st.message).QueryRowContext(ctx, roomID, offset), msg.Room)
 	switch {
 	case err == nil:
 		*msg = first
 	case !errors.Is(err, sql.ErrNoRows):
-		return false, err
+		return err
 	}
-	return true, nil
+	return nil
 }
 
 // History implements store.Store.

@@ -34,6 +34,9 @@ type Options struct {
 	// which keeps every committed transaction across a crash of the process,
 	// or "FULL", which also keeps it across a crash of the machine.
 	Synchronous string
+	// Committed is told about each group of publishes once it is committed;
+	// see store.Committed.
+	Committed store.Committed
 }
 
 // Store is a store.Store backed by one SQLite database file.
@@ -41,6 +44,7 @@ type Store struct {
 	w, r *sql.DB
 	st   statements
 
+	committed     store.Committed
 	publishes     chan *publishReq
 	closing       chan struct{}
 	committerDone chan struct{}
@@ -147,7 +151,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 
-	s := &Store{}
+	s := &Store{committed: opts.Committed}
 	if err := s.open(ctx, abs, synchronous); err != nil {
 		return nil, errors.Join(fmt.Errorf("open %s: %w", path, err), s.Close())
 	}

@@ -23,19 +23,17 @@ func open(t testing.TB, path string) *sqlite.Store {
 }
 
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Store {
-		return open(t, filepath.Join(t.TempDir(), "rooms.db"))
-	})
-}
-
-func TestConformanceSynchronousFull(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Store {
-		s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "rooms.db"), sqlite.Options{Synchronous: "FULL"})
-		if err != nil {
-			t.Fatalf("Open: %v", err)
-		}
-		return s
-	})
+	for _, sync := range []string{"NORMAL", "FULL"} {
+		t.Run(sync, func(t *testing.T) {
+			storetest.Run(t, func(t *testing.T, committed store.Committed) store.Store {
+				s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "rooms.db"), sqlite.Options{Synchronous: sync, Committed: committed})
+				if err != nil {
+					t.Fatalf("Open: %v", err)
+				}
+				return s
+			})
+		})
+	}
 }
 
 var (

@@ -14,12 +14,12 @@ type statements struct {
 	all []*sql.Stmt
 
 	// Writer.
-	insertRoom, updateRoom, deleteRoom, roomW        *sql.Stmt
-	member, insertMember, deleteMember, addMembers   *sql.Stmt
-	insertSession, deleteSession, countSessions      *sql.Stmt
-	dedupe, message, insertMessage, setLastOffset    *sql.Stmt
-	upsertDedupe, trim, purge, sweepMsgs, sweepDedup *sql.Stmt
-	saveSession, takeSession, sweepSessions          *sql.Stmt
+	insertRoom, updateRoom, deleteRoom, roomW           *sql.Stmt
+	member, insertMember, deleteMember, addMembers      *sql.Stmt
+	insertSession, deleteSession, countSessions         *sql.Stmt
+	publishCheck, message, insertMessage, setLastOffset *sql.Stmt
+	upsertDedupe, trim, purge, sweepMsgs, sweepDedup    *sql.Stmt
+	saveSession, takeSession, sweepSessions             *sql.Stmt
 
 	// Readers.
 	roomR, listRooms, listMembers, historyDesc, historyAsc, stats *sql.Stmt
@@ -62,7 +62,15 @@ const (
 	qDeleteSession = `DELETE FROM sessions WHERE room_id = ? AND user_id = ? AND session_id = ?`
 	qCountSessions = `SELECT count(*) FROM sessions WHERE room_id = ? AND user_id = ?`
 
-	qDedupe        = `SELECT offset, create_time FROM dedupe WHERE room_id = ? AND sender = ? AND client_id = ?`
+	// A publish's checks in one statement: the room, whether ?3 may publish
+	// ('' for a system message may), and the message its client id ?4 was
+	// last accepted for, if any ('' for none).
+	qPublishCheck = `SELECT r.id, r.read_only, r.history_max, r.last_offset,
+		?3 = '' OR EXISTS (SELECT 1 FROM members WHERE room_id = r.id AND user_id = ?3),
+		d.offset, d.create_time
+	FROM rooms r
+	LEFT JOIN dedupe d ON ?4 != '' AND d.room_id = r.id AND d.sender = ?3 AND d.client_id = ?4
+	WHERE r.namespace = ?1 AND r.name = ?2`
 	qMessage       = `SELECT ` + messageCols + ` FROM messages WHERE room_id = ? AND offset = ?`
 	qInsertMessage = `INSERT INTO messages (room_id, offset, sender, session_id, client_id,
 		payload, create_time)
@@ -134,7 +142,7 @@ func (st *statements) prepare(ctx context.Context, w, r *sql.DB) error {
 		{&st.insertSession, w, qInsertSession},
 		{&st.deleteSession, w, qDeleteSession},
 		{&st.countSessions, w, qCountSessions},
-		{&st.dedupe, w, qDedupe},
+		{&st.publishCheck, w, qPublishCheck},
 		{&st.message, w, qMessage},
 		{&st.insertMessage, w, qInsertMessage},
 		{&st.setLastOffset, w, qSetLastOffset},

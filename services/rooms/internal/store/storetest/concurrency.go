@@ -176,3 +176,32 @@ func testConcurrentJoin(t *testing.T, s store.Store) {
 	check(t, "ListMembers", []store.Member{{UserID: "u", JoinTime: t0, Sessions: users}}, listMembers(t, s, open, "", 10))
 	check(t, "MemberCount", uint32(1), getRoom(t, s, open).MemberCount)
 }
+
+// testConcurrentPublishTrim publishes from many goroutines at once into rooms
+// that keep a few messages, so that publishes which share a commit trim
+// together: each room must keep exactly its newest messages.
+func testConcurrentPublishTrim(t *testing.T, s store.Store) {
+	const workers, perWorker, keep = 8, 25, 5
+	rooms := []store.RoomKey{{Namespace: "acme", Name: "short"}, {Namespace: "acme", Name: "shorter"}}
+	for _, k := range rooms {
+		createRoom(t, s, k, store.RoomOptions{HistoryMaxMessages: keep}, t0)
+	}
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range perWorker {
+				p := store.PublishParams{Room: rooms[(w+i)%len(rooms)], Payload: fmt.Sprintf("w%d-%d", w, i), Now: t0}
+				if _, _, err := s.Publish(t.Context(), p); err != nil {
+					t.Errorf("Publish %s: %v", p.Payload, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, k := range rooms {
+		last := getRoom(t, s, k).LastOffset
+		check(t, "LastOffset of "+k.Name, uint64(workers*perWorker/len(rooms)), last)
+		check(t, "offsets kept in "+k.Name, seq(last-keep+1, last), offsets(all(t, s, k)))
+	}
+}

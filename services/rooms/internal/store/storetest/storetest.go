@@ -19,9 +19,19 @@ import (
 	"github.com/parleyhq/parley/services/rooms/internal/store"
 )
 
-// Run runs the suite. newStore must return an empty store each time it is
-// called; each subtest gets its own, and Run closes it when the subtest ends.
-func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
+// Run runs the suite. newStore must return an empty store, opened with the
+// given Committed hook (which may be nil), each time it is called; each
+// subtest gets its own, and Run closes it when the subtest ends.
+func Run(t *testing.T, newStore func(t *testing.T, committed store.Committed) store.Store) {
+	open := func(t *testing.T, committed store.Committed) store.Store {
+		s := newStore(t, committed)
+		t.Cleanup(func() {
+			if err := s.Close(); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+		})
+		return s
+	}
 	tests := []struct {
 		name string
 		run  func(t *testing.T, s store.Store)
@@ -50,6 +60,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"SweepDedupe", testSweepDedupe},
 		{"Stats", testStats},
 		{"ConcurrentPublish", testConcurrentPublish},
+		{"ConcurrentPublishTrim", testConcurrentPublishTrim},
 		{"ConcurrentDedupe", testConcurrentDedupe},
 		{"ConcurrentJoin", testConcurrentJoin},
 		{"SavedSessions", testSavedSessions},
@@ -57,15 +68,13 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := newStore(t)
-			t.Cleanup(func() {
-				if err := s.Close(); err != nil {
-					t.Errorf("Close: %v", err)
-				}
-			})
-			tt.run(t, s)
+			tt.run(t, open(t, nil))
 		})
 	}
+	t.Run("Committed", func(t *testing.T) {
+		var log committedLog
+		testCommitted(t, open(t, log.add), &log)
+	})
 }
 
 // t0 is the suite's reference time. It has nanoseconds and a zone other than
