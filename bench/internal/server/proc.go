@@ -74,3 +74,39 @@ func rssOf(pid int) (int64, error) {
 	}
 	return parseStatusRSS(b)
 }
+
+// parseSystemBusy returns the CPU time every core spent busy (everything
+// but idle and iowait) from the first line of /proc/stat.
+func parseSystemBusy(stat []byte) (time.Duration, error) {
+	line, _, _ := bytes.Cut(stat, []byte("\n"))
+	f := bytes.Fields(line)
+	if len(f) < 9 || string(f[0]) != "cpu" {
+		return 0, fmt.Errorf("no cpu line in /proc/stat: %.80q", line)
+	}
+	var busy uint64
+	// user nice system idle iowait irq softirq steal: skip idle and iowait.
+	for i, v := range f[1:9] {
+		if i == 3 || i == 4 {
+			continue
+		}
+		n, err := strconv.ParseUint(string(v), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/stat: %w", err)
+		}
+		busy += n
+	}
+	return time.Duration(busy) * clockTick, nil
+}
+
+// SystemBusy is the CPU time all cores have spent busy since boot: with the
+// servers' and the generator's own, it tells how much else ran meanwhile.
+func SystemBusy() (time.Duration, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	return parseSystemBusy(b)
+}
+
+// SelfCPU is the CPU time the calling process (the load generator) has used.
+func SelfCPU() (time.Duration, error) { return cpuOf(os.Getpid()) }

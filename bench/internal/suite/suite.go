@@ -85,8 +85,12 @@ type Run struct {
 
 	WindowCPU time.Duration // server CPU in the measured window
 	CPUByProc map[string]time.Duration
-	Phase     *loadgen.PhaseResult `json:",omitempty"`
-	Stats     loadgen.Stats
+	// GeneratorCPU is the load generator's CPU in the measured window, and
+	// OtherCPU what everything else on the machine used meanwhile: with 2
+	// cores shared, either makes latencies worse than the server's own.
+	GeneratorCPU, OtherCPU time.Duration
+	Phase                  *loadgen.PhaseResult `json:",omitempty"`
+	Stats                  loadgen.Stats
 }
 
 // CPUPerDelivery is the server CPU of the measured window over the
@@ -170,7 +174,8 @@ func summary(r Run) []any {
 	out = append(out, "connect_cpu", r.ConnectCPU.Round(time.Millisecond), "rss_per_conn_kb", int(r.RSSPerConn()/1024))
 	if p := r.Phase; p != nil {
 		out = append(out, "deliveries_per_s", int(p.DeliveriesPerSec), "cpu_per_delivery", r.CPUPerDelivery(),
-			"p50", p.P50, "p99", p.P99, "max", p.Max, "lost", p.Lost, "dup", p.Duplicated)
+			"p50", p.P50, "p99", p.P99, "max", p.Max, "lost", p.Lost, "dup", p.Duplicated,
+			"generator_cpu", r.GeneratorCPU, "other_cpu", r.OtherCPU)
 	}
 	if r.Stats.Reconnects > 0 || r.Stats.Dropped > 0 {
 		out = append(out, "reconnects", r.Stats.Reconnects, "recovered", r.Stats.Recovered, "dropped", r.Stats.Dropped)
@@ -230,14 +235,14 @@ func runOne(ctx context.Context, log *slog.Logger, cfg Config, w Workload, srvNa
 	for _, rate := range w.Rates {
 		r := base
 		r.Rate = rate
-		var begin, end server.Sample
+		var begin, end sample
 		var sampleErr error
 		profileDone := make(chan error, 1)
 		spec := loadgen.PhaseSpec{
 			Rate: rate * float64(w.Layout.Clients), Warmup: cfg.Warmup, Duration: cfg.Duration,
 			DrainQuiet: drainQuiet, DrainMax: cfg.DrainMax,
 			Begin: func() {
-				begin, sampleErr = srv.Sample()
+				begin, sampleErr = takeSample(srv)
 				if profile {
 					go func() {
 						profileDone <- srv.Profile(ctx, cfg.Duration, cfg.ProfileDir, fmt.Sprintf("%s-%g", w.Name, rate))
@@ -246,7 +251,7 @@ func runOne(ctx context.Context, log *slog.Logger, cfg Config, w Workload, srvNa
 			},
 			End: func() {
 				var err error
-				end, err = srv.Sample()
+				end, err = takeSample(srv)
 				if sampleErr == nil {
 					sampleErr = err
 				}
@@ -270,12 +275,14 @@ func runOne(ctx context.Context, log *slog.Logger, cfg Config, w Workload, srvNa
 			return append(runs, r)
 		}
 		r.Phase = &res
-		r.WindowCPU = end.TotalCPU() - begin.TotalCPU()
+		r.WindowCPU = end.server.TotalCPU() - begin.server.TotalCPU()
 		r.CPUByProc = map[string]time.Duration{}
-		for p, c := range end.CPU {
-			r.CPUByProc[p] = c - begin.CPU[p]
+		for p, c := range end.server.CPU {
+			r.CPUByProc[p] = c - begin.server.CPU[p]
 		}
-		r.LoadedRSS, r.RSSByProc = end.TotalRSS(), end.RSS
+		r.GeneratorCPU = end.self - begin.self
+		r.OtherCPU = max(end.busy-begin.busy-r.WindowCPU-r.GeneratorCPU, 0)
+		r.LoadedRSS, r.RSSByProc = end.server.TotalRSS(), end.server.RSS
 		r.Stats = sess.Stats()
 		runs = append(runs, r)
 		if w.Sweep && r.Saturated() {
@@ -283,6 +290,25 @@ func runOne(ctx context.Context, log *slog.Logger, cfg Config, w Workload, srvNa
 		}
 	}
 	return runs
+}
+
+// sample is the CPU and memory of everything at one moment.
+type sample struct {
+	server     server.Sample
+	self, busy time.Duration // the generator's CPU; the whole machine's
+}
+
+func takeSample(srv *server.Server) (sample, error) {
+	var s sample
+	var err error
+	if s.server, err = srv.Sample(); err != nil {
+		return s, err
+	}
+	if s.self, err = server.SelfCPU(); err != nil {
+		return s, err
+	}
+	s.busy, err = server.SystemBusy()
+	return s, err
 }
 
 // EnsureDirs makes the directories the suite writes to.
