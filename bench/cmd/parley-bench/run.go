@@ -80,7 +80,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	started := time.Now()
 	runs, runErr := suite.RunAll(ctx, log, cfg)
 	log.Info("done", "took", time.Since(started).Round(time.Second))
-	if err := writeJSON(filepath.Join(o.root, o.results), runs); err != nil {
+	if err := writeJSON(o.underRoot(o.results), runs); err != nil {
 		return err
 	}
 	rows := report.Table(runs)
@@ -95,7 +95,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := o.writeDocs(doc, rows, runs); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "\nwrote %s\n", filepath.Join(o.outDir, "performance.md"))
+	fmt.Fprintf(stdout, "\nwrote %s\n", filepath.Join(o.underRoot(o.outDir), "performance.md"))
 	if runErr != nil {
 		return runErr
 	}
@@ -175,6 +175,14 @@ func (o *options) config() (suite.Config, error) {
 	}, nil
 }
 
+// underRoot resolves a relative path against --root.
+func (o *options) underRoot(path string) string {
+	if filepath.IsAbs(path) {
+		return path
+	}
+	return filepath.Join(o.root, path)
+}
+
 // command is how the documented run was made, for its readers to repeat.
 func (o *options) command() string {
 	c := "make bench"
@@ -191,7 +199,7 @@ func (o *options) command() string {
 }
 
 func (o *options) writeDocs(doc report.Doc, rows []report.Row, runs []suite.Run) error {
-	dir := filepath.Join(o.root, o.outDir)
+	dir := o.underRoot(o.outDir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}

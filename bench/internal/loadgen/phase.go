@@ -231,8 +231,8 @@ func (s *Session) send(p *phase, c *client) {
 		return
 	}
 	m := message{sender: int64(c.id), id: id, sent: int64(time.Since(s.start))}
-	c.wbuf = appendSend(c.wbuf[:0], c.roomName, m)
-	if err := c.writeLocked(c.wbuf); err != nil {
+	c.sbuf = appendSend(c.sbuf[:0], c.roomName, m)
+	if err := c.writeLocked(opText, c.sbuf); err != nil {
 		p.sendErrors.Add(1)
 		return
 	}
