@@ -258,7 +258,8 @@ func (c *client) lost(err error) {
 	if c.s.closing.Load() {
 		return
 	}
-	c.s.log.Debug("connection lost", "client", c.id, "err", err)
+	// Rare, and what the report's losses and reconnects come from.
+	c.s.log.Warn("connection lost", "client", c.id, "sid", c.sid, "err", err, "recoverable", c.pid != "")
 	if c.pid == "" {
 		c.s.dropped.Add(1)
 		return
@@ -294,6 +295,7 @@ func (c *client) reconnect() bool {
 			continue
 		}
 		fresh := sid != c.sid
+		c.s.log.Warn("reconnected", "client", c.id, "sid", c.sid, "new_sid", sid, "recovered", !fresh, "attempt", attempt+1)
 		if !fresh {
 			c.s.recovered.Add(1)
 			c.recovered = true
