@@ -23,10 +23,14 @@ type client struct {
 	roomName     string
 
 	// fd is the socket, -1 while there is none; writers hold mu.
-	mu   sync.Mutex
-	fd   atomic.Int32
-	wbuf []byte // frames being written
-	sbuf []byte // "send message" packets being framed
+	mu sync.Mutex
+	fd atomic.Int32
+	// reopening is the socket a reconnection is opening, -1 when none: its
+	// blocking handshake can take long with an overloaded server, and
+	// closing the session shuts it down.
+	reopening atomic.Int32
+	wbuf      []byte // frames being written
+	sbuf      []byte // "send message" packets being framed
 
 	// The reading side, held by whoever reads the socket: the goroutine
 	// that opens it, then its poller. Uncontended but for a hand-over.
@@ -289,8 +293,11 @@ func (c *client) reconnect() bool {
 		if err != nil {
 			continue
 		}
+		c.reopening.Store(int32(fd))
 		sid, pid, err := c.handshake(fd, rest, req)
+		c.reopening.Store(-1)
 		if err != nil {
+			c.s.log.Warn("reconnecting failed", "client", c.id, "sid", c.sid, "err", err, "attempt", attempt+1)
 			unix.Close(fd)
 			continue
 		}

@@ -110,6 +110,7 @@ func Connect(ctx context.Context, log *slog.Logger, addr string, layout Layout, 
 			acks: make(chan int, 4),
 		}
 		s.clients[i].fd.Store(-1)
+		s.clients[i].reopening.Store(-1)
 	}
 	for range pollers {
 		p, err := newPoller(s)
@@ -174,6 +175,9 @@ func (s *Session) Close() {
 			unix.Close(int(fd))
 		}
 		c.mu.Unlock()
+		if fd := c.reopening.Load(); fd >= 0 {
+			unix.Shutdown(int(fd), unix.SHUT_RDWR) // its handshake fails at once
+		}
 	}
 	s.readers.Wait()
 	s.background.Wait()

@@ -108,6 +108,8 @@ func figures() []figure {
 		{name: "W3 highest deliveries/s with p99 < 100 ms, nothing lost", workload: "W3", digits: 0, target: atLeast(1.0)},
 		{name: "CPU per connect + join (ms, connect storm of 1,000)", workload: "storm", digits: 2,
 			value: func(r suite.Run) float64 { return ms(r.ConnectCPU) / float64(r.Clients) }, target: atMost(3)},
+		{name: "connect storm wall time (s)", workload: "storm", digits: 2,
+			value: func(r suite.Run) float64 { return r.ConnectWall.Seconds() }},
 		{name: "memory per connection (KB, W1)", workload: "W1", digits: 1,
 			value: func(r suite.Run) float64 { return r.RSSPerConn() / 1024 }, target: atMost(1.0)},
 		{name: "C5k CPU to connect 5,000 clients (s)", workload: "C5k", digits: 2,

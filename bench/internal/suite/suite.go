@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/parleyhq/parley/bench/internal/loadgen"
@@ -144,6 +145,9 @@ func (r Run) Saturated() bool {
 // servers, and returns every run, failed ones included. It stops early only
 // when ctx ends.
 func RunAll(ctx context.Context, log *slog.Logger, cfg Config) ([]Run, error) {
+	if err := checkOpenFiles(cfg.Workloads); err != nil {
+		return nil, err
+	}
 	var runs []Run
 	for _, w := range cfg.Workloads {
 		for i := 1; i <= cfg.Runs; i++ {
@@ -178,7 +182,8 @@ func summary(r Run) []any {
 			"generator_cpu", r.GeneratorCPU, "other_cpu", r.OtherCPU)
 	}
 	if r.Stats.Reconnects > 0 || r.Stats.Dropped > 0 {
-		out = append(out, "reconnects", r.Stats.Reconnects, "recovered", r.Stats.Recovered, "dropped", r.Stats.Dropped)
+		out = append(out, "reconnects", r.Stats.Reconnects, "recovered", r.Stats.Recovered,
+			"not_recovered", r.Stats.NotRecovered, "dropped", r.Stats.Dropped)
 	}
 	return out
 }
@@ -290,6 +295,22 @@ func runOne(ctx context.Context, log *slog.Logger, cfg Config, w Workload, srvNa
 		}
 	}
 	return runs
+}
+
+// checkOpenFiles fails early when the generator may not open a socket per
+// client. Go raises its own soft limit to the hard one at start, and the
+// servers are started with theirs raised the same way.
+func checkOpenFiles(workloads []Workload) error {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return err
+	}
+	for _, w := range workloads {
+		if need := uint64(w.Layout.Clients) + 100; lim.Cur < need {
+			return fmt.Errorf("%s needs %d open files, the limit is %d: raise it (ulimit -Hn)", w.Name, need, lim.Cur)
+		}
+	}
+	return nil
 }
 
 // sample is the CPU and memory of everything at one moment.
