@@ -38,6 +38,7 @@ type options struct {
 	gatewayFlags, roomsFlags   string
 	pprof                      string
 	logLevel                   string
+	reportOnly                 bool
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -58,6 +59,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.StringVar(&o.roomsFlags, "rooms-flags", "", "extra flags of Parley's rooms service, space-separated, after the benchmark's own")
 	fs.StringVar(&o.pprof, "pprof", "", "workload (e.g. W1) during whose first measured window Parley's processes are CPU-profiled into .tmp/bench/")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.BoolVar(&o.reportOnly, "report-only", false, "run nothing: write the table and documents again from --results")
 	if err := fs.Parse(args, getenv); err != nil {
 		return err
 	}
@@ -78,10 +80,29 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 
 	started := time.Now()
-	runs, runErr := suite.RunAll(ctx, log, cfg)
-	log.Info("done", "took", time.Since(started).Round(time.Second))
-	if err := writeJSON(o.underRoot(o.results), runs); err != nil {
-		return err
+	var runs []suite.Run
+	var runErr error
+	if o.reportOnly {
+		if runs, err = readJSON(o.underRoot(o.results)); err != nil {
+			return err
+		}
+		if fi, err := os.Stat(o.underRoot(o.results)); err == nil {
+			started = fi.ModTime()
+		}
+		// What the runs say of how they ran, rather than this invocation's flags.
+		cfg.Runs = 0
+		for _, r := range runs {
+			cfg.Runs = max(cfg.Runs, r.Run)
+			if r.Phase != nil {
+				cfg.Duration = r.Phase.Window.Round(time.Second)
+			}
+		}
+	} else {
+		runs, runErr = suite.RunAll(ctx, log, cfg)
+		log.Info("done", "took", time.Since(started).Round(time.Second))
+		if err := writeJSON(o.underRoot(o.results), runs); err != nil {
+			return err
+		}
 	}
 	rows := report.Table(runs)
 	fmt.Fprintln(stdout)
@@ -223,6 +244,18 @@ func (o *options) writeDocs(doc report.Doc, rows []report.Row, runs []suite.Run)
 		return err
 	}
 	return svg.Close()
+}
+
+func readJSON(path string) ([]suite.Run, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var runs []suite.Run
+	if err := json.Unmarshal(b, &runs); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return runs, nil
 }
 
 func writeJSON(path string, runs []suite.Run) error {

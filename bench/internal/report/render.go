@@ -93,6 +93,19 @@ func WriteMarkdown(w io.Writer, d Doc, rows []Row, runs []suite.Run) error {
 		fmt.Fprintf(&b, "| %s | %s | %s |\n", w, formatNumber(procCPU(runs, w, "gateway"), 1), formatNumber(procCPU(runs, w, "rooms service"), 1))
 	}
 
+	b.WriteString("\n## Noise\n\nThe load generator shares the machine with the server; anything else running meanwhile makes latencies worse " +
+		"and saturation earlier than the server alone would. Median CPU in the measured windows, in cores (CPU seconds per second):\n\n")
+	b.WriteString("| workload | server | load generator | everything else |\n|---|---|---:|---:|\n")
+	for _, w := range []string{"W1", "W2", "W3", "C5k"} {
+		for _, srv := range []string{"node", "parley"} {
+			gen, other := noise(runs, w, srv)
+			if math.IsNaN(gen) {
+				continue
+			}
+			fmt.Fprintf(&b, "| %s | %s | %.2f | %.2f |\n", w, srv, gen, other)
+		}
+	}
+
 	b.WriteString("\n## Workloads\n\n")
 	b.WriteString(`Every client connects to namespace "/" over websocket (no polling), and is put in its room by an acknowledged event; messages are ` + "`send message`" + ` (room, {sender, sequence, send time}) without an ack.
 
@@ -108,6 +121,20 @@ Raw per-run results are written to ` + "`.tmp/bench/results.json`" + `, server l
 `)
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// noise is the median, over the measured windows of workload on server,
+// of the generator's CPU and everything else's, in cores.
+func noise(runs []suite.Run, workload, server string) (generator, other float64) {
+	var gen, oth []float64
+	for _, r := range runs {
+		if r.Server != server || r.Workload != workload || r.Phase == nil || r.Phase.Window <= 0 {
+			continue
+		}
+		gen = append(gen, r.GeneratorCPU.Seconds()/r.Phase.Window.Seconds())
+		oth = append(oth, r.OtherCPU.Seconds()/r.Phase.Window.Seconds())
+	}
+	return Median(gen), Median(oth)
 }
 
 // procCPU is the median, over the runs of workload on Parley, of a

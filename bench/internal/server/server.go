@@ -87,8 +87,8 @@ func (p *proc) exitError() error {
 	return fmt.Errorf("%s exited (%v); the end of %s:\n%s", p.name, p.err, p.log, strings.Join(lines, "\n"))
 }
 
-// FreePort returns a loopback port nothing listens on at the moment.
-func FreePort() (int, error) {
+// freePort returns a loopback port nothing listens on at the moment.
+func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
@@ -100,7 +100,7 @@ func FreePort() (int, error) {
 // StartNode starts the reference server, bench/node/server.mjs, and returns
 // once it listens.
 func StartNode(ctx context.Context, log *slog.Logger, o Options, tag string) (*Server, error) {
-	port, err := FreePort()
+	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
@@ -151,7 +151,7 @@ func StartParley(ctx context.Context, log *slog.Logger, o Options, tag string, p
 	}
 	var ports [3]int
 	for i := range ports {
-		if ports[i], err = FreePort(); err != nil {
+		if ports[i], err = freePort(); err != nil {
 			return fail(err)
 		}
 	}
@@ -178,7 +178,7 @@ func StartParley(ctx context.Context, log *slog.Logger, o Options, tag string, p
 			name string
 			args *[]string
 		}{{"rooms", &roomsArgs}, {"gateway", &gatewayArgs}} {
-			port, err := FreePort()
+			port, err := freePort()
 			if err != nil {
 				return fail(err)
 			}
