@@ -32,7 +32,7 @@ func formatRatio(r float64) string {
 // Doc is what docs/performance.md shows besides the runs.
 type Doc struct {
 	Machine  Machine
-	Date     time.Time
+	Date     time.Time // when the runs finished
 	Runs     int
 	Warmup   time.Duration
 	Duration time.Duration
@@ -51,7 +51,7 @@ func WriteMarkdown(w io.Writer, d Doc, rows []Row, runs []suite.Run) error {
 		"one server at a time on the same machine, with Parley's own load generator (Go, raw Engine.IO 4 websocket frames). " +
 		"Each run starts a fresh server; runs alternate between the servers; figures are medians of the runs. " +
 		"The machine is shared with the load generator and noisy: compare the ratios of one run, not absolute numbers across runs.\n\n")
-	fmt.Fprintf(&b, "Made with `%s` on %s: %d run(s) per workload and server, %v warm-up, %v measured window",
+	fmt.Fprintf(&b, "Made with `%s`, finished %s: %d run(s) per workload and server, %v warm-up, %v measured window",
 		d.Command, d.Date.UTC().Format("2006-01-02 15:04 MST"), d.Runs, d.Warmup, d.Duration)
 	if d.Quick {
 		b.WriteString(" (**BENCH_QUICK**: a smoke run, not a measurement)")
@@ -70,6 +70,14 @@ func WriteMarkdown(w io.Writer, d Doc, rows []Row, runs []suite.Run) error {
 	for _, r := range rows {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", r.Figure, r.Node.format(r.digits), r.Parley.format(r.digits),
 			formatRatio(r.Ratio), r.Target, r.Verdict)
+	}
+
+	if notes := incidents(runs); len(notes) > 0 {
+		b.WriteString("\n### Failures and dropped connections\n\n")
+		for _, n := range notes {
+			b.WriteString("- " + n + "\n")
+		}
+		b.WriteString("\nThe server logs of each run are in `.tmp/bench/logs/`.\n")
 	}
 
 	b.WriteString("\n## Latency against load (W3 sweep)\n\n")
@@ -121,6 +129,40 @@ Raw per-run results are written to ` + "`.tmp/bench/results.json`" + `, server l
 `)
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// incidents lists, run by run, what went wrong: failures, losses, and
+// connections the server dropped (counted over a whole sweep, so given
+// with its last step).
+func incidents(runs []suite.Run) []string {
+	type key struct {
+		server, workload string
+		run              int
+	}
+	last := map[key]int{}
+	for i, r := range runs {
+		last[key{r.Server, r.Workload, r.Run}] = i
+	}
+	var out []string
+	for i, r := range runs {
+		var what []string
+		if l := r.Losses(); l != "" {
+			what = append(what, l)
+		}
+		if st := r.Stats; last[key{r.Server, r.Workload, r.Run}] == i && (st.Reconnects > 0 || st.Dropped > 0) {
+			what = append(what, fmt.Sprintf("connections dropped by the server: %d reopened with recovery (%d recovered, %d given a new session), %d lost for good",
+				st.Reconnects, st.Recovered, st.NotRecovered, st.Dropped))
+		}
+		if len(what) == 0 {
+			continue
+		}
+		step := ""
+		if r.Workload == "W3" {
+			step = fmt.Sprintf(" at %g msg/s per client", r.Rate)
+		}
+		out = append(out, fmt.Sprintf("%s, %s run %d%s: %s", r.Server, r.Workload, r.Run, step, strings.Join(what, "; ")))
+	}
+	return out
 }
 
 // noise is the median, over the measured windows of workload on server,
