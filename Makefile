@@ -107,7 +107,7 @@ fuzz: ## Run each fuzz target for FUZZ_TIME (default 15s); seeds are in the test
 	done
 
 .PHONY: bench
-bench: build bench-deps ## Compare Parley with a Node socket.io server on the issue #9 workloads (~20 min; BENCH_QUICK=1: ~3), write docs/performance.md
+bench: build bench-deps ## Compare Parley with a Node socket.io server on the issue #9 workloads (~15 min; BENCH_QUICK=1: ~3), write docs/performance.md
 	go build -o $(BIN)/parley-bench ./bench/cmd/parley-bench
 	$(BIN)/parley-bench --root $(CURDIR)
 
