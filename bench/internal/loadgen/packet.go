@@ -22,9 +22,9 @@ const (
 	kindEvent        // any other event
 )
 
-var (
-	prefixMessage  = []byte(`42["receive message",`)
-	prefixPresence = []byte(`42["member `)
+const (
+	prefixMessage  = `42["receive message",`
+	prefixPresence = `42["member `
 )
 
 // classify reads only the first bytes of a frame: most frames are messages,
@@ -56,9 +56,9 @@ func classify(p []byte) kind {
 		return kindConnectError
 	case '2':
 		switch {
-		case bytes.HasPrefix(p, prefixMessage):
+		case bytes.HasPrefix(p, []byte(prefixMessage)):
 			return kindMessage
-		case bytes.HasPrefix(p, prefixPresence):
+		case bytes.HasPrefix(p, []byte(prefixPresence)):
 			return kindPresence
 		}
 		return kindEvent

@@ -68,10 +68,10 @@ func (s *Session) pollerOf(c *client) *poller { return s.pollers[c.id%len(s.poll
 
 // Stats are a session's counters over its whole life.
 type Stats struct {
-	Reconnects     int64 // connections the server dropped and the client reopened
-	Recovered      int64 // of those, restored by connection state recovery
-	NotRecovered   int64 // reopened as a new session, rooms joined again
-	Dropped        int64 // connections lost for good
+	Reconnects     int64 // connections the server dropped that offered recovery, so the client reopened them
+	Recovered      int64 // of those, restored by connection state recovery (same sid)
+	NotRecovered   int64 // of those, reopened as a new session, rooms joined again
+	Dropped        int64 // connections lost for good: no recovery offered, or reopening failed
 	PresenceEvents int64 // "member joined" and "member left" received
 	OtherEvents    int64
 	Malformed      int64 // "receive message" packets the generator could not read

@@ -57,6 +57,11 @@ func WriteMarkdown(w io.Writer, d Doc, rows []Row, runs []suite.Run) error {
 		b.WriteString(" (**BENCH_QUICK**: a smoke run, not a measurement)")
 	}
 	b.WriteString(".\n\n")
+	b.WriteString("To run it: `make bench` (Go, and Node with npm for the reference server, which `npm ci` installs into `bench/node`; " +
+		"about 15 minutes; exits non-zero when a target is missed or a message is lost below saturation). " +
+		"`BENCH_QUICK=1 make bench` is a 3-minute smoke run written to `.tmp/bench/`; `BENCH_RUNS`, `BENCH_DURATION`, `BENCH_WORKLOADS`, " +
+		"`BENCH_GATEWAY_FLAGS`, `BENCH_ROOMS_FLAGS` and `BENCH_PPROF=W1` (CPU profiles of Parley's processes) adjust it; " +
+		"`.tmp/bin/parley-bench --help` lists every setting.\n\n")
 	b.WriteString("| machine | |\n|---|---|\n")
 	for _, kv := range d.Machine.rows() {
 		fmt.Fprintf(&b, "| %s | %s |\n", kv[0], kv[1])

@@ -31,7 +31,7 @@ func formatNumber(v float64, digits int) string {
 		return "—"
 	}
 	s := fmt.Sprintf("%.*f", digits, v)
-	if digits == 0 && v >= 10000 {
+	if digits == 0 && v >= 1000 {
 		// Thousands separators: deliveries/s read better as 45,012.
 		var b strings.Builder
 		for i, r := range s {
