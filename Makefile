@@ -14,7 +14,7 @@ GRPCURL_VERSION := v1.9.4
 # protovalidate's .proto rules, read from its Go module (no schema registry needed).
 PROTOVALIDATE_VERSION := v1.2.2
 
-MODULES := ./proto/... ./services/kit/... ./services/rooms/... ./services/gateway/...
+MODULES := ./proto/... ./services/kit/... ./services/rooms/... ./services/gateway/... ./bench/...
 
 # Settings of `make run` (a local, single-machine development setup).
 RUN_DATA_DIR ?= $(TMP)/data
@@ -27,6 +27,7 @@ RUN_GATEWAY_PORT ?= 3000
 RUN_JWT_SECRET ?= dev-jwt-secret
 
 NODE_TESTS := services/gateway/test/node
+BENCH_NODE := bench/node
 WEB := services/gateway/web
 WEB_BUNDLE := services/gateway/internal/web/static/app.js
 
@@ -106,7 +107,18 @@ fuzz: ## Run each fuzz target for FUZZ_TIME (default 15s); seeds are in the test
 	done
 
 .PHONY: bench
-bench: ## Run the benchmarks
+bench: build bench-deps ## Compare Parley with a Node socket.io server on the issue #9 workloads (~15 min; BENCH_QUICK=1: ~3), write docs/performance.md
+	go build -o $(BIN)/parley-bench ./bench/cmd/parley-bench
+	$(BIN)/parley-bench --root $(CURDIR)
+
+.PHONY: bench-deps
+bench-deps: $(BENCH_NODE)/node_modules/.package-lock.json ## Install the Node reference server of make bench (npm ci)
+
+$(BENCH_NODE)/node_modules/.package-lock.json: $(BENCH_NODE)/package-lock.json
+	cd $(BENCH_NODE) && npm ci --no-audit --no-fund
+
+.PHONY: bench-go
+bench-go: ## Run the Go microbenchmarks
 	go test -run '^$$' -bench . -benchmem -count 6 $(MODULES)
 
 .PHONY: generate
@@ -124,7 +136,7 @@ lint: tools protodeps ## buf lint, buf format check, go vet and gofmt
 	buf lint
 	buf format --diff --exit-code proto
 	go vet $(MODULES)
-	@test -z "$$(gofmt -l proto services)" || (gofmt -l proto services; echo "gofmt needed" >&2; exit 1)
+	@test -z "$$(gofmt -l proto services bench)" || (gofmt -l proto services bench; echo "gofmt needed" >&2; exit 1)
 
 .PHONY: tools
 tools: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(BIN)/grpcurl ## Install pinned tools into .tmp/bin

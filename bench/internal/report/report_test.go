@@ -1,0 +1,190 @@
+package report
+
+import (
+	"encoding/xml"
+	"io"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parleyhq/parley/bench/internal/loadgen"
+	"github.com/parleyhq/parley/bench/internal/suite"
+)
+
+func TestMedian(t *testing.T) {
+	tests := []struct {
+		in   []float64
+		want float64
+	}{
+		{[]float64{3}, 3},
+		{[]float64{5, 1, 3}, 3},
+		{[]float64{4, 1, 3, 2}, 2.5},
+	}
+	for _, tt := range tests {
+		if got := Median(tt.in); got != tt.want {
+			t.Errorf("Median(%v) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+	if !math.IsNaN(Median(nil)) {
+		t.Error("Median(nil) is not NaN")
+	}
+}
+
+// phaseRun is a run of workload w with the given CPU, deliveries and p99.
+func phaseRun(server, w string, run int, rate float64, cpu time.Duration, deliveries int64, p99 time.Duration, lost int64) suite.Run {
+	return suite.Run{
+		Server: server, Workload: w, Run: run, Rate: rate, Clients: 1000,
+		IdleRSS: 10 << 20, LoadedRSS: 10<<20 + 1000*50*1024,
+		WindowCPU: cpu,
+		Phase: &loadgen.PhaseResult{
+			WindowDeliveries: deliveries, DeliveriesPerSec: float64(deliveries) / 10,
+			P50: p99 / 10, P99: p99, Lost: lost,
+		},
+	}
+}
+
+func findRow(t *testing.T, rows []Row, prefix string) Row {
+	t.Helper()
+	for _, r := range rows {
+		if strings.HasPrefix(r.Figure, prefix) {
+			return r
+		}
+	}
+	t.Fatalf("no row %q", prefix)
+	return Row{}
+}
+
+func TestTable(t *testing.T) {
+	var runs []suite.Run
+	for i := 1; i <= 3; i++ {
+		// W1: Parley 1.2× Node per delivery (medians 20 and 24 µs), p99 3× Node.
+		runs = append(runs,
+			phaseRun("node", "W1", i, 1, time.Duration(18+i)*time.Millisecond*90, 90000, time.Millisecond, 0),
+			phaseRun("parley", "W1", i, 1, 24*time.Millisecond*90, 90000, 3*time.Millisecond, 0))
+		// W2: Parley lost a delivery in run 2.
+		lost := int64(0)
+		if i == 2 {
+			lost = 1
+		}
+		runs = append(runs,
+			phaseRun("node", "W2", i, 0.02, 2*time.Second, 200000, 20*time.Millisecond, 0),
+			phaseRun("parley", "W2", i, 0.02, time.Second, 200000, 10*time.Millisecond, lost))
+		// W3: Node sustains 2 (18k/s) then saturates; Parley 2 and 4, then loses.
+		runs = append(runs,
+			phaseRun("node", "W3", i, 2, time.Second, 180000, 5*time.Millisecond, 0),
+			phaseRun("node", "W3", i, 4, time.Second, 360000, 150*time.Millisecond, 0),
+			phaseRun("parley", "W3", i, 2, time.Second, 180000, 5*time.Millisecond, 0),
+			phaseRun("parley", "W3", i, 4, time.Second, 360000, 50*time.Millisecond, 0),
+			phaseRun("parley", "W3", i, 6, time.Second, 540000, 50*time.Millisecond, 3))
+		runs = append(runs,
+			suite.Run{Server: "node", Workload: "storm", Run: i, Clients: 1000, ConnectCPU: time.Second},
+			suite.Run{Server: "parley", Workload: "storm", Run: i, Clients: 1000, Err: "connect: client 3: connection refused"})
+	}
+	rows := Table(runs)
+	tests := []struct {
+		figure        string
+		node, parley  string
+		ratio         string
+		verdict       string
+		parleyFailure string
+	}{
+		{figure: "W1 CPU per delivery", node: "20.0", parley: "24.0", ratio: "1.20×", verdict: "PASS"},
+		{figure: "W1 latency p99", node: "1.00", parley: "3.00", ratio: "3.00×", verdict: "FAIL"},
+		{figure: "W1 latency p50", node: "0.10", parley: "0.30", ratio: "3.00×", verdict: ""},
+		{figure: "W2 CPU per delivery", node: "10.0", parley: "FAIL: run 2: 1 lost", ratio: "—", verdict: "FAIL"},
+		{figure: "W3 highest", node: "18,000", parley: "36,000", ratio: "2.00×", verdict: "PASS"},
+		{figure: "CPU per connect", node: "1.00", parley: "FAIL: run 1: connect: client 3: connection refused; run 2:", ratio: "—", verdict: "FAIL"},
+		{figure: "memory per connection", node: "50.0", parley: "50.0", ratio: "1.00×", verdict: "PASS"},
+		{figure: "C5k CPU per delivery", node: "—", parley: "—", ratio: "—", verdict: "FAIL"},
+	}
+	for _, tt := range tests {
+		r := findRow(t, rows, tt.figure)
+		if got := r.Node.format(r.digits); got != tt.node {
+			t.Errorf("%s: Node %q, want %q", tt.figure, got, tt.node)
+		}
+		if got := r.Parley.format(r.digits); !strings.HasPrefix(got, tt.parley) {
+			t.Errorf("%s: Parley %q, want %q", tt.figure, got, tt.parley)
+		}
+		if got := formatRatio(r.Ratio); got != tt.ratio {
+			t.Errorf("%s: ratio %q, want %q", tt.figure, got, tt.ratio)
+		}
+		if r.Verdict != tt.verdict {
+			t.Errorf("%s: verdict %q, want %q", tt.figure, r.Verdict, tt.verdict)
+		}
+	}
+	if !Failed(rows) {
+		t.Error("Failed = false with failing rows")
+	}
+
+	sweep := Sweep(runs)
+	if len(sweep["node"]) != 2 || len(sweep["parley"]) != 3 || !sweep["parley"][2].Saturated || sweep["parley"][1].Saturated {
+		t.Errorf("Sweep = %+v", sweep)
+	}
+	if err := WriteText(io.Discard, rows); err != nil {
+		t.Error(err)
+	}
+	var md strings.Builder
+	doc := Doc{Machine: Machine{CPU: "Test CPU", Cores: 2}, Date: time.Date(2026, 1, 2, 3, 4, 0, 0, time.UTC), Runs: 3, Chart: "chart.svg", Command: "make bench"}
+	if err := WriteMarkdown(&md, doc, rows, runs); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Generated by `make bench`", "Test CPU, 2 cores", "2026-01-02 03:04 UTC", "![p99 latency", "(chart.svg)",
+		"| W1 CPU per delivery (µs, all server processes) | 20.0 | 24.0 | 1.20× | ≤ 1.5× | PASS |", "| parley | 6 | 54,000 | 50.00 | 3 | yes |"} {
+		if !strings.Contains(md.String(), want) {
+			t.Errorf("performance.md lacks %q", want)
+		}
+	}
+}
+
+func TestChartIsWellFormedSVG(t *testing.T) {
+	tests := []struct {
+		name  string
+		sweep map[string][]Point
+		lines int
+	}{
+		{name: "no data", sweep: nil},
+		{name: "one point each", sweep: map[string][]Point{
+			"node": {{Rate: 2, DeliveriesPerSec: 18000, P99: time.Millisecond}}, "parley": {{Rate: 2, DeliveriesPerSec: 17000, P99: 300 * time.Millisecond}}}},
+		{name: "curves", lines: 2, sweep: map[string][]Point{
+			"node":   {{Rate: 2, DeliveriesPerSec: 18000, P99: time.Millisecond}, {Rate: 4, DeliveriesPerSec: 36000, P99: 4 * time.Second}},
+			"parley": {{Rate: 2, DeliveriesPerSec: 18000, P99: 20 * time.Microsecond}, {Rate: 4, DeliveriesPerSec: 30000, P99: 90 * time.Millisecond}}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var b strings.Builder
+			if err := WriteChart(&b, tt.sweep); err != nil {
+				t.Fatal(err)
+			}
+			d := xml.NewDecoder(strings.NewReader(b.String()))
+			lines := 0
+			for {
+				tok, err := d.Token()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatalf("not XML: %v\n%s", err, b.String())
+				}
+				if se, ok := tok.(xml.StartElement); ok && se.Name.Local == "polyline" {
+					lines++
+				}
+			}
+			if lines != tt.lines {
+				t.Errorf("%d polylines, want %d", lines, tt.lines)
+			}
+			if strings.Contains(b.String(), "NaN") || strings.Contains(b.String(), "Inf") {
+				t.Errorf("chart has NaN or Inf:\n%s", b.String())
+			}
+		})
+	}
+}
+
+func TestNiceStep(t *testing.T) {
+	tests := []struct{ in, want float64 }{{0, 1}, {1, 1}, {1.5, 2}, {3, 5}, {7, 10}, {13000, 20000}}
+	for _, tt := range tests {
+		if got := niceStep(tt.in); got != tt.want {
+			t.Errorf("niceStep(%v) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+}
