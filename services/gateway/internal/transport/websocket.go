@@ -13,6 +13,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	ws "github.com/gorilla/websocket"
@@ -47,6 +48,7 @@ type websocket struct {
 	transports.Transport
 
 	conn        *types.WebSocketConn
+	raw         syscall.RawConn // the TCP connection's, for writes that must not block; nil if none
 	idleTimeout time.Duration
 
 	mu      sync.Mutex
@@ -59,6 +61,9 @@ type websocket struct {
 
 func newWebSocket(ctx *types.HttpContext) *websocket {
 	w := &websocket{Transport: transports.MakeTransport(), conn: ctx.Websocket, idleTimeout: ctx.IdleTimeout}
+	if sc, ok := w.conn.UnderlyingConn().(syscall.Conn); ok {
+		w.raw, _ = sc.SyscallConn()
+	}
 	w.Prototype(w)
 	w.Construct(ctx)
 	_ = w.conn.On("error", func(errs ...any) {
@@ -127,13 +132,15 @@ func (w *websocket) fail(err error) {
 	w.conn.Emit("close")
 }
 
-// Send frames packets into the pending bytes and makes sure a writer runs.
-// The transport stays writable throughout: packets never wait in the
-// Engine.IO socket, they wait here, where they are written together.
+// Send frames packets into the pending bytes and writes them. The transport
+// stays writable throughout: packets never wait in the Engine.IO socket, they
+// wait here, where they are written together. With no writer running, Send
+// first tries to write at once, without blocking: a socket that keeps up —
+// nearly all of them — costs one system call per send and no goroutine.
 func (w *websocket) Send(packets []*packet.Packet) {
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	if w.closing || w.closed {
+		w.mu.Unlock()
 		return
 	}
 	if w.out == nil {
@@ -146,7 +153,53 @@ func (w *websocket) Send(packets []*packet.Packet) {
 		}
 	}
 	w.sends++
-	w.startWriter()
+	if w.writing {
+		w.mu.Unlock()
+		return
+	}
+	n, err := w.tryWrite(*w.out)
+	if err != nil {
+		w.mu.Unlock()
+		w.fail(err)
+		return
+	}
+	if n < len(*w.out) {
+		// The socket's buffer is full: the rest waits for a writer that may
+		// block.
+		*w.out = (*w.out)[:copy(*w.out, (*w.out)[n:])]
+		w.startWriter()
+		w.mu.Unlock()
+		return
+	}
+	sends := w.sends
+	release(w.out)
+	w.out, w.sends = nil, 0
+	w.mu.Unlock()
+	for range sends {
+		w.Emit("drain")
+	}
+}
+
+// tryWrite writes what of b the connection takes without blocking.
+func (w *websocket) tryWrite(b []byte) (int, error) {
+	if w.raw == nil {
+		return 0, nil
+	}
+	var n int
+	var werr error
+	err := w.raw.Write(func(fd uintptr) bool {
+		n, werr = syscall.Write(int(fd), b)
+		return true
+	})
+	switch {
+	case err != nil:
+		return 0, err
+	case errors.Is(werr, syscall.EAGAIN), errors.Is(werr, syscall.EINTR):
+		return 0, nil
+	case werr != nil:
+		return 0, werr
+	}
+	return n, nil
 }
 
 // control queues a control frame.

@@ -134,3 +134,21 @@ func TestAnswersPingsAndEcho(t *testing.T) {
 		t.Fatal("no pong")
 	}
 }
+
+// TestWritesMoreThanTheSocketTakes sends a client more at once than the
+// connection's buffers hold, so that writing must wait for the client to
+// read: everything still arrives, in order.
+func TestWritesMoreThanTheSocketTakes(t *testing.T) {
+	const n, size = 128, 64 << 10
+	url := startServer(t, func(s engine.Socket) {
+		for i := range n {
+			s.Send(types.NewStringBufferString(fmt.Sprintf("%03d", i)+strings.Repeat("y", size)), nil, nil)
+		}
+	})
+	c := dial(t, url)
+	for i := range n {
+		if _, got := read(t, c); !strings.HasPrefix(got, fmt.Sprintf("4%03d", i)) || len(got) != 4+size {
+			t.Fatalf("message %d: got %.10q... of %d bytes", i, got, len(got))
+		}
+	}
+}
