@@ -13,6 +13,7 @@ import (
 
 	roomsv1 "github.com/parleyhq/parley/proto/parley/rooms/v1"
 	"github.com/parleyhq/parley/services/gateway/internal/relay"
+	"github.com/parleyhq/parley/services/gateway/internal/transport"
 	"github.com/parleyhq/parley/services/gateway/internal/wire"
 )
 
@@ -53,7 +54,13 @@ type client struct {
 }
 
 func (g *Gateway) newClient(ns *Namespace, s *socket.Socket, user, key string) *client {
-	return g.newClientOn(ns, string(s.Id()), user, key, s.Conn(), func() { s.Conn().Close(true) })
+	var out wire.Transport = s.Conn()
+	if d, ok := transport.Direct(s.Conn().Transport()); ok {
+		// Room events, the bulk of what a socket is sent, skip the
+		// Engine.IO socket's per-packet queue and events.
+		out = d
+	}
+	return g.newClientOn(ns, string(s.Id()), user, key, out, func() { s.Conn().Close(true) })
 }
 
 // newClientOn builds a client on any transport; key is the one its session

@@ -18,6 +18,7 @@ import (
 
 	ws "github.com/gorilla/websocket"
 	"github.com/zishang520/socket.io/parsers/engine/v3/packet"
+	"github.com/zishang520/socket.io/servers/engine/v3"
 	"github.com/zishang520/socket.io/servers/engine/v3/transports"
 	"github.com/zishang520/socket.io/v3/pkg/slices"
 	"github.com/zishang520/socket.io/v3/pkg/types"
@@ -51,16 +52,25 @@ type websocket struct {
 	raw         syscall.RawConn // the TCP connection's, for writes that must not block; nil if none
 	idleTimeout time.Duration
 
+	// direct: the connection began on this transport, so the Engine.IO
+	// socket never holds packets for it, and a Direct writer may write
+	// around the socket without overtaking anything.
+	direct bool
+
 	mu      sync.Mutex
-	out     *[]byte // frames not yet written; nil when there are none
-	sends   int     // Send calls whose frames are in out, each owed a "drain"
-	writing bool    // a writer goroutine is running
-	closing bool    // DoClose was called: write what is queued, then close
+	out     *[]byte               // frames not yet written; nil when there are none
+	sends   int                   // Send calls whose frames are in out, each owed a "drain"
+	dones   []engine.SendCallback // Direct writes whose frames are in out
+	writing bool                  // a writer goroutine is running
+	closing bool                  // DoClose was called: write what is queued, then close
 	closed  bool
 }
 
 func newWebSocket(ctx *types.HttpContext) *websocket {
-	w := &websocket{Transport: transports.MakeTransport(), conn: ctx.Websocket, idleTimeout: ctx.IdleTimeout}
+	w := &websocket{
+		Transport: transports.MakeTransport(), conn: ctx.Websocket, idleTimeout: ctx.IdleTimeout,
+		direct: !ctx.Query().Has("sid"),
+	}
 	if sc, ok := w.conn.UnderlyingConn().(syscall.Conn); ok {
 		w.raw, _ = sc.SyscallConn()
 	}
@@ -134,9 +144,7 @@ func (w *websocket) fail(err error) {
 
 // Send frames packets into the pending bytes and writes them. The transport
 // stays writable throughout: packets never wait in the Engine.IO socket, they
-// wait here, where they are written together. With no writer running, Send
-// first tries to write at once, without blocking: a socket that keeps up —
-// nearly all of them — costs one system call per send and no goroutine.
+// wait here, where they are written together.
 func (w *websocket) Send(packets []*packet.Packet) {
 	w.mu.Lock()
 	if w.closing || w.closed {
@@ -153,6 +161,34 @@ func (w *websocket) Send(packets []*packet.Packet) {
 		}
 	}
 	w.sends++
+	w.flush()
+}
+
+// sendMessage frames one socket.io packet as an Engine.IO message and writes
+// it; done, if any, is called once it is written.
+func (w *websocket) sendMessage(data []byte, done engine.SendCallback) {
+	w.mu.Lock()
+	if w.closing || w.closed {
+		w.mu.Unlock()
+		return
+	}
+	if w.out == nil {
+		w.out = buffers.Get().(*[]byte)
+	}
+	*w.out = appendHeader(*w.out, ws.TextMessage, 1+len(data))
+	*w.out = append(append(*w.out, '4'), data...)
+	if done != nil {
+		w.dones = append(w.dones, done)
+	}
+	w.flush()
+}
+
+// flush writes the pending bytes, and unlocks w.mu. With no writer running,
+// it first tries to write them at once, without blocking: a socket that
+// keeps up — nearly all of them — costs one system call per send and no
+// goroutine. What the socket does not take at once is left to a writer
+// goroutine, which may block.
+func (w *websocket) flush() {
 	if w.writing {
 		w.mu.Unlock()
 		return
@@ -164,19 +200,26 @@ func (w *websocket) Send(packets []*packet.Packet) {
 		return
 	}
 	if n < len(*w.out) {
-		// The socket's buffer is full: the rest waits for a writer that may
-		// block.
 		*w.out = (*w.out)[:copy(*w.out, (*w.out)[n:])]
 		w.startWriter()
 		w.mu.Unlock()
 		return
 	}
-	sends := w.sends
+	sends, dones := w.sends, w.dones
 	release(w.out)
-	w.out, w.sends = nil, 0
+	w.out, w.sends, w.dones = nil, 0, nil
 	w.mu.Unlock()
+	w.written(sends, dones)
+}
+
+// written tells the senders of frames that went out: the Engine.IO socket
+// (a "drain" per Send, which runs their callbacks) and Direct writers.
+func (w *websocket) written(sends int, dones []engine.SendCallback) {
 	for range sends {
 		w.Emit("drain")
+	}
+	for _, done := range dones {
+		done(w)
 	}
 }
 
@@ -231,8 +274,8 @@ func (w *websocket) write() {
 	raw := w.conn.UnderlyingConn()
 	for {
 		w.mu.Lock()
-		out, sends, closing := w.out, w.sends, w.closing
-		w.out, w.sends = nil, 0
+		out, sends, dones, closing := w.out, w.sends, w.dones, w.closing
+		w.out, w.sends, w.dones = nil, 0, nil
 		if out == nil {
 			w.writing = false
 			w.mu.Unlock()
@@ -255,9 +298,7 @@ func (w *websocket) write() {
 			w.fail(err)
 			return
 		}
-		for range sends {
-			w.Emit("drain")
-		}
+		w.written(sends, dones)
 	}
 }
 
@@ -340,4 +381,40 @@ func appendHeader(b []byte, op, n int) []byte {
 	default:
 		return binary.BigEndian.AppendUint64(append(b, 127), uint64(n))
 	}
+}
+
+// Direct returns a writer of socket.io packets straight onto t, around the
+// Engine.IO socket's queue and events, or false when t is not this
+// transport or the connection began on another (polling) and was upgraded:
+// then the Engine.IO socket may still hold packets from before the upgrade.
+func Direct(t transports.Transport) (*DirectWriter, bool) {
+	w, ok := t.(*websocket)
+	if !ok || !w.direct {
+		return nil, false
+	}
+	return &DirectWriter{w: w}, true
+}
+
+// DirectWriter writes socket.io packets to one websocket connection, in
+// order with what the Engine.IO socket sends it.
+type DirectWriter struct {
+	w *websocket
+}
+
+// Write writes the socket.io packet r holds (a text buffer, as the gateway's
+// writers hand over) and calls done once it is written; it has the shape of
+// the Engine.IO socket's Write, which it stands in for.
+func (d *DirectWriter) Write(r io.Reader, _ *packet.Options, done engine.SendCallback) engine.Socket {
+	var data []byte
+	if b, ok := r.(types.BufferInterface); ok {
+		data = b.Bytes()
+	} else {
+		var err error
+		if data, err = io.ReadAll(r); err != nil {
+			d.w.OnError("reading a packet failed", err)
+			return nil
+		}
+	}
+	d.w.sendMessage(data, done)
+	return nil
 }

@@ -10,6 +10,7 @@ import (
 	ws "github.com/gorilla/websocket"
 	"github.com/zishang520/socket.io/servers/engine/v3"
 	"github.com/zishang520/socket.io/servers/engine/v3/config"
+	"github.com/zishang520/socket.io/servers/engine/v3/transports"
 	"github.com/zishang520/socket.io/v3/pkg/types"
 
 	"github.com/parleyhq/parley/services/gateway/internal/transport"
@@ -149,6 +150,42 @@ func TestWritesMoreThanTheSocketTakes(t *testing.T) {
 	for i := range n {
 		if _, got := read(t, c); !strings.HasPrefix(got, fmt.Sprintf("4%03d", i)) || len(got) != 4+size {
 			t.Fatalf("message %d: got %.10q... of %d bytes", i, got, len(got))
+		}
+	}
+}
+
+// TestDirectWritesKeepOrderWithTheSocket interleaves packets written around
+// the Engine.IO socket with packets it sends: they arrive in the order
+// written, and each direct write's callback runs once it is out.
+func TestDirectWritesKeepOrderWithTheSocket(t *testing.T) {
+	const n = 200
+	done := make(chan struct{}, n)
+	url := startServer(t, func(s engine.Socket) {
+		d, ok := transport.Direct(s.Transport())
+		if !ok {
+			t.Error("a connection that began on the websocket has no direct writer")
+			return
+		}
+		for i := range n {
+			m := fmt.Sprintf("m%03d", i)
+			if i%3 == 0 {
+				s.Send(types.NewStringBufferString(m), nil, nil)
+			} else {
+				d.Write(types.NewStringBufferString(m), nil, func(transports.Transport) { done <- struct{}{} })
+			}
+		}
+	})
+	c := dial(t, url)
+	for i := range n {
+		if _, got := read(t, c); got != fmt.Sprintf("4m%03d", i) {
+			t.Fatalf("message %d: got %q", i, got)
+		}
+	}
+	for i := range n - (n+2)/3 {
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%d direct writes reported written, want %d", i, n-(n+2)/3)
 		}
 	}
 }
