@@ -215,6 +215,13 @@ func runOne(ctx context.Context, log *slog.Logger, cfg Config, w Workload, srvNa
 		return failed(err)
 	}
 	base.IdleRSS = idle.TotalRSS()
+	connectProfiled := make(chan error, 1)
+	if profile && len(w.Rates) == 0 {
+		// A workload that only connects is profiled while it connects.
+		go func() { connectProfiled <- srv.Profile(ctx, cfg.Duration, cfg.ProfileDir, w.Name+"-connect") }()
+	} else {
+		connectProfiled <- nil
+	}
 	start := time.Now()
 	sess, err := loadgen.Connect(ctx, log, srv.Addr, w.Layout, connectConcurrency)
 	if err != nil {
@@ -230,6 +237,9 @@ func runOne(ctx context.Context, log *slog.Logger, cfg Config, w Workload, srvNa
 		return failed(err)
 	}
 	base.ConnectCPU = connected.TotalCPU() - idle.TotalCPU()
+	if err := <-connectProfiled; err != nil {
+		log.Warn("profiling the connect failed", "workload", w.Name, "err", err)
+	}
 	if len(w.Rates) == 0 {
 		base.LoadedRSS, base.RSSByProc = connected.TotalRSS(), connected.RSS
 		base.Stats = sess.Stats()

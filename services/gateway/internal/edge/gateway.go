@@ -268,7 +268,7 @@ func (g *Gateway) admit(ns *Namespace) socket.NamespaceMiddleware {
 		ctx, cancel := c.callContext()
 		defer cancel()
 		for _, room := range ns.DefaultRooms {
-			if _, err := c.join(ctx, roomRequest{Room: room}); err != nil {
+			if err := c.autoJoin(ctx, room); err != nil {
 				g.cfg.Log.Error("auto-join failed", "namespace", ns.Name, "room", room, "socket", s.Id(), "err", err)
 				c.disconnect("auto-join failed")
 				next(socket.NewExtendedError("unavailable", map[string]any{"code": CodeUnavailable}))

@@ -469,3 +469,22 @@ func TestRoomCreationIsRateLimitedPerUser(t *testing.T) {
 		}
 	}
 }
+
+// TestJoinReadsTheRoomOnlyForAnAck checks that a join a client asked for
+// reads the ack's history and members with the join, and that a namespace's
+// default room, joined as the socket connects with no ack to show, reads
+// neither.
+func TestJoinReadsTheRoomOnlyForAnAck(t *testing.T) {
+	rooms := &fakeRooms{}
+	c := newTestClient(t, Namespace{Name: "/"}, testLimits, rooms, newFakeRelay())
+	if err := c.autoJoin(t.Context(), "room1"); err != nil {
+		t.Fatal(err)
+	}
+	if req := rooms.last.(*roomsv1.JoinRoomRequest); req.GetHistoryLimit() != 0 || req.GetMembersLimit() != 0 {
+		t.Errorf("default room joined with history_limit %d, members_limit %d; want neither read", req.GetHistoryLimit(), req.GetMembersLimit())
+	}
+	emit(t, c, "join", "lobby")
+	if req := rooms.last.(*roomsv1.JoinRoomRequest); req.GetHistoryLimit() != uint32(testLimits.HistoryOnJoin) || req.GetMembersLimit() != membersPage {
+		t.Errorf("join event with history_limit %d, members_limit %d", req.GetHistoryLimit(), req.GetMembersLimit())
+	}
+}

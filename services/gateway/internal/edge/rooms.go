@@ -25,7 +25,18 @@ type joinResult struct {
 // state is read, so that every message is either in the ack's history or
 // delivered live, never neither and never both.
 func (c *client) join(ctx context.Context, req roomRequest) (joinResult, error) {
-	room := req.Room
+	return c.enterRoom(ctx, req.Room, true)
+}
+
+// autoJoin joins a namespace's default room as the socket connects. Nobody
+// sees an ack, so the room's messages and members are not read.
+func (c *client) autoJoin(ctx context.Context, room string) error {
+	_, err := c.enterRoom(ctx, room, false)
+	return err
+}
+
+// enterRoom joins room, with the join ack's state when ack is set.
+func (c *client) enterRoom(ctx context.Context, room string, ack bool) (joinResult, error) {
 	c.mu.Lock()
 	_, already := c.rooms[room]
 	full := len(c.rooms) >= c.g.cfg.Limits.MaxRooms
@@ -40,7 +51,7 @@ func (c *client) join(ctx context.Context, req roomRequest) (joinResult, error) 
 			return joinResult{}, err
 		}
 	}
-	res, state, err := c.enter(ctx, room)
+	res, state, err := c.enter(ctx, room, ack)
 	if err == nil && !already {
 		err = c.attach(ctx, room, sub, res.Offset, state)
 	}
@@ -90,12 +101,14 @@ func (c *client) acquire(ctx context.Context, room string) (*relay.Room, error) 
 // room (see acquire).
 const acquireTries = 3
 
-// enter joins the user to room in the rooms service, which answers with what
-// the join ack shows: the last messages and the members. It also returns the
-// room as the join left it.
-func (c *client) enter(ctx context.Context, room string) (joinResult, *roomsv1.Room, error) {
+// enter joins the user to room in the rooms service, which answers, when ack
+// is set, with what the join ack shows: the last messages and the members.
+// It also returns the room as the join left it.
+func (c *client) enter(ctx context.Context, room string, ack bool) (joinResult, *roomsv1.Room, error) {
 	req := c.joinRequest(room)
-	req.HistoryLimit, req.MembersLimit = uint32(c.g.cfg.Limits.HistoryOnJoin), membersPage
+	if ack {
+		req.HistoryLimit, req.MembersLimit = uint32(c.g.cfg.Limits.HistoryOnJoin), membersPage
+	}
 	jr, err := c.g.cfg.Rooms.JoinRoom(ctx, req)
 	if err != nil {
 		return joinResult{}, nil, err
