@@ -310,11 +310,21 @@ func (s *Server) Stop(log *slog.Logger) {
 // Profile takes a CPU profile of d from each process that serves profiles
 // and writes it to dir/<prefix>-<process>.pprof.
 func (s *Server) Profile(ctx context.Context, d time.Duration, dir, prefix string) error {
+	return s.fetchProfiles(ctx, fmt.Sprintf("profile?seconds=%d", int(d.Seconds())), dir, prefix)
+}
+
+// HeapProfile saves each process's heap profile (live objects) into dir as
+// prefix-<process>.pprof.
+func (s *Server) HeapProfile(ctx context.Context, dir, prefix string) error {
+	return s.fetchProfiles(ctx, "heap?gc=1", dir, prefix)
+}
+
+func (s *Server) fetchProfiles(ctx context.Context, query, dir, prefix string) error {
 	var errs []error
 	done := make(chan error)
 	for name, addr := range s.PprofAddrs {
 		go func() {
-			done <- fetchProfile(ctx, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, int(d.Seconds())),
+			done <- fetchProfile(ctx, fmt.Sprintf("http://%s/debug/pprof/%s", addr, query),
 				filepath.Join(dir, prefix+"-"+name+".pprof"))
 		}()
 	}

@@ -240,6 +240,11 @@ func runOne(ctx context.Context, log *slog.Logger, cfg Config, w Workload, srvNa
 	if err := <-connectProfiled; err != nil {
 		log.Warn("profiling the connect failed", "workload", w.Name, "err", err)
 	}
+	if profile {
+		if err := srv.HeapProfile(ctx, cfg.ProfileDir, w.Name+"-heap"); err != nil {
+			log.Warn("profiling the heap failed", "workload", w.Name, "err", err)
+		}
+	}
 	if len(w.Rates) == 0 {
 		base.LoadedRSS, base.RSSByProc = connected.TotalRSS(), connected.RSS
 		base.Stats = sess.Stats()

@@ -63,6 +63,10 @@ type poll struct {
 func (g *pollingGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	sid := q.Get("sid")
+	if q.Get("transport") == "websocket" {
+		g.next.ServeHTTP(&upgradeWriter{w: w}, r)
+		return
+	}
 	if q.Get("transport") != "polling" || q.Get("EIO") != "4" || sid == "" {
 		g.next.ServeHTTP(w, r)
 		return

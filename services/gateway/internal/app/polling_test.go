@@ -2,6 +2,7 @@ package app
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -203,4 +204,35 @@ func upgradeProbe(t *testing.T, s pollingSession) *websocket.Conn {
 		t.Fatalf("probe answer %q, %v", msg, err)
 	}
 	return ws
+}
+
+// TestUpgradeWriterLetsGoOfTheConnection checks that a websocket request's
+// writer drops net/http's once the connection is hijacked, and that calls
+// socket.io may still make on it then are answered safely.
+func TestUpgradeWriterLetsGoOfTheConnection(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u := &upgradeWriter{w: w}
+		conn, _, err := u.Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close()
+		if u.w != nil {
+			t.Error("the hijacked ResponseWriter is still held")
+		}
+		u.Header().Set("X", "y")
+		u.WriteHeader(http.StatusOK)
+		if _, err := u.Write([]byte("x")); !errors.Is(err, http.ErrHijacked) {
+			t.Errorf("Write after hijack: %v", err)
+		}
+		if _, _, err := u.Hijack(); err == nil {
+			t.Error("hijacked twice")
+		}
+	}))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL)
+	if err == nil {
+		resp.Body.Close()
+	}
 }
