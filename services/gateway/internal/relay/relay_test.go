@@ -396,7 +396,8 @@ func TestDeletedRoomIsLeftAndSubscribedAfresh(t *testing.T) {
 
 // TestPresenceEventsStopInBigRooms checks that member joined and left events
 // reach the room's sockets only while the room is within its namespace's
-// presence limit, and that a user who leaves a big room is still told.
+// presence limit, that a user who leaves a big room is still told, and that
+// a user is not told of its own join.
 func TestPresenceEventsStopInBigRooms(t *testing.T) {
 	rooms := &fakeRooms{events: make(chan *roomsv1.Event)}
 	r, rm := newRelay(t, rooms, Options{Replay: 4, Backlog: 10, PresenceMax: map[string]int{"/": 3}})
@@ -406,7 +407,7 @@ func TestPresenceEventsStopInBigRooms(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	r.SetSize(rm, 2)
+	r.SetSize(rm, 1)
 	presence := func(kind, user string) *roomsv1.Event {
 		ev := &roomsv1.Event{Namespace: "/", Room: "r"}
 		if kind == "joined" {
@@ -432,6 +433,7 @@ func TestPresenceEventsStopInBigRooms(t *testing.T) {
 		wantB   string
 		comment string
 	}{
+		{presence("joined", "u-a"), "", `2["member joined",{"room":"r","user":"u-a"}]`, "2 members; a is not told of its own join"},
 		{presence("joined", "x"), `2["member joined",{"room":"r","user":"x"}]`, `2["member joined",{"room":"r","user":"x"}]`, "3 members: within the limit"},
 		{presence("joined", "y"), "", "", "4 members: over it"},
 		{presence("joined", "z"), "", "", "5 members"},

@@ -179,9 +179,10 @@ func (r *Relay) dispatchMessage(rm *Room, p wire.MessagePacket) bool {
 }
 
 // presence counts a member joining (delta +1) or leaving (-1) and tells the
-// room's sockets. In a room too big for presence events only the user's own
-// sockets are told, so that one that is kicked learns why the room went
-// quiet.
+// room's sockets. A user's own sockets are not told of its join — only the
+// socket joining can be in the room then, and its join ack says so — but are
+// told of its leaving whatever the room's size, so that one that is kicked
+// from a room too big for presence events learns why the room went quiet.
 func (r *Relay) presence(rm *Room, event, user string, delta int) {
 	p, err := wire.Event(rm.key.Namespace, event, wire.Presence{Room: rm.key.Room, User: user})
 	if err != nil {
@@ -194,7 +195,8 @@ func (r *Relay) presence(rm *Room, event, user string, delta int) {
 	limit, limited := r.opts.PresenceMax[rm.key.Namespace]
 	quiet := limited && rm.size > limit
 	for m := range rm.members {
-		if !quiet || m.User == user {
+		own := m.User == user
+		if (own && delta < 0) || (!own && !quiet) {
 			m.Out.Write(p)
 		}
 	}
