@@ -1946,6 +1946,89 @@ func (*SaveSessionResponse) Descriptor() ([]byte, []int) {
 	return file_parley_rooms_v1_rooms_proto_rawDescGZIP(), []int{30}
 }
 
+// SaveSessionsRequest is the input of SaveSessions.
+type SaveSessionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The sessions to save; an id listed twice keeps its last record.
+	Sessions      []*SaveSessionRequest `protobuf:"bytes,1,rep,name=sessions,proto3" json:"sessions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SaveSessionsRequest) Reset() {
+	*x = SaveSessionsRequest{}
+	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SaveSessionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SaveSessionsRequest) ProtoMessage() {}
+
+func (x *SaveSessionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SaveSessionsRequest.ProtoReflect.Descriptor instead.
+func (*SaveSessionsRequest) Descriptor() ([]byte, []int) {
+	return file_parley_rooms_v1_rooms_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *SaveSessionsRequest) GetSessions() []*SaveSessionRequest {
+	if x != nil {
+		return x.Sessions
+	}
+	return nil
+}
+
+// SaveSessionsResponse is the output of SaveSessions.
+type SaveSessionsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SaveSessionsResponse) Reset() {
+	*x = SaveSessionsResponse{}
+	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SaveSessionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SaveSessionsResponse) ProtoMessage() {}
+
+func (x *SaveSessionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SaveSessionsResponse.ProtoReflect.Descriptor instead.
+func (*SaveSessionsResponse) Descriptor() ([]byte, []int) {
+	return file_parley_rooms_v1_rooms_proto_rawDescGZIP(), []int{32}
+}
+
 // KeepLeaseRequest is the input of KeepLease.
 type KeepLeaseRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1959,7 +2042,7 @@ type KeepLeaseRequest struct {
 
 func (x *KeepLeaseRequest) Reset() {
 	*x = KeepLeaseRequest{}
-	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[31]
+	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1971,7 +2054,7 @@ func (x *KeepLeaseRequest) String() string {
 func (*KeepLeaseRequest) ProtoMessage() {}
 
 func (x *KeepLeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[31]
+	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1984,7 +2067,7 @@ func (x *KeepLeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeepLeaseRequest.ProtoReflect.Descriptor instead.
 func (*KeepLeaseRequest) Descriptor() ([]byte, []int) {
-	return file_parley_rooms_v1_rooms_proto_rawDescGZIP(), []int{31}
+	return file_parley_rooms_v1_rooms_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *KeepLeaseRequest) GetLease() string {
@@ -2014,7 +2097,7 @@ type KeepLeaseResponse struct {
 
 func (x *KeepLeaseResponse) Reset() {
 	*x = KeepLeaseResponse{}
-	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[32]
+	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2026,7 +2109,7 @@ func (x *KeepLeaseResponse) String() string {
 func (*KeepLeaseResponse) ProtoMessage() {}
 
 func (x *KeepLeaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[32]
+	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2039,7 +2122,7 @@ func (x *KeepLeaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeepLeaseResponse.ProtoReflect.Descriptor instead.
 func (*KeepLeaseResponse) Descriptor() ([]byte, []int) {
-	return file_parley_rooms_v1_rooms_proto_rawDescGZIP(), []int{32}
+	return file_parley_rooms_v1_rooms_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *KeepLeaseResponse) GetCreated() bool {
@@ -2062,7 +2145,7 @@ type TakeSessionRequest struct {
 
 func (x *TakeSessionRequest) Reset() {
 	*x = TakeSessionRequest{}
-	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[33]
+	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2074,7 +2157,7 @@ func (x *TakeSessionRequest) String() string {
 func (*TakeSessionRequest) ProtoMessage() {}
 
 func (x *TakeSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[33]
+	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2087,7 +2170,7 @@ func (x *TakeSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TakeSessionRequest.ProtoReflect.Descriptor instead.
 func (*TakeSessionRequest) Descriptor() ([]byte, []int) {
-	return file_parley_rooms_v1_rooms_proto_rawDescGZIP(), []int{33}
+	return file_parley_rooms_v1_rooms_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *TakeSessionRequest) GetNamespace() string {
@@ -2115,7 +2198,7 @@ type TakeSessionResponse struct {
 
 func (x *TakeSessionResponse) Reset() {
 	*x = TakeSessionResponse{}
-	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[34]
+	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2127,7 +2210,7 @@ func (x *TakeSessionResponse) String() string {
 func (*TakeSessionResponse) ProtoMessage() {}
 
 func (x *TakeSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[34]
+	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2140,7 +2223,7 @@ func (x *TakeSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TakeSessionResponse.ProtoReflect.Descriptor instead.
 func (*TakeSessionResponse) Descriptor() ([]byte, []int) {
-	return file_parley_rooms_v1_rooms_proto_rawDescGZIP(), []int{34}
+	return file_parley_rooms_v1_rooms_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *TakeSessionResponse) GetData() []byte {
@@ -2277,7 +2360,10 @@ const file_parley_rooms_v1_rooms_proto_rawDesc = "" +
 	"\x04data\x18\x03 \x01(\fB\t\xbaH\x06z\x04\x18\x80\x80\x04R\x04data\x12@\n" +
 	"\x03ttl\x18\x04 \x01(\v2\x19.google.protobuf.DurationB\x13\xbaH\x10\xc8\x01\x01\xaa\x01\n" +
 	"\"\x04\b\x80\xa3\x052\x02\b\x01R\x03ttl\"\x15\n" +
-	"\x13SaveSessionResponse\"\x86\x01\n" +
+	"\x13SaveSessionResponse\"c\n" +
+	"\x13SaveSessionsRequest\x12L\n" +
+	"\bsessions\x18\x01 \x03(\v2#.parley.rooms.v1.SaveSessionRequestB\v\xbaH\b\x92\x01\x05\b\x01\x10\xe8\aR\bsessions\"\x16\n" +
+	"\x14SaveSessionsResponse\"\x86\x01\n" +
 	"\x10KeepLeaseRequest\x121\n" +
 	"\x05lease\x18\x01 \x01(\tB\x1b\xbaH\x18r\x16\x10\x01\x18@2\x10^[A-Za-z0-9_-]+$R\x05lease\x12?\n" +
 	"\x03ttl\x18\x02 \x01(\v2\x19.google.protobuf.DurationB\x12\xbaH\x0f\xc8\x01\x01\xaa\x01\t\"\x03\b\x90\x1c2\x02\b\x01R\x03ttl\"-\n" +
@@ -2288,7 +2374,7 @@ const file_parley_rooms_v1_rooms_proto_rawDesc = "" +
 	"\n" +
 	"session_id\x18\x02 \x01(\tB\x1b\xbaH\x18r\x16\x10\x01\x18@2\x10^[A-Za-z0-9_-]+$R\tsessionId\")\n" +
 	"\x13TakeSessionResponse\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\fR\x04data2\xb9\v\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data2\x96\f\n" +
 	"\fRoomsService\x12U\n" +
 	"\n" +
 	"CreateRoom\x12\".parley.rooms.v1.CreateRoomRequest\x1a#.parley.rooms.v1.CreateRoomResponse\x12L\n" +
@@ -2311,7 +2397,8 @@ const file_parley_rooms_v1_rooms_proto_rawDesc = "" +
 	"\n" +
 	"GetHistory\x12\".parley.rooms.v1.GetHistoryRequest\x1a#.parley.rooms.v1.GetHistoryResponse\x12T\n" +
 	"\tSubscribe\x12!.parley.rooms.v1.SubscribeRequest\x1a\".parley.rooms.v1.SubscribeResponse0\x01\x12X\n" +
-	"\vSaveSession\x12#.parley.rooms.v1.SaveSessionRequest\x1a$.parley.rooms.v1.SaveSessionResponse\x12X\n" +
+	"\vSaveSession\x12#.parley.rooms.v1.SaveSessionRequest\x1a$.parley.rooms.v1.SaveSessionResponse\x12[\n" +
+	"\fSaveSessions\x12$.parley.rooms.v1.SaveSessionsRequest\x1a%.parley.rooms.v1.SaveSessionsResponse\x12X\n" +
 	"\vTakeSession\x12#.parley.rooms.v1.TakeSessionRequest\x1a$.parley.rooms.v1.TakeSessionResponseB:Z8github.com/parleyhq/parley/proto/parley/rooms/v1;roomsv1b\x06proto3"
 
 var (
@@ -2326,7 +2413,7 @@ func file_parley_rooms_v1_rooms_proto_rawDescGZIP() []byte {
 	return file_parley_rooms_v1_rooms_proto_rawDescData
 }
 
-var file_parley_rooms_v1_rooms_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_parley_rooms_v1_rooms_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_parley_rooms_v1_rooms_proto_goTypes = []any{
 	(*CreateRoomRequest)(nil),     // 0: parley.rooms.v1.CreateRoomRequest
 	(*CreateRoomResponse)(nil),    // 1: parley.rooms.v1.CreateRoomResponse
@@ -2359,79 +2446,84 @@ var file_parley_rooms_v1_rooms_proto_goTypes = []any{
 	(*SubscribeResponse)(nil),     // 28: parley.rooms.v1.SubscribeResponse
 	(*SaveSessionRequest)(nil),    // 29: parley.rooms.v1.SaveSessionRequest
 	(*SaveSessionResponse)(nil),   // 30: parley.rooms.v1.SaveSessionResponse
-	(*KeepLeaseRequest)(nil),      // 31: parley.rooms.v1.KeepLeaseRequest
-	(*KeepLeaseResponse)(nil),     // 32: parley.rooms.v1.KeepLeaseResponse
-	(*TakeSessionRequest)(nil),    // 33: parley.rooms.v1.TakeSessionRequest
-	(*TakeSessionResponse)(nil),   // 34: parley.rooms.v1.TakeSessionResponse
-	(*RoomOptions)(nil),           // 35: parley.rooms.v1.RoomOptions
-	(*Room)(nil),                  // 36: parley.rooms.v1.Room
-	(*fieldmaskpb.FieldMask)(nil), // 37: google.protobuf.FieldMask
-	(*Member)(nil),                // 38: parley.rooms.v1.Member
-	(*Message)(nil),               // 39: parley.rooms.v1.Message
-	(*timestamppb.Timestamp)(nil), // 40: google.protobuf.Timestamp
-	(*Event)(nil),                 // 41: parley.rooms.v1.Event
-	(*durationpb.Duration)(nil),   // 42: google.protobuf.Duration
+	(*SaveSessionsRequest)(nil),   // 31: parley.rooms.v1.SaveSessionsRequest
+	(*SaveSessionsResponse)(nil),  // 32: parley.rooms.v1.SaveSessionsResponse
+	(*KeepLeaseRequest)(nil),      // 33: parley.rooms.v1.KeepLeaseRequest
+	(*KeepLeaseResponse)(nil),     // 34: parley.rooms.v1.KeepLeaseResponse
+	(*TakeSessionRequest)(nil),    // 35: parley.rooms.v1.TakeSessionRequest
+	(*TakeSessionResponse)(nil),   // 36: parley.rooms.v1.TakeSessionResponse
+	(*RoomOptions)(nil),           // 37: parley.rooms.v1.RoomOptions
+	(*Room)(nil),                  // 38: parley.rooms.v1.Room
+	(*fieldmaskpb.FieldMask)(nil), // 39: google.protobuf.FieldMask
+	(*Member)(nil),                // 40: parley.rooms.v1.Member
+	(*Message)(nil),               // 41: parley.rooms.v1.Message
+	(*timestamppb.Timestamp)(nil), // 42: google.protobuf.Timestamp
+	(*Event)(nil),                 // 43: parley.rooms.v1.Event
+	(*durationpb.Duration)(nil),   // 44: google.protobuf.Duration
 }
 var file_parley_rooms_v1_rooms_proto_depIdxs = []int32{
-	35, // 0: parley.rooms.v1.CreateRoomRequest.options:type_name -> parley.rooms.v1.RoomOptions
-	36, // 1: parley.rooms.v1.CreateRoomResponse.room:type_name -> parley.rooms.v1.Room
-	36, // 2: parley.rooms.v1.GetRoomResponse.room:type_name -> parley.rooms.v1.Room
-	36, // 3: parley.rooms.v1.ListRoomsResponse.rooms:type_name -> parley.rooms.v1.Room
-	35, // 4: parley.rooms.v1.UpdateRoomRequest.options:type_name -> parley.rooms.v1.RoomOptions
-	37, // 5: parley.rooms.v1.UpdateRoomRequest.update_mask:type_name -> google.protobuf.FieldMask
-	36, // 6: parley.rooms.v1.UpdateRoomResponse.room:type_name -> parley.rooms.v1.Room
-	36, // 7: parley.rooms.v1.JoinRoomResponse.room:type_name -> parley.rooms.v1.Room
-	38, // 8: parley.rooms.v1.JoinRoomResponse.member:type_name -> parley.rooms.v1.Member
-	39, // 9: parley.rooms.v1.JoinRoomResponse.messages:type_name -> parley.rooms.v1.Message
-	38, // 10: parley.rooms.v1.JoinRoomResponse.members:type_name -> parley.rooms.v1.Member
-	38, // 11: parley.rooms.v1.AddMemberResponse.member:type_name -> parley.rooms.v1.Member
-	38, // 12: parley.rooms.v1.EndSessionResponse.member:type_name -> parley.rooms.v1.Member
-	38, // 13: parley.rooms.v1.ListMembersResponse.members:type_name -> parley.rooms.v1.Member
-	40, // 14: parley.rooms.v1.PublishResponse.create_time:type_name -> google.protobuf.Timestamp
-	39, // 15: parley.rooms.v1.GetHistoryResponse.messages:type_name -> parley.rooms.v1.Message
+	37, // 0: parley.rooms.v1.CreateRoomRequest.options:type_name -> parley.rooms.v1.RoomOptions
+	38, // 1: parley.rooms.v1.CreateRoomResponse.room:type_name -> parley.rooms.v1.Room
+	38, // 2: parley.rooms.v1.GetRoomResponse.room:type_name -> parley.rooms.v1.Room
+	38, // 3: parley.rooms.v1.ListRoomsResponse.rooms:type_name -> parley.rooms.v1.Room
+	37, // 4: parley.rooms.v1.UpdateRoomRequest.options:type_name -> parley.rooms.v1.RoomOptions
+	39, // 5: parley.rooms.v1.UpdateRoomRequest.update_mask:type_name -> google.protobuf.FieldMask
+	38, // 6: parley.rooms.v1.UpdateRoomResponse.room:type_name -> parley.rooms.v1.Room
+	38, // 7: parley.rooms.v1.JoinRoomResponse.room:type_name -> parley.rooms.v1.Room
+	40, // 8: parley.rooms.v1.JoinRoomResponse.member:type_name -> parley.rooms.v1.Member
+	41, // 9: parley.rooms.v1.JoinRoomResponse.messages:type_name -> parley.rooms.v1.Message
+	40, // 10: parley.rooms.v1.JoinRoomResponse.members:type_name -> parley.rooms.v1.Member
+	40, // 11: parley.rooms.v1.AddMemberResponse.member:type_name -> parley.rooms.v1.Member
+	40, // 12: parley.rooms.v1.EndSessionResponse.member:type_name -> parley.rooms.v1.Member
+	40, // 13: parley.rooms.v1.ListMembersResponse.members:type_name -> parley.rooms.v1.Member
+	42, // 14: parley.rooms.v1.PublishResponse.create_time:type_name -> google.protobuf.Timestamp
+	41, // 15: parley.rooms.v1.GetHistoryResponse.messages:type_name -> parley.rooms.v1.Message
 	27, // 16: parley.rooms.v1.SubscribeRequest.rooms:type_name -> parley.rooms.v1.RoomSubscription
-	41, // 17: parley.rooms.v1.SubscribeResponse.event:type_name -> parley.rooms.v1.Event
-	42, // 18: parley.rooms.v1.SaveSessionRequest.ttl:type_name -> google.protobuf.Duration
-	42, // 19: parley.rooms.v1.KeepLeaseRequest.ttl:type_name -> google.protobuf.Duration
-	0,  // 20: parley.rooms.v1.RoomsService.CreateRoom:input_type -> parley.rooms.v1.CreateRoomRequest
-	2,  // 21: parley.rooms.v1.RoomsService.GetRoom:input_type -> parley.rooms.v1.GetRoomRequest
-	4,  // 22: parley.rooms.v1.RoomsService.ListRooms:input_type -> parley.rooms.v1.ListRoomsRequest
-	6,  // 23: parley.rooms.v1.RoomsService.UpdateRoom:input_type -> parley.rooms.v1.UpdateRoomRequest
-	8,  // 24: parley.rooms.v1.RoomsService.DeleteRoom:input_type -> parley.rooms.v1.DeleteRoomRequest
-	10, // 25: parley.rooms.v1.RoomsService.JoinRoom:input_type -> parley.rooms.v1.JoinRoomRequest
-	12, // 26: parley.rooms.v1.RoomsService.LeaveRoom:input_type -> parley.rooms.v1.LeaveRoomRequest
-	14, // 27: parley.rooms.v1.RoomsService.AddMember:input_type -> parley.rooms.v1.AddMemberRequest
-	16, // 28: parley.rooms.v1.RoomsService.KickMember:input_type -> parley.rooms.v1.KickMemberRequest
-	18, // 29: parley.rooms.v1.RoomsService.EndSession:input_type -> parley.rooms.v1.EndSessionRequest
-	20, // 30: parley.rooms.v1.RoomsService.ListMembers:input_type -> parley.rooms.v1.ListMembersRequest
-	31, // 31: parley.rooms.v1.RoomsService.KeepLease:input_type -> parley.rooms.v1.KeepLeaseRequest
-	22, // 32: parley.rooms.v1.RoomsService.Publish:input_type -> parley.rooms.v1.PublishRequest
-	24, // 33: parley.rooms.v1.RoomsService.GetHistory:input_type -> parley.rooms.v1.GetHistoryRequest
-	26, // 34: parley.rooms.v1.RoomsService.Subscribe:input_type -> parley.rooms.v1.SubscribeRequest
-	29, // 35: parley.rooms.v1.RoomsService.SaveSession:input_type -> parley.rooms.v1.SaveSessionRequest
-	33, // 36: parley.rooms.v1.RoomsService.TakeSession:input_type -> parley.rooms.v1.TakeSessionRequest
-	1,  // 37: parley.rooms.v1.RoomsService.CreateRoom:output_type -> parley.rooms.v1.CreateRoomResponse
-	3,  // 38: parley.rooms.v1.RoomsService.GetRoom:output_type -> parley.rooms.v1.GetRoomResponse
-	5,  // 39: parley.rooms.v1.RoomsService.ListRooms:output_type -> parley.rooms.v1.ListRoomsResponse
-	7,  // 40: parley.rooms.v1.RoomsService.UpdateRoom:output_type -> parley.rooms.v1.UpdateRoomResponse
-	9,  // 41: parley.rooms.v1.RoomsService.DeleteRoom:output_type -> parley.rooms.v1.DeleteRoomResponse
-	11, // 42: parley.rooms.v1.RoomsService.JoinRoom:output_type -> parley.rooms.v1.JoinRoomResponse
-	13, // 43: parley.rooms.v1.RoomsService.LeaveRoom:output_type -> parley.rooms.v1.LeaveRoomResponse
-	15, // 44: parley.rooms.v1.RoomsService.AddMember:output_type -> parley.rooms.v1.AddMemberResponse
-	17, // 45: parley.rooms.v1.RoomsService.KickMember:output_type -> parley.rooms.v1.KickMemberResponse
-	19, // 46: parley.rooms.v1.RoomsService.EndSession:output_type -> parley.rooms.v1.EndSessionResponse
-	21, // 47: parley.rooms.v1.RoomsService.ListMembers:output_type -> parley.rooms.v1.ListMembersResponse
-	32, // 48: parley.rooms.v1.RoomsService.KeepLease:output_type -> parley.rooms.v1.KeepLeaseResponse
-	23, // 49: parley.rooms.v1.RoomsService.Publish:output_type -> parley.rooms.v1.PublishResponse
-	25, // 50: parley.rooms.v1.RoomsService.GetHistory:output_type -> parley.rooms.v1.GetHistoryResponse
-	28, // 51: parley.rooms.v1.RoomsService.Subscribe:output_type -> parley.rooms.v1.SubscribeResponse
-	30, // 52: parley.rooms.v1.RoomsService.SaveSession:output_type -> parley.rooms.v1.SaveSessionResponse
-	34, // 53: parley.rooms.v1.RoomsService.TakeSession:output_type -> parley.rooms.v1.TakeSessionResponse
-	37, // [37:54] is the sub-list for method output_type
-	20, // [20:37] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	43, // 17: parley.rooms.v1.SubscribeResponse.event:type_name -> parley.rooms.v1.Event
+	44, // 18: parley.rooms.v1.SaveSessionRequest.ttl:type_name -> google.protobuf.Duration
+	29, // 19: parley.rooms.v1.SaveSessionsRequest.sessions:type_name -> parley.rooms.v1.SaveSessionRequest
+	44, // 20: parley.rooms.v1.KeepLeaseRequest.ttl:type_name -> google.protobuf.Duration
+	0,  // 21: parley.rooms.v1.RoomsService.CreateRoom:input_type -> parley.rooms.v1.CreateRoomRequest
+	2,  // 22: parley.rooms.v1.RoomsService.GetRoom:input_type -> parley.rooms.v1.GetRoomRequest
+	4,  // 23: parley.rooms.v1.RoomsService.ListRooms:input_type -> parley.rooms.v1.ListRoomsRequest
+	6,  // 24: parley.rooms.v1.RoomsService.UpdateRoom:input_type -> parley.rooms.v1.UpdateRoomRequest
+	8,  // 25: parley.rooms.v1.RoomsService.DeleteRoom:input_type -> parley.rooms.v1.DeleteRoomRequest
+	10, // 26: parley.rooms.v1.RoomsService.JoinRoom:input_type -> parley.rooms.v1.JoinRoomRequest
+	12, // 27: parley.rooms.v1.RoomsService.LeaveRoom:input_type -> parley.rooms.v1.LeaveRoomRequest
+	14, // 28: parley.rooms.v1.RoomsService.AddMember:input_type -> parley.rooms.v1.AddMemberRequest
+	16, // 29: parley.rooms.v1.RoomsService.KickMember:input_type -> parley.rooms.v1.KickMemberRequest
+	18, // 30: parley.rooms.v1.RoomsService.EndSession:input_type -> parley.rooms.v1.EndSessionRequest
+	20, // 31: parley.rooms.v1.RoomsService.ListMembers:input_type -> parley.rooms.v1.ListMembersRequest
+	33, // 32: parley.rooms.v1.RoomsService.KeepLease:input_type -> parley.rooms.v1.KeepLeaseRequest
+	22, // 33: parley.rooms.v1.RoomsService.Publish:input_type -> parley.rooms.v1.PublishRequest
+	24, // 34: parley.rooms.v1.RoomsService.GetHistory:input_type -> parley.rooms.v1.GetHistoryRequest
+	26, // 35: parley.rooms.v1.RoomsService.Subscribe:input_type -> parley.rooms.v1.SubscribeRequest
+	29, // 36: parley.rooms.v1.RoomsService.SaveSession:input_type -> parley.rooms.v1.SaveSessionRequest
+	31, // 37: parley.rooms.v1.RoomsService.SaveSessions:input_type -> parley.rooms.v1.SaveSessionsRequest
+	35, // 38: parley.rooms.v1.RoomsService.TakeSession:input_type -> parley.rooms.v1.TakeSessionRequest
+	1,  // 39: parley.rooms.v1.RoomsService.CreateRoom:output_type -> parley.rooms.v1.CreateRoomResponse
+	3,  // 40: parley.rooms.v1.RoomsService.GetRoom:output_type -> parley.rooms.v1.GetRoomResponse
+	5,  // 41: parley.rooms.v1.RoomsService.ListRooms:output_type -> parley.rooms.v1.ListRoomsResponse
+	7,  // 42: parley.rooms.v1.RoomsService.UpdateRoom:output_type -> parley.rooms.v1.UpdateRoomResponse
+	9,  // 43: parley.rooms.v1.RoomsService.DeleteRoom:output_type -> parley.rooms.v1.DeleteRoomResponse
+	11, // 44: parley.rooms.v1.RoomsService.JoinRoom:output_type -> parley.rooms.v1.JoinRoomResponse
+	13, // 45: parley.rooms.v1.RoomsService.LeaveRoom:output_type -> parley.rooms.v1.LeaveRoomResponse
+	15, // 46: parley.rooms.v1.RoomsService.AddMember:output_type -> parley.rooms.v1.AddMemberResponse
+	17, // 47: parley.rooms.v1.RoomsService.KickMember:output_type -> parley.rooms.v1.KickMemberResponse
+	19, // 48: parley.rooms.v1.RoomsService.EndSession:output_type -> parley.rooms.v1.EndSessionResponse
+	21, // 49: parley.rooms.v1.RoomsService.ListMembers:output_type -> parley.rooms.v1.ListMembersResponse
+	34, // 50: parley.rooms.v1.RoomsService.KeepLease:output_type -> parley.rooms.v1.KeepLeaseResponse
+	23, // 51: parley.rooms.v1.RoomsService.Publish:output_type -> parley.rooms.v1.PublishResponse
+	25, // 52: parley.rooms.v1.RoomsService.GetHistory:output_type -> parley.rooms.v1.GetHistoryResponse
+	28, // 53: parley.rooms.v1.RoomsService.Subscribe:output_type -> parley.rooms.v1.SubscribeResponse
+	30, // 54: parley.rooms.v1.RoomsService.SaveSession:output_type -> parley.rooms.v1.SaveSessionResponse
+	32, // 55: parley.rooms.v1.RoomsService.SaveSessions:output_type -> parley.rooms.v1.SaveSessionsResponse
+	36, // 56: parley.rooms.v1.RoomsService.TakeSession:output_type -> parley.rooms.v1.TakeSessionResponse
+	39, // [39:57] is the sub-list for method output_type
+	21, // [21:39] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_parley_rooms_v1_rooms_proto_init() }
@@ -2451,7 +2543,7 @@ func file_parley_rooms_v1_rooms_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_parley_rooms_v1_rooms_proto_rawDesc), len(file_parley_rooms_v1_rooms_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   35,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,23 +19,24 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	RoomsService_CreateRoom_FullMethodName  = "/parley.rooms.v1.RoomsService/CreateRoom"
-	RoomsService_GetRoom_FullMethodName     = "/parley.rooms.v1.RoomsService/GetRoom"
-	RoomsService_ListRooms_FullMethodName   = "/parley.rooms.v1.RoomsService/ListRooms"
-	RoomsService_UpdateRoom_FullMethodName  = "/parley.rooms.v1.RoomsService/UpdateRoom"
-	RoomsService_DeleteRoom_FullMethodName  = "/parley.rooms.v1.RoomsService/DeleteRoom"
-	RoomsService_JoinRoom_FullMethodName    = "/parley.rooms.v1.RoomsService/JoinRoom"
-	RoomsService_LeaveRoom_FullMethodName   = "/parley.rooms.v1.RoomsService/LeaveRoom"
-	RoomsService_AddMember_FullMethodName   = "/parley.rooms.v1.RoomsService/AddMember"
-	RoomsService_KickMember_FullMethodName  = "/parley.rooms.v1.RoomsService/KickMember"
-	RoomsService_EndSession_FullMethodName  = "/parley.rooms.v1.RoomsService/EndSession"
-	RoomsService_ListMembers_FullMethodName = "/parley.rooms.v1.RoomsService/ListMembers"
-	RoomsService_KeepLease_FullMethodName   = "/parley.rooms.v1.RoomsService/KeepLease"
-	RoomsService_Publish_FullMethodName     = "/parley.rooms.v1.RoomsService/Publish"
-	RoomsService_GetHistory_FullMethodName  = "/parley.rooms.v1.RoomsService/GetHistory"
-	RoomsService_Subscribe_FullMethodName   = "/parley.rooms.v1.RoomsService/Subscribe"
-	RoomsService_SaveSession_FullMethodName = "/parley.rooms.v1.RoomsService/SaveSession"
-	RoomsService_TakeSession_FullMethodName = "/parley.rooms.v1.RoomsService/TakeSession"
+	RoomsService_CreateRoom_FullMethodName   = "/parley.rooms.v1.RoomsService/CreateRoom"
+	RoomsService_GetRoom_FullMethodName      = "/parley.rooms.v1.RoomsService/GetRoom"
+	RoomsService_ListRooms_FullMethodName    = "/parley.rooms.v1.RoomsService/ListRooms"
+	RoomsService_UpdateRoom_FullMethodName   = "/parley.rooms.v1.RoomsService/UpdateRoom"
+	RoomsService_DeleteRoom_FullMethodName   = "/parley.rooms.v1.RoomsService/DeleteRoom"
+	RoomsService_JoinRoom_FullMethodName     = "/parley.rooms.v1.RoomsService/JoinRoom"
+	RoomsService_LeaveRoom_FullMethodName    = "/parley.rooms.v1.RoomsService/LeaveRoom"
+	RoomsService_AddMember_FullMethodName    = "/parley.rooms.v1.RoomsService/AddMember"
+	RoomsService_KickMember_FullMethodName   = "/parley.rooms.v1.RoomsService/KickMember"
+	RoomsService_EndSession_FullMethodName   = "/parley.rooms.v1.RoomsService/EndSession"
+	RoomsService_ListMembers_FullMethodName  = "/parley.rooms.v1.RoomsService/ListMembers"
+	RoomsService_KeepLease_FullMethodName    = "/parley.rooms.v1.RoomsService/KeepLease"
+	RoomsService_Publish_FullMethodName      = "/parley.rooms.v1.RoomsService/Publish"
+	RoomsService_GetHistory_FullMethodName   = "/parley.rooms.v1.RoomsService/GetHistory"
+	RoomsService_Subscribe_FullMethodName    = "/parley.rooms.v1.RoomsService/Subscribe"
+	RoomsService_SaveSession_FullMethodName  = "/parley.rooms.v1.RoomsService/SaveSession"
+	RoomsService_SaveSessions_FullMethodName = "/parley.rooms.v1.RoomsService/SaveSessions"
+	RoomsService_TakeSession_FullMethodName  = "/parley.rooms.v1.RoomsService/TakeSession"
 )
 
 // RoomsServiceClient is the client API for RoomsService service.
@@ -102,6 +103,10 @@ type RoomsServiceClient interface {
 	// (socket.io connection state recovery) for ttl, so that whichever gateway
 	// the client reconnects to can restore it. Saving an id again replaces it.
 	SaveSession(ctx context.Context, in *SaveSessionRequest, opts ...grpc.CallOption) (*SaveSessionResponse, error)
+	// SaveSessions saves many sessions at once, as SaveSession does each, in
+	// one write: a gateway renewing or saving thousands of sessions (a crowd
+	// connecting or leaving at once) sends them together.
+	SaveSessions(ctx context.Context, in *SaveSessionsRequest, opts ...grpc.CallOption) (*SaveSessionsResponse, error)
 	// TakeSession returns a saved session and deletes it, so that it is restored
 	// at most once. NOT_FOUND when there is none or it expired.
 	TakeSession(ctx context.Context, in *TakeSessionRequest, opts ...grpc.CallOption) (*TakeSessionResponse, error)
@@ -284,6 +289,16 @@ func (c *roomsServiceClient) SaveSession(ctx context.Context, in *SaveSessionReq
 	return out, nil
 }
 
+func (c *roomsServiceClient) SaveSessions(ctx context.Context, in *SaveSessionsRequest, opts ...grpc.CallOption) (*SaveSessionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SaveSessionsResponse)
+	err := c.cc.Invoke(ctx, RoomsService_SaveSessions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *roomsServiceClient) TakeSession(ctx context.Context, in *TakeSessionRequest, opts ...grpc.CallOption) (*TakeSessionResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(TakeSessionResponse)
@@ -358,6 +373,10 @@ type RoomsServiceServer interface {
 	// (socket.io connection state recovery) for ttl, so that whichever gateway
 	// the client reconnects to can restore it. Saving an id again replaces it.
 	SaveSession(context.Context, *SaveSessionRequest) (*SaveSessionResponse, error)
+	// SaveSessions saves many sessions at once, as SaveSession does each, in
+	// one write: a gateway renewing or saving thousands of sessions (a crowd
+	// connecting or leaving at once) sends them together.
+	SaveSessions(context.Context, *SaveSessionsRequest) (*SaveSessionsResponse, error)
 	// TakeSession returns a saved session and deletes it, so that it is restored
 	// at most once. NOT_FOUND when there is none or it expired.
 	TakeSession(context.Context, *TakeSessionRequest) (*TakeSessionResponse, error)
@@ -418,6 +437,9 @@ func (UnimplementedRoomsServiceServer) Subscribe(*SubscribeRequest, grpc.ServerS
 }
 func (UnimplementedRoomsServiceServer) SaveSession(context.Context, *SaveSessionRequest) (*SaveSessionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SaveSession not implemented")
+}
+func (UnimplementedRoomsServiceServer) SaveSessions(context.Context, *SaveSessionsRequest) (*SaveSessionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SaveSessions not implemented")
 }
 func (UnimplementedRoomsServiceServer) TakeSession(context.Context, *TakeSessionRequest) (*TakeSessionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method TakeSession not implemented")
@@ -724,6 +746,24 @@ func _RoomsService_SaveSession_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RoomsService_SaveSessions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SaveSessionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RoomsServiceServer).SaveSessions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RoomsService_SaveSessions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RoomsServiceServer).SaveSessions(ctx, req.(*SaveSessionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _RoomsService_TakeSession_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(TakeSessionRequest)
 	if err := dec(in); err != nil {
@@ -808,6 +848,10 @@ var RoomsService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SaveSession",
 			Handler:    _RoomsService_SaveSession_Handler,
+		},
+		{
+			MethodName: "SaveSessions",
+			Handler:    _RoomsService_SaveSessions_Handler,
 		},
 		{
 			MethodName: "TakeSession",

@@ -279,6 +279,30 @@ func TestRPCStatusCodes(t *testing.T) {
 			_, err := s.rooms.SaveSession(ctx, &roomsv1.SaveSessionRequest{Namespace: "/", SessionId: "pid-1", Data: make([]byte, 65537), Ttl: durationpb.New(60e9)})
 			return err
 		}, codes.InvalidArgument},
+		{"save sessions ok", svc, func(ctx context.Context) error {
+			_, err := s.rooms.SaveSessions(ctx, &roomsv1.SaveSessionsRequest{Sessions: []*roomsv1.SaveSessionRequest{
+				{Namespace: "/", SessionId: "pid-2", Data: []byte("{}"), Ttl: durationpb.New(60e9)},
+				{Namespace: "/chat", SessionId: "pid-3", Data: []byte("{}"), Ttl: durationpb.New(60e9)},
+			}})
+			return err
+		}, codes.OK},
+		{"save sessions none", svc, func(ctx context.Context) error {
+			_, err := s.rooms.SaveSessions(ctx, &roomsv1.SaveSessionsRequest{})
+			return err
+		}, codes.InvalidArgument},
+		{"save sessions, one without ttl", svc, func(ctx context.Context) error {
+			_, err := s.rooms.SaveSessions(ctx, &roomsv1.SaveSessionsRequest{Sessions: []*roomsv1.SaveSessionRequest{
+				{Namespace: "/", SessionId: "pid-2", Data: []byte("{}"), Ttl: durationpb.New(60e9)},
+				{Namespace: "/", SessionId: "pid-4", Data: []byte("{}")},
+			}})
+			return err
+		}, codes.InvalidArgument},
+		{"save sessions no token", noToken, func(ctx context.Context) error {
+			_, err := s.rooms.SaveSessions(ctx, &roomsv1.SaveSessionsRequest{Sessions: []*roomsv1.SaveSessionRequest{
+				{Namespace: "/", SessionId: "pid-2", Data: []byte("{}"), Ttl: durationpb.New(60e9)},
+			}})
+			return err
+		}, codes.Unauthenticated},
 		{"take session ok", svc, func(ctx context.Context) error {
 			resp, err := s.rooms.TakeSession(ctx, &roomsv1.TakeSessionRequest{Namespace: "/", SessionId: "pid-1"})
 			if err == nil && string(resp.GetData()) != "{}" {

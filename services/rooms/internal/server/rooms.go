@@ -343,11 +343,28 @@ func (s *Rooms) GetHistory(ctx context.Context, req *roomsv1.GetHistoryRequest) 
 }
 
 func (s *Rooms) SaveSession(ctx context.Context, req *roomsv1.SaveSessionRequest) (*roomsv1.SaveSessionResponse, error) {
-	expire := s.d.now().Add(req.GetTtl().AsDuration())
-	if err := s.d.Store.SaveSession(ctx, req.GetNamespace(), req.GetSessionId(), req.GetData(), expire); err != nil {
+	if err := s.d.Store.SaveSessions(ctx, []store.Session{s.session(req)}); err != nil {
 		return nil, errStatus(ctx, s.d.Log, "save session", err)
 	}
 	return &roomsv1.SaveSessionResponse{}, nil
+}
+
+func (s *Rooms) SaveSessions(ctx context.Context, req *roomsv1.SaveSessionsRequest) (*roomsv1.SaveSessionsResponse, error) {
+	sessions := make([]store.Session, 0, len(req.GetSessions()))
+	for _, r := range req.GetSessions() {
+		sessions = append(sessions, s.session(r))
+	}
+	if err := s.d.Store.SaveSessions(ctx, sessions); err != nil {
+		return nil, errStatus(ctx, s.d.Log, "save sessions", err)
+	}
+	return &roomsv1.SaveSessionsResponse{}, nil
+}
+
+func (s *Rooms) session(req *roomsv1.SaveSessionRequest) store.Session {
+	return store.Session{
+		Namespace: req.GetNamespace(), ID: req.GetSessionId(), Data: req.GetData(),
+		Expire: s.d.now().Add(req.GetTtl().AsDuration()),
+	}
 }
 
 func (s *Rooms) TakeSession(ctx context.Context, req *roomsv1.TakeSessionRequest) (*roomsv1.TakeSessionResponse, error) {

@@ -127,6 +127,14 @@ type JoinResult struct {
 	Joined bool // the user was not a member before
 }
 
+// Session is a gateway's record of a client session, kept for connection
+// state recovery.
+type Session struct {
+	Namespace, ID string
+	Data          []byte
+	Expire        time.Time
+}
+
 // PublishParams describe a publish.
 type PublishParams struct {
 	Room            RoomKey
@@ -249,10 +257,11 @@ type Store interface {
 	// Stats counts rooms, memberships, sessions and messages ("" namespace: all).
 	Stats(ctx context.Context, namespace string) (Stats, error)
 
-	// SaveSession stores data under (namespace, id) until expire, replacing
-	// what was there.
-	SaveSession(ctx context.Context, namespace, id string, data []byte, expire time.Time) error
-	// TakeSession returns and deletes what SaveSession stored, atomically, so
+	// SaveSessions stores each session's data under (namespace, id) until
+	// its expiry, replacing what was there, all in one write; a session
+	// listed twice keeps its last record.
+	SaveSessions(ctx context.Context, sessions []Session) error
+	// TakeSession returns and deletes what SaveSessions stored, atomically, so
 	// two callers never both get it. ErrNotFound if there is none or it
 	// expired at now.
 	TakeSession(ctx context.Context, namespace, id string, now time.Time) ([]byte, error)

@@ -10,14 +10,19 @@ import (
 	"github.com/parleyhq/parley/services/rooms/internal/store"
 )
 
-// SaveSession implements store.Store.
-func (s *Store) SaveSession(ctx context.Context, namespace, id string, data []byte, expire time.Time) error {
+// SaveSessions implements store.Store.
+func (s *Store) SaveSessions(ctx context.Context, sessions []store.Session) error {
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.StmtContext(ctx, s.st.saveSession).ExecContext(ctx, namespace, id, data, nanos(expire))
-		return err
+		stmt := tx.StmtContext(ctx, s.st.saveSession)
+		for _, ss := range sessions {
+			if _, err := stmt.ExecContext(ctx, ss.Namespace, ss.ID, ss.Data, nanos(ss.Expire)); err != nil {
+				return fmt.Errorf("session %s in %s: %w", ss.ID, ss.Namespace, err)
+			}
+		}
+		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("save session %s in %s: %w", id, namespace, err)
+		return fmt.Errorf("save %d sessions: %w", len(sessions), err)
 	}
 	return nil
 }

@@ -64,6 +64,7 @@ func Run(t *testing.T, newStore func(t *testing.T, committed store.Committed) st
 		{"ConcurrentDedupe", testConcurrentDedupe},
 		{"ConcurrentJoin", testConcurrentJoin},
 		{"SavedSessions", testSavedSessions},
+		{"SavedSessionsInOneCall", testSavedSessionsInOneCall},
 		{"ConcurrentTakeSession", testConcurrentTakeSession},
 	}
 	for _, tt := range tests {
