@@ -36,7 +36,11 @@ type fakeRooms struct {
 	mu      sync.Mutex
 	calls   []string
 	last    any      // the last request
-	saved   [][]byte // the records SaveSession was given
+	saved   [][]byte // the records SaveSessions was given
+	batches []int    // how many records each SaveSessions call had
+	// gate, if set, holds each SaveSessions call, once it has sent on
+	// entered, until gate can receive.
+	gate, entered chan struct{}
 	created []*roomsv1.CreateRoomRequest
 }
 
@@ -129,12 +133,21 @@ func (f *fakeRooms) ListRooms(_ context.Context, req *roomsv1.ListRoomsRequest, 
 	}}, f.call("ListRooms", req)
 }
 
-func (f *fakeRooms) SaveSession(_ context.Context, req *roomsv1.SaveSessionRequest, _ ...grpc.CallOption) (*roomsv1.SaveSessionResponse, error) {
-	err := f.call("SaveSession", req)
+func (f *fakeRooms) SaveSessions(_ context.Context, req *roomsv1.SaveSessionsRequest, _ ...grpc.CallOption) (*roomsv1.SaveSessionsResponse, error) {
+	err := f.call("SaveSessions", req)
 	f.mu.Lock()
-	f.saved = append(f.saved, req.GetData())
-	f.mu.Unlock()
-	return &roomsv1.SaveSessionResponse{}, err
+	defer f.mu.Unlock()
+	if f.gate != nil {
+		f.mu.Unlock()
+		f.entered <- struct{}{}
+		<-f.gate
+		f.mu.Lock()
+	}
+	f.batches = append(f.batches, len(req.GetSessions()))
+	for _, r := range req.GetSessions() {
+		f.saved = append(f.saved, r.GetData())
+	}
+	return &roomsv1.SaveSessionsResponse{}, err
 }
 
 func (f *fakeRooms) TakeSession(_ context.Context, req *roomsv1.TakeSessionRequest, _ ...grpc.CallOption) (*roomsv1.TakeSessionResponse, error) {

@@ -131,6 +131,8 @@ type Gateway struct {
 	// bg tracks rooms service calls made after a socket is gone (ending its
 	// sessions, saving it for recovery), which shutdown must let finish.
 	bg sync.WaitGroup
+	// saver saves sessions for recovery in batches.
+	saver *saver
 
 	// lease holds every session this gateway opens in the rooms service;
 	// leaseHeld is set once it has been kept.
@@ -172,7 +174,9 @@ func New(cfg Config) (*Gateway, error) {
 			ns.roomRE = re
 		}
 	}
-	return &Gateway{cfg: cfg, lease: newSessionKey(), live: map[*client]struct{}{}, creators: map[string]*rate.Limiter{}}, nil
+	g := &Gateway{cfg: cfg, lease: newSessionKey(), live: map[*client]struct{}{}, creators: map[string]*rate.Limiter{}}
+	g.saver = newSaver(g)
+	return g, nil
 }
 
 // Wait blocks until background calls finish or ctx ends.

@@ -55,19 +55,17 @@ func (c *client) sessionRecord() ([]byte, error) {
 	return json.Marshal(rec)
 }
 
-// save stores the socket's session for the recovery window. A failure is
-// logged, not returned: the socket works on, it only could not be restored.
+// save stores the socket's session for the recovery window and waits until
+// it is stored. A failure is logged, not returned: the socket works on, it
+// only could not be restored.
 func (c *client) save(ctx context.Context) {
 	data, err := c.sessionRecord()
-	c.store(ctx, data, err)
-}
-
-// store saves a session record built by sessionRecord (err is its error).
-func (c *client) store(ctx context.Context, data []byte, err error) {
 	if err == nil {
-		_, err = c.g.cfg.Rooms.SaveSession(ctx, &roomsv1.SaveSessionRequest{
-			Namespace: c.ns.Name, SessionId: c.key, Data: data, Ttl: durationpb.New(c.g.cfg.RecoveryWindow),
-		})
+		select {
+		case err = <-c.g.saver.save(c.saveRequest(data), true):
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
 	}
 	if err != nil {
 		c.g.cfg.Log.Error("saving session for recovery failed", "namespace", c.ns.Name, "socket", c.id, "err", err)
@@ -81,11 +79,17 @@ func (c *client) store(ctx context.Context, data []byte, err error) {
 // is taken now: the disconnect that follows empties the socket's rooms.
 func (c *client) saveInBackground() {
 	data, err := c.sessionRecord()
-	c.g.bg.Go(func() {
-		ctx, cancel := c.callContext()
-		defer cancel()
-		c.store(ctx, data, err)
-	})
+	if err != nil {
+		c.g.cfg.Log.Error("saving session for recovery failed", "namespace", c.ns.Name, "socket", c.id, "err", err)
+		return
+	}
+	c.g.saver.save(c.saveRequest(data), false)
+}
+
+func (c *client) saveRequest(data []byte) *roomsv1.SaveSessionRequest {
+	return &roomsv1.SaveSessionRequest{
+		Namespace: c.ns.Name, SessionId: c.key, Data: data, Ttl: durationpb.New(c.g.cfg.RecoveryWindow),
+	}
 }
 
 // drop removes the socket's stored session: it ended for good (the client
@@ -94,6 +98,7 @@ func (c *client) drop() {
 	c.g.bg.Go(func() {
 		ctx, cancel := c.callContext()
 		defer cancel()
+		c.g.saver.forget(ctx, c.ns.Name, c.key)
 		if _, err := c.g.cfg.Rooms.TakeSession(ctx, &roomsv1.TakeSessionRequest{Namespace: c.ns.Name, SessionId: c.key}); err != nil {
 			c.g.cfg.Log.Debug("no stored session to drop", "namespace", c.ns.Name, "socket", c.id, "err", err)
 		}
@@ -174,15 +179,13 @@ func (g *Gateway) Maintain(ctx context.Context) {
 	wg.Wait()
 }
 
-// renewSessions saves the session of every connected socket again.
+// renewSessions saves the session of every connected socket again, in
+// batches.
 func (g *Gateway) renewSessions(ctx context.Context) {
-	clients := g.liveClients()
-	for _, c := range clients {
+	for _, c := range g.liveClients() {
 		if ctx.Err() != nil {
 			return
 		}
-		cctx, cancel := c.callContext()
-		c.save(cctx)
-		cancel()
+		c.saveInBackground()
 	}
 }
