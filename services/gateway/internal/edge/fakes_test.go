@@ -41,7 +41,7 @@ type fakeRooms struct {
 	// gate, if set, holds each SaveSessions call, once it has sent on
 	// entered, until gate can receive.
 	gate, entered chan struct{}
-	created []*roomsv1.CreateRoomRequest
+	created       []*roomsv1.CreateRoomRequest
 }
 
 func (f *fakeRooms) call(method string, req any) error {
