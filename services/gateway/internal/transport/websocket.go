@@ -157,7 +157,7 @@ func (w *websocket) Send(packets []*packet.Packet) {
 	for _, p := range packets {
 		var err error
 		if *w.out, err = w.appendPacket(*w.out, p); err != nil {
-			w.OnError("encoding a packet failed", err)
+			go w.OnError("encoding a packet failed", err)
 		}
 	}
 	w.sends++
@@ -196,7 +196,10 @@ func (w *websocket) flush() {
 	n, err := w.tryWrite(*w.out)
 	if err != nil {
 		w.mu.Unlock()
-		w.fail(err)
+		// Closing runs socket.io's close path, which takes locks of its
+		// own, some perhaps held by whoever is sending (a room delivering
+		// to its members): keep it off the sender's goroutine.
+		go w.fail(err)
 		return
 	}
 	if n < len(*w.out) {
@@ -411,7 +414,7 @@ func (d *DirectWriter) Write(r io.Reader, _ *packet.Options, done engine.SendCal
 	} else {
 		var err error
 		if data, err = io.ReadAll(r); err != nil {
-			d.w.OnError("reading a packet failed", err)
+			go d.w.OnError("reading a packet failed", err)
 			return nil
 		}
 	}

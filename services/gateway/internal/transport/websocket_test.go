@@ -2,8 +2,10 @@ package transport_test
 
 import (
 	"fmt"
+	"net"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -187,5 +189,48 @@ func TestDirectWritesKeepOrderWithTheSocket(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatalf("%d direct writes reported written, want %d", i, n-(n+2)/3)
 		}
+	}
+}
+
+// TestAFailedWriteClosesOffTheWritersGoroutine writes to a connection its
+// client has reset while holding a lock the socket's close handler takes, as
+// a room delivering to its members does: the write returns, and the socket
+// closes once the lock is free.
+func TestAFailedWriteClosesOffTheWritersGoroutine(t *testing.T) {
+	var mu sync.Mutex
+	closed := make(chan struct{})
+	wrote := make(chan error, 1)
+	reset := make(chan struct{})
+	url := startServer(t, func(s engine.Socket) {
+		s.On("close", func(...any) {
+			mu.Lock()
+			mu.Unlock()
+			close(closed)
+		})
+		d, _ := transport.Direct(s.Transport())
+		go func() {
+			<-reset
+			mu.Lock()
+			defer mu.Unlock()
+			deadline := time.Now().Add(5 * time.Second)
+			for s.ReadyState() == "open" && time.Now().Before(deadline) {
+				d.Write(types.NewStringBufferString(strings.Repeat("z", 1024)), nil, nil)
+			}
+			wrote <- nil
+		}()
+	})
+	c := dial(t, url)
+	c.UnderlyingConn().(*net.TCPConn).SetLinger(0)
+	c.Close()
+	close(reset)
+	select {
+	case <-wrote:
+	case <-time.After(10 * time.Second):
+		t.Fatal("writing to a reset connection never returned")
+	}
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the socket never closed")
 	}
 }
