@@ -146,13 +146,8 @@ func (w *websocket) fail(err error) {
 // stays writable throughout: packets never wait in the Engine.IO socket, they
 // wait here, where they are written together.
 func (w *websocket) Send(packets []*packet.Packet) {
-	w.mu.Lock()
-	if w.closing || w.closed {
-		w.mu.Unlock()
+	if !w.begin() {
 		return
-	}
-	if w.out == nil {
-		w.out = buffers.Get().(*[]byte)
 	}
 	for _, p := range packets {
 		var err error
@@ -167,13 +162,8 @@ func (w *websocket) Send(packets []*packet.Packet) {
 // sendMessage frames one socket.io packet as an Engine.IO message and writes
 // it; done, if any, is called once it is written.
 func (w *websocket) sendMessage(data []byte, done engine.SendCallback) {
-	w.mu.Lock()
-	if w.closing || w.closed {
-		w.mu.Unlock()
+	if !w.begin() {
 		return
-	}
-	if w.out == nil {
-		w.out = buffers.Get().(*[]byte)
 	}
 	*w.out = appendHeader(*w.out, ws.TextMessage, 1+len(data))
 	*w.out = append(append(*w.out, '4'), data...)
@@ -181,6 +171,20 @@ func (w *websocket) sendMessage(data []byte, done engine.SendCallback) {
 		w.dones = append(w.dones, done)
 	}
 	w.flush()
+}
+
+// begin locks w.mu for a send and readies the pending bytes; it reports
+// false, with w.mu unlocked, once the transport is closing.
+func (w *websocket) begin() bool {
+	w.mu.Lock()
+	if w.closing || w.closed {
+		w.mu.Unlock()
+		return false
+	}
+	if w.out == nil {
+		w.out = buffers.Get().(*[]byte)
+	}
+	return true
 }
 
 // flush writes the pending bytes, and unlocks w.mu. With no writer running,
