@@ -149,13 +149,26 @@ func (w *websocket) Send(packets []*packet.Packet) {
 	if !w.begin() {
 		return
 	}
+	ping := false
 	for _, p := range packets {
 		var err error
 		if *w.out, err = w.appendPacket(*w.out, p); err != nil {
 			go w.OnError("encoding a packet failed", err)
 		}
+		ping = ping || p.Type == packet.PING
 	}
 	w.sends++
+	if ping {
+		// The Engine.IO socket arms its pong deadline only once the ping's
+		// Send has returned; a ping written here, inline, can be answered
+		// before that if the sending goroutine is then kept waiting for a
+		// CPU, and the pong, come too early, leaves the late deadline to
+		// end a healthy connection. The writer goroutine sends it instead,
+		// as the library's own transport does.
+		w.startWriter()
+		w.mu.Unlock()
+		return
+	}
 	w.flush()
 }
 
