@@ -53,6 +53,9 @@ type client struct {
 	admitted chan struct{}
 }
 
+// The direct writer takes packets' text as it is (wire.TextWriter).
+var _ wire.TextWriter = (*transport.DirectWriter)(nil)
+
 func (g *Gateway) newClient(ns *Namespace, s *socket.Socket, user, key string) *client {
 	var out wire.Transport = s.Conn()
 	if d, ok := transport.Direct(s.Conn().Transport()); ok {

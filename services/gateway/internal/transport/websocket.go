@@ -421,9 +421,9 @@ type DirectWriter struct {
 	w *websocket
 }
 
-// Write writes the socket.io packet r holds (a text buffer, as the gateway's
-// writers hand over) and calls done once it is written; it has the shape of
-// the Engine.IO socket's Write, which it stands in for.
+// Write writes the socket.io packet r holds and calls done once it is
+// written; it has the shape of the Engine.IO socket's Write, which it stands
+// in for.
 func (d *DirectWriter) Write(r io.Reader, _ *packet.Options, done engine.SendCallback) engine.Socket {
 	var data []byte
 	if b, ok := r.(types.BufferInterface); ok {
@@ -435,6 +435,13 @@ func (d *DirectWriter) Write(r io.Reader, _ *packet.Options, done engine.SendCal
 			return nil
 		}
 	}
-	d.w.sendMessage(data, done)
+	d.WriteText(data, done)
 	return nil
+}
+
+// WriteText writes a socket.io packet's text and calls done, if any, once it
+// is written. The text is copied into the connection's pending bytes, so it
+// may be shared by other sockets.
+func (d *DirectWriter) WriteText(text []byte, done engine.SendCallback) {
+	d.w.sendMessage(text, done)
 }

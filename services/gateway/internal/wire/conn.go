@@ -19,6 +19,16 @@ type Transport interface {
 	Write(io.Reader, *packet.Options, engine.SendCallback) engine.Socket
 }
 
+// TextWriter is a Transport that also takes a packet's text as it is, with
+// no reader around it (the gateway's direct websocket writer): on the
+// delivery path, every packet of every socket goes through here.
+type TextWriter interface {
+	Transport
+	// WriteText queues text, which it must not modify, and calls done once
+	// it is flushed.
+	WriteText(text []byte, done engine.SendCallback)
+}
+
 // DefaultQueueBytes is the default bound of one socket's queue: room for
 // dozens of the largest messages, and for the presence events of thousands
 // of members leaving at once.
@@ -123,9 +133,14 @@ func (c *Conn) write(text []byte, exempt bool) bool {
 // they are flushed.
 func (c *Conn) send(text []byte) {
 	n := int64(len(text))
+	done := func(transports.Transport) { c.pending.Add(-n) }
+	if tw, ok := c.t.(TextWriter); ok {
+		tw.WriteText(text, done)
+		return
+	}
 	// A StringBuffer, unlike other readers, goes out as a text frame; it
 	// only reads text, which may be shared by every socket of a room.
-	c.t.Write(types.NewStringBuffer(text), nil, func(transports.Transport) { c.pending.Add(-n) })
+	c.t.Write(types.NewStringBuffer(text), nil, done)
 }
 
 // Fail declares the socket slow, for a caller that holds packets for it and
