@@ -57,7 +57,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.StringVar(&o.servers, "servers", "node,parley", "servers to run, in the order each run starts them")
 	fs.StringVar(&o.gatewayFlags, "gateway-flags", "", "extra flags of Parley's gateway, space-separated, after the benchmark's own")
 	fs.StringVar(&o.roomsFlags, "rooms-flags", "", "extra flags of Parley's rooms service, space-separated, after the benchmark's own")
-	fs.StringVar(&o.pprof, "pprof", "", "workload (e.g. W1) during whose first measured window Parley's processes are CPU-profiled into .tmp/bench/")
+	fs.StringVar(&o.pprof, "pprof", "", "workload (e.g. W1) during whose first measured window Parley's processes are CPU-profiled into .tmp/bench/; W1-connect profiles its connect instead")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.BoolVar(&o.reportOnly, "report-only", false, "run nothing: write the table and documents again from --results")
 	if err := fs.Parse(args, getenv); err != nil {
@@ -172,7 +172,7 @@ func (o *options) config() (suite.Config, error) {
 	if len(want) > 0 {
 		return suite.Config{}, fmt.Errorf("--workloads %q: unknown workload(s) %v", o.workloads, want)
 	}
-	if o.pprof != "" && !strings.Contains(","+o.workloads+",", ","+o.pprof+",") {
+	if w := strings.TrimSuffix(o.pprof, "-connect"); o.pprof != "" && !strings.Contains(","+o.workloads+",", ","+w+",") {
 		return suite.Config{}, fmt.Errorf("--pprof %q: not among --workloads %q", o.pprof, o.workloads)
 	}
 	var servers []string

@@ -61,6 +61,8 @@ type Config struct {
 	DrainMax  time.Duration
 	// ProfileWorkload names the workload during whose first run's measured
 	// window Parley's processes are profiled, into ProfileDir; empty: none.
+	// A name with the suffix "-connect" profiles that workload's connect
+	// instead, which a workload without rates always does.
 	ProfileWorkload string
 	ProfileDir      string
 }
@@ -197,7 +199,8 @@ func runOne(ctx context.Context, log *slog.Logger, cfg Config, w Workload, srvNa
 		return []Run{base}
 	}
 	tag := fmt.Sprintf("%s-run%d", w.Name, i)
-	profile := srvName == "parley" && cfg.ProfileWorkload == w.Name && i == 1
+	connectOnly := cfg.ProfileWorkload == w.Name+"-connect"
+	profile := srvName == "parley" && (cfg.ProfileWorkload == w.Name || connectOnly) && i == 1
 	var srv *server.Server
 	var err error
 	if srvName == "node" {
@@ -216,7 +219,7 @@ func runOne(ctx context.Context, log *slog.Logger, cfg Config, w Workload, srvNa
 	}
 	base.IdleRSS = idle.TotalRSS()
 	connectProfiled := make(chan error, 1)
-	if profile && len(w.Rates) == 0 {
+	if profile && (len(w.Rates) == 0 || connectOnly) {
 		// A workload that only connects is profiled while it connects.
 		go func() { connectProfiled <- srv.Profile(ctx, cfg.Duration, cfg.ProfileDir, w.Name+"-connect") }()
 	} else {
@@ -240,7 +243,9 @@ func runOne(ctx context.Context, log *slog.Logger, cfg Config, w Workload, srvNa
 	if err := <-connectProfiled; err != nil {
 		log.Warn("profiling the connect failed", "workload", w.Name, "err", err)
 	}
-	if profile {
+	if profile && connectOnly {
+		profile = false // the windows run unprofiled
+	} else if profile {
 		if err := srv.HeapProfile(ctx, cfg.ProfileDir, w.Name+"-heap"); err != nil {
 			log.Warn("profiling the heap failed", "workload", w.Name, "err", err)
 		}
