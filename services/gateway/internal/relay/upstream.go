@@ -184,16 +184,21 @@ func (r *Relay) dispatchMessage(rm *Room, p wire.MessagePacket) bool {
 // told of its leaving whatever the room's size, so that one that is kicked
 // from a room too big for presence events learns why the room went quiet.
 func (r *Relay) presence(rm *Room, event, user string, delta int) {
-	p, err := wire.Event(rm.key.Namespace, event, wire.Presence{Room: rm.key.Room, User: user})
-	if err != nil {
-		r.log.Error("encoding presence event failed", "event", event, "err", err)
-		return
-	}
 	rm.mu.Lock()
 	defer rm.mu.Unlock()
 	rm.size = max(rm.size+delta, 0)
 	limit, limited := r.opts.PresenceMax[rm.key.Namespace]
 	quiet := limited && rm.size > limit
+	if quiet && delta > 0 {
+		// Nobody is told of a join to a quiet room: returning here keeps a
+		// connect storm into a big room from scanning its members per join.
+		return
+	}
+	p, err := wire.Event(rm.key.Namespace, event, wire.Presence{Room: rm.key.Room, User: user})
+	if err != nil {
+		r.log.Error("encoding presence event failed", "event", event, "err", err)
+		return
+	}
 	for m := range rm.members {
 		own := m.User == user
 		if (own && delta < 0) || (!own && !quiet) {
