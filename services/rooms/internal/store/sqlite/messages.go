@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"runtime"
 	"slices"
 	"time"
 
@@ -40,7 +39,8 @@ func (s *Store) Publish(ctx context.Context, p store.PublishParams) (store.Messa
 	return r.msg, r.duplicate, nil
 }
 
-// maxGroup bounds how many publishes one transaction commits.
+// maxGroup bounds how many publishes, or other writes, one transaction
+// commits.
 const maxGroup = 128
 
 var errClosed = errors.New("store closed")
@@ -60,39 +60,14 @@ type publishRes struct {
 // commitPublishes runs until the store closes, committing queued publishes in
 // groups.
 func (s *Store) commitPublishes() {
-	defer close(s.committerDone)
 	group := make([]*publishReq, 0, maxGroup)
 	results := make([]publishRes, 0, maxGroup)
 	stored := make([]store.Message, 0, maxGroup)
 	for {
-		var first *publishReq
-		select {
-		case first = <-s.publishes:
-		case <-s.closing:
-			for {
-				select {
-				case req := <-s.publishes:
-					req.done <- publishRes{err: errClosed}
-				default:
-					return
-				}
-			}
-		}
-		group = append(group[:0], first)
-		// Let the goroutines that are runnable run first: those publishing
-		// queue theirs within microseconds, and one commit of them all costs
-		// far less CPU than several (each begins a transaction and writes
-		// its pages to the log). With nothing else runnable, this returns
-		// at once.
-		runtime.Gosched()
-	gather:
-		for len(group) < maxGroup {
-			select {
-			case req := <-s.publishes:
-				group = append(group, req)
-			default:
-				break gather
-			}
+		var ok bool
+		group, ok = nextGroup(s.publishes, s.closing, group, func(req *publishReq) { req.done <- publishRes{err: errClosed} })
+		if !ok {
+			return
 		}
 		results = s.commitGroup(group, results[:0])
 		if s.committed != nil {
@@ -123,7 +98,7 @@ func (s *Store) commitGroup(group []*publishReq, results []publishRes) []publish
 	// must not abort the transaction the others share.
 	ctx := context.Background()
 	tails := make(map[int64]roomTail, 1)
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.transact(ctx, func(tx *sql.Tx) error {
 		for _, req := range group {
 			if err := req.ctx.Err(); err != nil {
 				results = append(results, publishRes{err: err})
@@ -316,7 +291,7 @@ func scanMessage(row scanner, room store.RoomKey) (store.Message, error) {
 // Purge implements store.Store.
 func (s *Store) Purge(ctx context.Context, key store.RoomKey, before uint64) (uint64, error) {
 	var n int64
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		id, _, err := scanRoom(tx.StmtContext(ctx, s.st.roomW).QueryRowContext(ctx, key.Namespace, key.Name))
 		if err != nil {
 			return err
@@ -336,7 +311,7 @@ func (s *Store) Purge(ctx context.Context, key store.RoomKey, before uint64) (ui
 
 // Sweep implements store.Store.
 func (s *Store) Sweep(ctx context.Context, now, dedupeBefore time.Time) error {
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		if _, err := tx.StmtContext(ctx, s.st.sweepMsgs).ExecContext(ctx, nanos(now)); err != nil {
 			return err
 		}

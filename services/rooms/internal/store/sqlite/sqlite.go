@@ -44,11 +44,12 @@ type Store struct {
 	w, r *sql.DB
 	st   statements
 
-	committed     store.Committed
-	publishes     chan *publishReq
-	closing       chan struct{}
-	committerDone chan struct{}
-	closeOnce     sync.Once
+	committed  store.Committed
+	publishes  chan *publishReq
+	writes     chan *writeReq
+	closing    chan struct{}
+	committers sync.WaitGroup // commitPublishes and commitWrites
+	closeOnce  sync.Once
 }
 
 var _ store.Store = (*Store)(nil)
@@ -189,9 +190,10 @@ func (s *Store) open(ctx context.Context, path, synchronous string) error {
 		return err
 	}
 	s.publishes = make(chan *publishReq, maxGroup)
+	s.writes = make(chan *writeReq, maxGroup)
 	s.closing = make(chan struct{})
-	s.committerDone = make(chan struct{})
-	go s.commitPublishes()
+	s.committers.Go(s.commitPublishes)
+	s.committers.Go(s.commitWrites)
 	return nil
 }
 
@@ -255,9 +257,9 @@ func migrate(ctx context.Context, db *sql.DB) error {
 
 // Close closes the database. It must not be called while other calls run.
 func (s *Store) Close() error {
-	if s.committerDone != nil {
+	if s.closing != nil {
 		s.closeOnce.Do(func() { close(s.closing) })
-		<-s.committerDone
+		s.committers.Wait()
 	}
 	err := s.st.close()
 	if s.r != nil {
@@ -269,8 +271,8 @@ func (s *Store) Close() error {
 	return err
 }
 
-// write runs fn in an immediate transaction on the writer connection.
-func (s *Store) write(ctx context.Context, fn func(*sql.Tx) error) error {
+// transact runs fn in an immediate transaction on the writer connection.
+func (s *Store) transact(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return err

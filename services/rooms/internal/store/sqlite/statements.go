@@ -20,6 +20,7 @@ type statements struct {
 	publishCheck, message, insertMessage, setLastOffset *sql.Stmt
 	upsertDedupe, trim, purge, sweepMsgs, sweepDedup    *sql.Stmt
 	saveSession, takeSession, sweepSessions             *sql.Stmt
+	savepoint, rollbackTo, release                      *sql.Stmt
 
 	// Readers.
 	roomR, listRooms, listMembers, historyDesc, historyAsc, stats *sql.Stmt
@@ -154,6 +155,9 @@ func (st *statements) prepare(ctx context.Context, w, r *sql.DB) error {
 		{&st.saveSession, w, qSaveSession},
 		{&st.takeSession, w, qTakeSession},
 		{&st.sweepSessions, w, qSweepSessions},
+		{&st.savepoint, w, "SAVEPOINT write"},
+		{&st.rollbackTo, w, "ROLLBACK TO write"},
+		{&st.release, w, "RELEASE write"},
 		{&st.roomR, r, qRoom},
 		{&st.listRooms, r, qListRooms},
 		{&st.listMembers, r, qListMembers},

@@ -1,0 +1,116 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/parleyhq/parley/services/rooms/internal/store"
+)
+
+// TestWriteGroup commits many writes in one group and checks that each got
+// its own outcome: refused joins and a write that failed after changing a row
+// leave nothing behind, while the others in the same transaction stay.
+func TestWriteGroup(t *testing.T) {
+	ctx := t.Context()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "rooms.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	now := time.Date(2031, time.March, 4, 5, 6, 7, 0, time.UTC)
+	open := store.RoomKey{Namespace: "acme", Name: "open"}
+	private := store.RoomKey{Namespace: "acme", Name: "private"}
+	if _, err := s.CreateRoom(ctx, open, store.RoomOptions{}, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateRoom(ctx, private, store.RoomOptions{Private: true}, now); err != nil {
+		t.Fatal(err)
+	}
+
+	// A write that waits holds the committer, so that everything queued
+	// meanwhile is committed as one group.
+	started, hold := make(chan struct{}), make(chan struct{})
+	held := make(chan error, 1)
+	go func() {
+		held <- s.write(ctx, func(context.Context, *sql.Tx) error {
+			close(started)
+			<-hold
+			return nil
+		})
+	}()
+	<-started
+
+	const n = 10
+	type outcome struct {
+		user string
+		room store.RoomKey
+		err  error
+	}
+	out := make(chan outcome, 2*n+1)
+	for i := range n {
+		for _, room := range []store.RoomKey{open, private} {
+			user := fmt.Sprintf("%s-%d", room.Name, i)
+			go func() {
+				_, err := s.Join(ctx, store.JoinParams{Room: room, UserID: user, SessionID: "s", Now: now})
+				out <- outcome{user, room, err}
+			}()
+		}
+	}
+	errLate := errors.New("refused after writing")
+	go func() {
+		err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+			id, _, err := scanRoom(tx.StmtContext(ctx, s.st.roomW).QueryRowContext(ctx, open.Namespace, open.Name))
+			if err != nil {
+				return err
+			}
+			if _, err := tx.StmtContext(ctx, s.st.insertMember).ExecContext(ctx, id, "undone", nanos(now), false); err != nil {
+				return err
+			}
+			return errLate
+		})
+		out <- outcome{"undone", open, err}
+	}()
+	for i := 0; len(s.writes) < 2*n+1; i++ {
+		if i == 100_000 {
+			t.Fatalf("%d writes queued, want %d", len(s.writes), 2*n+1)
+		}
+		runtime.Gosched()
+	}
+	close(hold)
+	if err := <-held; err != nil {
+		t.Fatalf("holding write: %v", err)
+	}
+
+	for range 2*n + 1 {
+		o := <-out
+		var want error
+		switch {
+		case o.user == "undone":
+			want = errLate
+		case o.room == private:
+			want = store.ErrPrivate
+		}
+		if !errors.Is(o.err, want) || (want == nil && o.err != nil) {
+			t.Errorf("%s joining %s: %v, want %v", o.user, o.room.Name, o.err, want)
+		}
+	}
+	for room, want := range map[store.RoomKey]int{open: n, private: 0} {
+		got, err := s.GetRoom(ctx, room)
+		if err != nil {
+			t.Fatal(err)
+		}
+		members, err := s.ListMembers(ctx, room, "", 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if int(got.MemberCount) != want || len(members) != want {
+			t.Errorf("%s: member count %d and %d members listed, want %d", room.Name, got.MemberCount, len(members), want)
+		}
+	}
+}
