@@ -8,6 +8,7 @@
 package transport
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -64,6 +65,13 @@ type websocket struct {
 	writing bool                  // a writer goroutine is running
 	closing bool                  // DoClose was called: write what is queued, then close
 	closed  bool
+
+	// tryWrite's arguments and results, in fields rather than captured by a
+	// closure, which would cost an allocation per write; w.mu guards them.
+	writeFd func(fd uintptr) bool
+	pend    []byte
+	wrote   int
+	werr    error
 }
 
 func newWebSocket(ctx *types.HttpContext) *websocket {
@@ -73,6 +81,7 @@ func newWebSocket(ctx *types.HttpContext) *websocket {
 	}
 	if sc, ok := w.conn.UnderlyingConn().(syscall.Conn); ok {
 		w.raw, _ = sc.SyscallConn()
+		w.writeFd = w.writeTo
 	}
 	w.Prototype(w)
 	w.Construct(ctx)
@@ -112,20 +121,40 @@ func (w *websocket) read() {
 			w.fail(err)
 			return
 		}
-		var data types.BufferInterface
-		switch mt {
-		case ws.BinaryMessage:
-			data = types.NewBytesBuffer(nil)
-		case ws.TextMessage:
-			data = types.NewStringBuffer(nil)
-		default:
+		if mt != ws.BinaryMessage && mt != ws.TextMessage {
 			continue
 		}
-		if _, err := data.ReadFrom(r); err != nil {
+		msg, err := readAll(r)
+		if err != nil {
 			w.fail(err)
 			return
 		}
-		w.OnData(data)
+		if mt == ws.BinaryMessage {
+			w.OnData(types.NewBytesBuffer(msg))
+		} else {
+			w.OnData(types.NewStringBuffer(msg))
+		}
+	}
+}
+
+// readAll reads a message into a pooled buffer and returns a copy of exactly
+// its size: read straight into a growing buffer, a chat message of a hundred
+// bytes cost nearly 3 KB of allocations.
+func readAll(r io.Reader) ([]byte, error) {
+	b := buffers.Get().(*[]byte)
+	defer release(b)
+	for {
+		if len(*b) == cap(*b) {
+			*b = append(*b, make([]byte, max(len(*b), 512))...)[:len(*b)]
+		}
+		n, err := r.Read((*b)[len(*b):cap(*b)])
+		*b = (*b)[:len(*b)+n]
+		if err == io.EOF {
+			return bytes.Clone(*b), nil
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
 }
 
@@ -248,12 +277,10 @@ func (w *websocket) tryWrite(b []byte) (int, error) {
 	if w.raw == nil {
 		return 0, nil
 	}
-	var n int
-	var werr error
-	err := w.raw.Write(func(fd uintptr) bool {
-		n, werr = syscall.Write(int(fd), b)
-		return true
-	})
+	w.pend = b
+	err := w.raw.Write(w.writeFd)
+	n, werr := w.wrote, w.werr
+	w.pend, w.wrote, w.werr = nil, 0, nil
 	switch {
 	case err != nil:
 		return 0, err
@@ -263,6 +290,15 @@ func (w *websocket) tryWrite(b []byte) (int, error) {
 		return 0, werr
 	}
 	return n, nil
+}
+
+// writeTo writes w.pend to the connection's descriptor fd, once.
+func (w *websocket) writeTo(fd uintptr) bool {
+	w.wrote, w.werr = syscall.Write(int(fd), w.pend)
+	if w.wrote < 0 {
+		w.wrote = 0
+	}
+	return true
 }
 
 // control queues a control frame.

@@ -138,6 +138,33 @@ func TestAnswersPingsAndEcho(t *testing.T) {
 	}
 }
 
+// TestReadsMessagesOfEverySize echoes text and binary messages around the
+// sizes where reading a message needs a bigger buffer, each back whole and
+// in its own frame type.
+func TestReadsMessagesOfEverySize(t *testing.T) {
+	url := startServer(t, func(s engine.Socket) {
+		s.On("message", func(args ...any) {
+			s.Send(args[0].(types.BufferInterface), nil, nil)
+		})
+	})
+	c := dial(t, url)
+	for _, n := range []int{0, 1, 511, 512, 513, 1024, 4097, 70_000} {
+		for _, typ := range []int{ws.TextMessage, ws.BinaryMessage} {
+			body := strings.Repeat(fmt.Sprint(n%10), n)
+			msg := body
+			if typ == ws.TextMessage {
+				msg = "4" + body
+			}
+			if err := c.WriteMessage(typ, []byte(msg)); err != nil {
+				t.Fatal(err)
+			}
+			if gotTyp, got := read(t, c); gotTyp != typ || got != msg {
+				t.Fatalf("sent %d bytes as type %d, got %d bytes as type %d", len(msg), typ, len(got), gotTyp)
+			}
+		}
+	}
+}
+
 // TestWritesMoreThanTheSocketTakes sends a client more at once than the
 // connection's buffers hold, so that writing must wait for the client to
 // read: everything still arrives, in order.

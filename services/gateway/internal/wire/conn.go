@@ -24,8 +24,8 @@ type Transport interface {
 // delivery path, every packet of every socket goes through here.
 type TextWriter interface {
 	Transport
-	// WriteText queues text, which it must not modify, and calls done once
-	// it is flushed.
+	// WriteText queues a copy of text, which it must not modify or keep,
+	// and calls done once it is flushed.
 	WriteText(text []byte, done engine.SendCallback)
 }
 
@@ -109,12 +109,33 @@ func (c *Conn) WriteMessage(p MessagePacket, catchUp bool) bool {
 	i := c.place(p.Room)
 	before := c.places[i].offset
 	c.places[i].offset = p.Offset
-	if !c.write(p.appendText(c.key, c.places), catchUp) {
-		c.places[i].offset = before
-		return false
+	var ok bool
+	if _, direct := c.t.(TextWriter); direct && !c.holding {
+		// The writer copies the text at once: build it in a buffer that
+		// the next delivery reuses.
+		b := texts.Get().(*[]byte)
+		*b = p.appendText((*b)[:0], c.key, c.places)
+		ok = c.write(*b, catchUp)
+		if cap(*b) <= maxKeptText {
+			*b = (*b)[:0]
+			texts.Put(b)
+		}
+	} else {
+		ok = c.write(p.appendText(nil, c.key, c.places), catchUp)
 	}
-	return true
+	if !ok {
+		c.places[i].offset = before
+	}
+	return ok
 }
+
+// texts holds buffers for the text of a delivery that is copied as soon as it
+// is written.
+var texts = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxKeptText is the largest buffer texts keeps: one that grew for a rare big
+// message is left to the collector.
+const maxKeptText = 16 << 10
 
 // write queues text, or holds it. c.mu is held.
 func (c *Conn) write(text []byte, exempt bool) bool {

@@ -3,6 +3,7 @@ package wire
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 )
 
 // Packet is an encoded socket.io packet, shared by every socket it goes to.
@@ -51,16 +52,15 @@ func EncodeMessage(nsp string, m Message, session string) MessagePacket {
 	return MessagePacket{Room: m.Room, Offset: m.Offset, Session: session, open: string(b)}
 }
 
-// appendText completes p with a socket's position (see EncodePosition), which
-// is free of characters JSON would escape (keys are base64url, room names
-// query-escaped), into a buffer of its own: the transport keeps it until it
-// is written.
-func (p MessagePacket) appendText(key string, places []place) []byte {
+// appendText appends to b p's text completed with a socket's position (see
+// EncodePosition), which is free of characters JSON would escape (keys are
+// base64url, room names query-escaped). b grows at most once.
+func (p MessagePacket) appendText(b []byte, key string, places []place) []byte {
 	n := len(p.open) + len(key) + 5
 	for _, pl := range places {
 		n += len(pl.escaped) + 21
 	}
-	b := make([]byte, 0, n)
+	b = slices.Grow(b, n)
 	b = append(b, p.open...)
 	b = append(b, ',', '"')
 	b = appendPosition(b, key, places)

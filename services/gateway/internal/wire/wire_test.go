@@ -31,7 +31,7 @@ func TestEncodeMessage(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := EncodeMessage(tt.nsp, NewMessage(tt.msg), "s1")
-			if got := string(p.appendText("k", []place{newPlace("r", 5)})); got != tt.want {
+			if got := string(p.appendText(nil, "k", []place{newPlace("r", 5)})); got != tt.want {
 				t.Errorf("packet\n got %s\nwant %s", got, tt.want)
 			}
 			if p.Session != "s1" || p.Room != "r" || p.Offset != tt.msg.GetOffset() {
@@ -73,6 +73,28 @@ func (tr *transport) Write(r io.Reader, _ *packet.Options, cb engine.SendCallbac
 	tr.written = append(tr.written, text)
 	tr.done = append(tr.done, cb)
 	return nil
+}
+
+// textTransport also takes text as it is, as the gateway's websocket writer
+// does, and copies it as TextWriter requires.
+type textTransport struct{ transport }
+
+func (tr *textTransport) WriteText(text []byte, done engine.SendCallback) {
+	tr.written = append(tr.written, string(text))
+	tr.done = append(tr.done, done)
+}
+
+// recorder is what tests write to: either kind of transport.
+type recorder interface {
+	Transport
+	writes() []string
+}
+
+func (tr *transport) writes() []string { return tr.written }
+
+// testTransports returns one transport of each kind, by name.
+func testTransports(t *testing.T) map[string]recorder {
+	return map[string]recorder{"reader": &transport{t: t}, "text": &textTransport{transport{t: t}}}
 }
 
 func (tr *transport) flush() {
@@ -152,63 +174,80 @@ func TestConnHoldsAPresenceBurst(t *testing.T) {
 // EncodePosition of the socket's rooms as they stand, through joins, leaves
 // and messages in rooms the socket holds in any order.
 func TestConnPositions(t *testing.T) {
-	tr := &transport{t: t}
-	c := NewConn(tr, "k", DefaultQueueBytes, func() { t.Error("failed") })
-	want := map[string]uint64{}
-	msg := func(room string, off uint64) MessagePacket {
-		return MessagePacket{Room: room, Offset: off, open: `2["receive message",1,{}`}
-	}
-	steps := []struct {
-		op   string // set, drop or message
-		room string
-		off  uint64
-	}{
-		{"set", "m", 4}, {"message", "m", 5}, {"set", "a b", 1}, {"message", "a b", 2},
-		{"set", "z", 0}, {"message", "z", 1}, {"message", "m", 6}, {"drop", "a b", 0},
-		{"message", "z", 2}, {"message", "new", 1}, {"drop", "m", 0}, {"drop", "gone", 0},
-		{"message", "é&=", 9}, {"drop", "new", 0}, {"drop", "z", 0}, {"message", "é&=", 10},
-	}
-	for i, st := range steps {
-		switch st.op {
-		case "set":
-			c.SetPos(st.room, st.off)
-			want[st.room] = st.off
-		case "drop":
-			c.DropPos(st.room)
-			delete(want, st.room)
-		case "message":
-			c.WriteMessage(msg(st.room, st.off), false)
-			want[st.room] = st.off
-			got := tr.written[len(tr.written)-1]
-			if w := `2["receive message",1,{},"` + EncodePosition("k", want) + `"]`; got != w {
-				t.Fatalf("step %d: packet %s, want %s", i, got, w)
+	for name, tr := range testTransports(t) {
+		t.Run(name, func(t *testing.T) {
+			c := NewConn(tr, "k", DefaultQueueBytes, func() { t.Error("failed") })
+			want := map[string]uint64{}
+			msg := func(room string, off uint64) MessagePacket {
+				return MessagePacket{Room: room, Offset: off, open: `2["receive message",1,{}`}
 			}
-		}
+			steps := []struct {
+				op   string // set, drop or message
+				room string
+				off  uint64
+			}{
+				{"set", "m", 4}, {"message", "m", 5}, {"set", "a b", 1}, {"message", "a b", 2},
+				{"set", "z", 0}, {"message", "z", 1}, {"message", "m", 6}, {"drop", "a b", 0},
+				{"message", "z", 2}, {"message", "new", 1}, {"drop", "m", 0}, {"drop", "gone", 0},
+				{"message", "é&=", 9}, {"drop", "new", 0}, {"drop", "z", 0}, {"message", "é&=", 10},
+			}
+			var all []string
+			for i, st := range steps {
+				switch st.op {
+				case "set":
+					c.SetPos(st.room, st.off)
+					want[st.room] = st.off
+				case "drop":
+					c.DropPos(st.room)
+					delete(want, st.room)
+				case "message":
+					c.WriteMessage(msg(st.room, st.off), false)
+					want[st.room] = st.off
+					w := `2["receive message",1,{},"` + EncodePosition("k", want) + `"]`
+					all = append(all, w)
+					if got := tr.writes()[len(tr.writes())-1]; got != w {
+						t.Fatalf("step %d: packet %s, want %s", i, got, w)
+					}
+				}
+			}
+			// Every packet is still as it was written, whatever buffers
+			// later ones were built in.
+			if fmt.Sprint(tr.writes()) != fmt.Sprint(all) {
+				t.Fatalf("written %q, want %q", tr.writes(), all)
+			}
+		})
 	}
 }
 
 // TestConnHoldsUntilOpen checks that a held Conn writes nothing until Open,
 // then everything held in order, counted against the bound all along.
 func TestConnHoldsUntilOpen(t *testing.T) {
-	tr := &transport{t: t}
-	p := Packet{text: []byte(`2["x"]`)}
-	slow := make(chan struct{}, 1)
-	c := NewConn(tr, "k", 3*len(p.text)+len(`2["receive message",1,{},"k|r=1"]`), func() { slow <- struct{}{} })
-	c.Hold()
-	c.Write(p)
-	c.WriteMessage(MessagePacket{Room: "r", Offset: 1, open: `2["receive message",1,{}`}, false)
-	c.Write(p)
-	if len(tr.written) != 0 {
-		t.Fatalf("a held Conn wrote %q", tr.written)
+	for name, tr := range testTransports(t) {
+		t.Run(name, func(t *testing.T) {
+			p := Packet{text: []byte(`2["x"]`)}
+			msg := func(off uint64) MessagePacket {
+				return MessagePacket{Room: "r", Offset: off, open: `2["receive message",1,{}`}
+			}
+			slow := make(chan struct{}, 1)
+			c := NewConn(tr, "k", 3*len(p.text)+2*len(`2["receive message",1,{},"k|r=1"]`), func() { slow <- struct{}{} })
+			c.Hold()
+			c.Write(p)
+			c.WriteMessage(msg(1), false)
+			c.WriteMessage(msg(2), false)
+			c.Write(p)
+			if len(tr.writes()) != 0 {
+				t.Fatalf("a held Conn wrote %q", tr.writes())
+			}
+			c.Open()
+			c.Write(p)
+			want := []string{`2["x"]`, `2["receive message",1,{},"k|r=1"]`, `2["receive message",1,{},"k|r=2"]`, `2["x"]`, `2["x"]`}
+			if fmt.Sprint(tr.writes()) != fmt.Sprint(want) {
+				t.Fatalf("written %q, want %q", tr.writes(), want)
+			}
+			if c.Write(p) {
+				t.Fatal("held and written packets were not counted against the bound")
+			}
+			<-slow
+		})
 	}
-	c.Open()
-	c.Write(p)
-	want := []string{`2["x"]`, `2["receive message",1,{},"k|r=1"]`, `2["x"]`, `2["x"]`}
-	if fmt.Sprint(tr.written) != fmt.Sprint(want) {
-		t.Fatalf("written %q, want %q", tr.written, want)
-	}
-	if c.Write(p) {
-		t.Fatal("held and written packets were not counted against the bound")
-	}
-	<-slow
 }
