@@ -1508,6 +1508,135 @@ func (x *PublishResponse) GetDuplicate() bool {
 	return false
 }
 
+// PublishStreamRequest is one publish on a PublishStream.
+type PublishStreamRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Chosen by the caller, unique among its requests not yet answered on the
+	// stream; the response carries it back.
+	Id uint64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// What to publish, as for Publish.
+	Publish       *PublishRequest `protobuf:"bytes,2,opt,name=publish,proto3" json:"publish,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PublishStreamRequest) Reset() {
+	*x = PublishStreamRequest{}
+	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PublishStreamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PublishStreamRequest) ProtoMessage() {}
+
+func (x *PublishStreamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PublishStreamRequest.ProtoReflect.Descriptor instead.
+func (*PublishStreamRequest) Descriptor() ([]byte, []int) {
+	return file_parley_rooms_v1_rooms_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *PublishStreamRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *PublishStreamRequest) GetPublish() *PublishRequest {
+	if x != nil {
+		return x.Publish
+	}
+	return nil
+}
+
+// PublishStreamResponse answers the PublishStreamRequest with the same id.
+type PublishStreamResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The request's id.
+	Id uint64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The publish's outcome, set when code is 0 (OK).
+	Published *PublishResponse `protobuf:"bytes,2,opt,name=published,proto3" json:"published,omitempty"`
+	// A google.rpc.Code: what Publish would have failed with, or 0.
+	Code int32 `protobuf:"varint,3,opt,name=code,proto3" json:"code,omitempty"`
+	// Why the publish failed, when code is not 0.
+	Message       string `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PublishStreamResponse) Reset() {
+	*x = PublishStreamResponse{}
+	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PublishStreamResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PublishStreamResponse) ProtoMessage() {}
+
+func (x *PublishStreamResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PublishStreamResponse.ProtoReflect.Descriptor instead.
+func (*PublishStreamResponse) Descriptor() ([]byte, []int) {
+	return file_parley_rooms_v1_rooms_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *PublishStreamResponse) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *PublishStreamResponse) GetPublished() *PublishResponse {
+	if x != nil {
+		return x.Published
+	}
+	return nil
+}
+
+func (x *PublishStreamResponse) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *PublishStreamResponse) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 // GetHistoryRequest is the input of GetHistory. With neither before_offset nor
 // after_offset, it returns the newest messages.
 type GetHistoryRequest struct {
@@ -1532,7 +1661,7 @@ type GetHistoryRequest struct {
 
 func (x *GetHistoryRequest) Reset() {
 	*x = GetHistoryRequest{}
-	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[24]
+	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1544,7 +1673,7 @@ func (x *GetHistoryRequest) String() string {
 func (*GetHistoryRequest) ProtoMessage() {}
 
 func (x *GetHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[24]
+	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1557,7 +1686,7 @@ func (x *GetHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHistoryRequest.ProtoReflect.Descriptor instead.
 func (*GetHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_parley_rooms_v1_rooms_proto_rawDescGZIP(), []int{24}
+	return file_parley_rooms_v1_rooms_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetHistoryRequest) GetNamespace() string {
@@ -1637,7 +1766,7 @@ type GetHistoryResponse struct {
 
 func (x *GetHistoryResponse) Reset() {
 	*x = GetHistoryResponse{}
-	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[25]
+	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1649,7 +1778,7 @@ func (x *GetHistoryResponse) String() string {
 func (*GetHistoryResponse) ProtoMessage() {}
 
 func (x *GetHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[25]
+	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1662,7 +1791,7 @@ func (x *GetHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHistoryResponse.ProtoReflect.Descriptor instead.
 func (*GetHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_parley_rooms_v1_rooms_proto_rawDescGZIP(), []int{25}
+	return file_parley_rooms_v1_rooms_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GetHistoryResponse) GetMessages() []*Message {
@@ -1690,7 +1819,7 @@ type SubscribeRequest struct {
 
 func (x *SubscribeRequest) Reset() {
 	*x = SubscribeRequest{}
-	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[26]
+	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1702,7 +1831,7 @@ func (x *SubscribeRequest) String() string {
 func (*SubscribeRequest) ProtoMessage() {}
 
 func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[26]
+	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1715,7 +1844,7 @@ func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeRequest.ProtoReflect.Descriptor instead.
 func (*SubscribeRequest) Descriptor() ([]byte, []int) {
-	return file_parley_rooms_v1_rooms_proto_rawDescGZIP(), []int{26}
+	return file_parley_rooms_v1_rooms_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *SubscribeRequest) GetRooms() []*RoomSubscription {
@@ -1741,7 +1870,7 @@ type RoomSubscription struct {
 
 func (x *RoomSubscription) Reset() {
 	*x = RoomSubscription{}
-	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[27]
+	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1753,7 +1882,7 @@ func (x *RoomSubscription) String() string {
 func (*RoomSubscription) ProtoMessage() {}
 
 func (x *RoomSubscription) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[27]
+	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1766,7 +1895,7 @@ func (x *RoomSubscription) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoomSubscription.ProtoReflect.Descriptor instead.
 func (*RoomSubscription) Descriptor() ([]byte, []int) {
-	return file_parley_rooms_v1_rooms_proto_rawDescGZIP(), []int{27}
+	return file_parley_rooms_v1_rooms_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RoomSubscription) GetNamespace() string {
@@ -1801,7 +1930,7 @@ type SubscribeResponse struct {
 
 func (x *SubscribeResponse) Reset() {
 	*x = SubscribeResponse{}
-	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[28]
+	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1813,7 +1942,7 @@ func (x *SubscribeResponse) String() string {
 func (*SubscribeResponse) ProtoMessage() {}
 
 func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[28]
+	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1826,7 +1955,7 @@ func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeResponse.ProtoReflect.Descriptor instead.
 func (*SubscribeResponse) Descriptor() ([]byte, []int) {
-	return file_parley_rooms_v1_rooms_proto_rawDescGZIP(), []int{28}
+	return file_parley_rooms_v1_rooms_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *SubscribeResponse) GetEvent() *Event {
@@ -1853,7 +1982,7 @@ type SaveSessionRequest struct {
 
 func (x *SaveSessionRequest) Reset() {
 	*x = SaveSessionRequest{}
-	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[29]
+	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1865,7 +1994,7 @@ func (x *SaveSessionRequest) String() string {
 func (*SaveSessionRequest) ProtoMessage() {}
 
 func (x *SaveSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[29]
+	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1878,7 +2007,7 @@ func (x *SaveSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SaveSessionRequest.ProtoReflect.Descriptor instead.
 func (*SaveSessionRequest) Descriptor() ([]byte, []int) {
-	return file_parley_rooms_v1_rooms_proto_rawDescGZIP(), []int{29}
+	return file_parley_rooms_v1_rooms_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *SaveSessionRequest) GetNamespace() string {
@@ -1918,7 +2047,7 @@ type SaveSessionResponse struct {
 
 func (x *SaveSessionResponse) Reset() {
 	*x = SaveSessionResponse{}
-	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[30]
+	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1930,7 +2059,7 @@ func (x *SaveSessionResponse) String() string {
 func (*SaveSessionResponse) ProtoMessage() {}
 
 func (x *SaveSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[30]
+	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1943,7 +2072,7 @@ func (x *SaveSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SaveSessionResponse.ProtoReflect.Descriptor instead.
 func (*SaveSessionResponse) Descriptor() ([]byte, []int) {
-	return file_parley_rooms_v1_rooms_proto_rawDescGZIP(), []int{30}
+	return file_parley_rooms_v1_rooms_proto_rawDescGZIP(), []int{32}
 }
 
 // SaveSessionsRequest is the input of SaveSessions.
@@ -1957,7 +2086,7 @@ type SaveSessionsRequest struct {
 
 func (x *SaveSessionsRequest) Reset() {
 	*x = SaveSessionsRequest{}
-	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[31]
+	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1969,7 +2098,7 @@ func (x *SaveSessionsRequest) String() string {
 func (*SaveSessionsRequest) ProtoMessage() {}
 
 func (x *SaveSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[31]
+	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1982,7 +2111,7 @@ func (x *SaveSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SaveSessionsRequest.ProtoReflect.Descriptor instead.
 func (*SaveSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_parley_rooms_v1_rooms_proto_rawDescGZIP(), []int{31}
+	return file_parley_rooms_v1_rooms_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *SaveSessionsRequest) GetSessions() []*SaveSessionRequest {
@@ -2001,7 +2130,7 @@ type SaveSessionsResponse struct {
 
 func (x *SaveSessionsResponse) Reset() {
 	*x = SaveSessionsResponse{}
-	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[32]
+	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2013,7 +2142,7 @@ func (x *SaveSessionsResponse) String() string {
 func (*SaveSessionsResponse) ProtoMessage() {}
 
 func (x *SaveSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[32]
+	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2026,7 +2155,7 @@ func (x *SaveSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SaveSessionsResponse.ProtoReflect.Descriptor instead.
 func (*SaveSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_parley_rooms_v1_rooms_proto_rawDescGZIP(), []int{32}
+	return file_parley_rooms_v1_rooms_proto_rawDescGZIP(), []int{34}
 }
 
 // KeepLeaseRequest is the input of KeepLease.
@@ -2042,7 +2171,7 @@ type KeepLeaseRequest struct {
 
 func (x *KeepLeaseRequest) Reset() {
 	*x = KeepLeaseRequest{}
-	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[33]
+	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2054,7 +2183,7 @@ func (x *KeepLeaseRequest) String() string {
 func (*KeepLeaseRequest) ProtoMessage() {}
 
 func (x *KeepLeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[33]
+	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2067,7 +2196,7 @@ func (x *KeepLeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeepLeaseRequest.ProtoReflect.Descriptor instead.
 func (*KeepLeaseRequest) Descriptor() ([]byte, []int) {
-	return file_parley_rooms_v1_rooms_proto_rawDescGZIP(), []int{33}
+	return file_parley_rooms_v1_rooms_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *KeepLeaseRequest) GetLease() string {
@@ -2097,7 +2226,7 @@ type KeepLeaseResponse struct {
 
 func (x *KeepLeaseResponse) Reset() {
 	*x = KeepLeaseResponse{}
-	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[34]
+	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2109,7 +2238,7 @@ func (x *KeepLeaseResponse) String() string {
 func (*KeepLeaseResponse) ProtoMessage() {}
 
 func (x *KeepLeaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[34]
+	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2122,7 +2251,7 @@ func (x *KeepLeaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeepLeaseResponse.ProtoReflect.Descriptor instead.
 func (*KeepLeaseResponse) Descriptor() ([]byte, []int) {
-	return file_parley_rooms_v1_rooms_proto_rawDescGZIP(), []int{34}
+	return file_parley_rooms_v1_rooms_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *KeepLeaseResponse) GetCreated() bool {
@@ -2145,7 +2274,7 @@ type TakeSessionRequest struct {
 
 func (x *TakeSessionRequest) Reset() {
 	*x = TakeSessionRequest{}
-	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[35]
+	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2157,7 +2286,7 @@ func (x *TakeSessionRequest) String() string {
 func (*TakeSessionRequest) ProtoMessage() {}
 
 func (x *TakeSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[35]
+	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2170,7 +2299,7 @@ func (x *TakeSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TakeSessionRequest.ProtoReflect.Descriptor instead.
 func (*TakeSessionRequest) Descriptor() ([]byte, []int) {
-	return file_parley_rooms_v1_rooms_proto_rawDescGZIP(), []int{35}
+	return file_parley_rooms_v1_rooms_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *TakeSessionRequest) GetNamespace() string {
@@ -2198,7 +2327,7 @@ type TakeSessionResponse struct {
 
 func (x *TakeSessionResponse) Reset() {
 	*x = TakeSessionResponse{}
-	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[36]
+	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2210,7 +2339,7 @@ func (x *TakeSessionResponse) String() string {
 func (*TakeSessionResponse) ProtoMessage() {}
 
 func (x *TakeSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[36]
+	mi := &file_parley_rooms_v1_rooms_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2223,7 +2352,7 @@ func (x *TakeSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TakeSessionResponse.ProtoReflect.Descriptor instead.
 func (*TakeSessionResponse) Descriptor() ([]byte, []int) {
-	return file_parley_rooms_v1_rooms_proto_rawDescGZIP(), []int{36}
+	return file_parley_rooms_v1_rooms_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *TakeSessionResponse) GetData() []byte {
@@ -2333,7 +2462,15 @@ const file_parley_rooms_v1_rooms_proto_rawDesc = "" +
 	"\x06offset\x18\x01 \x01(\x04R\x06offset\x12;\n" +
 	"\vcreate_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12\x1c\n" +
-	"\tduplicate\x18\x03 \x01(\bR\tduplicate\"\xf7\x01\n" +
+	"\tduplicate\x18\x03 \x01(\bR\tduplicate\"a\n" +
+	"\x14PublishStreamRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x129\n" +
+	"\apublish\x18\x02 \x01(\v2\x1f.parley.rooms.v1.PublishRequestR\apublish\"\x95\x01\n" +
+	"\x15PublishStreamResponse\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12>\n" +
+	"\tpublished\x18\x02 \x01(\v2 .parley.rooms.v1.PublishResponseR\tpublished\x12\x12\n" +
+	"\x04code\x18\x03 \x01(\x05R\x04code\x12\x18\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\"\xf7\x01\n" +
 	"\x11GetHistoryRequest\x12:\n" +
 	"\tnamespace\x18\x01 \x01(\tB\x1c\xbaH\x19r\x17\x18@2\x13^/[A-Za-z0-9_.~-]*$R\tnamespace\x120\n" +
 	"\x04room\x18\x02 \x01(\tB\x1c\xbaH\x19r\x17\x10\x01\x18\x80\x012\x10^[^\\p{C}\\p{Z}]+$R\x04room\x12%\n" +
@@ -2374,7 +2511,7 @@ const file_parley_rooms_v1_rooms_proto_rawDesc = "" +
 	"\n" +
 	"session_id\x18\x02 \x01(\tB\x1b\xbaH\x18r\x16\x10\x01\x18@2\x10^[A-Za-z0-9_-]+$R\tsessionId\")\n" +
 	"\x13TakeSessionResponse\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\fR\x04data2\x96\f\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data2\xfa\f\n" +
 	"\fRoomsService\x12U\n" +
 	"\n" +
 	"CreateRoom\x12\".parley.rooms.v1.CreateRoomRequest\x1a#.parley.rooms.v1.CreateRoomResponse\x12L\n" +
@@ -2393,7 +2530,8 @@ const file_parley_rooms_v1_rooms_proto_rawDesc = "" +
 	"EndSession\x12\".parley.rooms.v1.EndSessionRequest\x1a#.parley.rooms.v1.EndSessionResponse\x12X\n" +
 	"\vListMembers\x12#.parley.rooms.v1.ListMembersRequest\x1a$.parley.rooms.v1.ListMembersResponse\x12R\n" +
 	"\tKeepLease\x12!.parley.rooms.v1.KeepLeaseRequest\x1a\".parley.rooms.v1.KeepLeaseResponse\x12L\n" +
-	"\aPublish\x12\x1f.parley.rooms.v1.PublishRequest\x1a .parley.rooms.v1.PublishResponse\x12U\n" +
+	"\aPublish\x12\x1f.parley.rooms.v1.PublishRequest\x1a .parley.rooms.v1.PublishResponse\x12b\n" +
+	"\rPublishStream\x12%.parley.rooms.v1.PublishStreamRequest\x1a&.parley.rooms.v1.PublishStreamResponse(\x010\x01\x12U\n" +
 	"\n" +
 	"GetHistory\x12\".parley.rooms.v1.GetHistoryRequest\x1a#.parley.rooms.v1.GetHistoryResponse\x12T\n" +
 	"\tSubscribe\x12!.parley.rooms.v1.SubscribeRequest\x1a\".parley.rooms.v1.SubscribeResponse0\x01\x12X\n" +
@@ -2413,7 +2551,7 @@ func file_parley_rooms_v1_rooms_proto_rawDescGZIP() []byte {
 	return file_parley_rooms_v1_rooms_proto_rawDescData
 }
 
-var file_parley_rooms_v1_rooms_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_parley_rooms_v1_rooms_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_parley_rooms_v1_rooms_proto_goTypes = []any{
 	(*CreateRoomRequest)(nil),     // 0: parley.rooms.v1.CreateRoomRequest
 	(*CreateRoomResponse)(nil),    // 1: parley.rooms.v1.CreateRoomResponse
@@ -2439,91 +2577,97 @@ var file_parley_rooms_v1_rooms_proto_goTypes = []any{
 	(*ListMembersResponse)(nil),   // 21: parley.rooms.v1.ListMembersResponse
 	(*PublishRequest)(nil),        // 22: parley.rooms.v1.PublishRequest
 	(*PublishResponse)(nil),       // 23: parley.rooms.v1.PublishResponse
-	(*GetHistoryRequest)(nil),     // 24: parley.rooms.v1.GetHistoryRequest
-	(*GetHistoryResponse)(nil),    // 25: parley.rooms.v1.GetHistoryResponse
-	(*SubscribeRequest)(nil),      // 26: parley.rooms.v1.SubscribeRequest
-	(*RoomSubscription)(nil),      // 27: parley.rooms.v1.RoomSubscription
-	(*SubscribeResponse)(nil),     // 28: parley.rooms.v1.SubscribeResponse
-	(*SaveSessionRequest)(nil),    // 29: parley.rooms.v1.SaveSessionRequest
-	(*SaveSessionResponse)(nil),   // 30: parley.rooms.v1.SaveSessionResponse
-	(*SaveSessionsRequest)(nil),   // 31: parley.rooms.v1.SaveSessionsRequest
-	(*SaveSessionsResponse)(nil),  // 32: parley.rooms.v1.SaveSessionsResponse
-	(*KeepLeaseRequest)(nil),      // 33: parley.rooms.v1.KeepLeaseRequest
-	(*KeepLeaseResponse)(nil),     // 34: parley.rooms.v1.KeepLeaseResponse
-	(*TakeSessionRequest)(nil),    // 35: parley.rooms.v1.TakeSessionRequest
-	(*TakeSessionResponse)(nil),   // 36: parley.rooms.v1.TakeSessionResponse
-	(*RoomOptions)(nil),           // 37: parley.rooms.v1.RoomOptions
-	(*Room)(nil),                  // 38: parley.rooms.v1.Room
-	(*fieldmaskpb.FieldMask)(nil), // 39: google.protobuf.FieldMask
-	(*Member)(nil),                // 40: parley.rooms.v1.Member
-	(*Message)(nil),               // 41: parley.rooms.v1.Message
-	(*timestamppb.Timestamp)(nil), // 42: google.protobuf.Timestamp
-	(*Event)(nil),                 // 43: parley.rooms.v1.Event
-	(*durationpb.Duration)(nil),   // 44: google.protobuf.Duration
+	(*PublishStreamRequest)(nil),  // 24: parley.rooms.v1.PublishStreamRequest
+	(*PublishStreamResponse)(nil), // 25: parley.rooms.v1.PublishStreamResponse
+	(*GetHistoryRequest)(nil),     // 26: parley.rooms.v1.GetHistoryRequest
+	(*GetHistoryResponse)(nil),    // 27: parley.rooms.v1.GetHistoryResponse
+	(*SubscribeRequest)(nil),      // 28: parley.rooms.v1.SubscribeRequest
+	(*RoomSubscription)(nil),      // 29: parley.rooms.v1.RoomSubscription
+	(*SubscribeResponse)(nil),     // 30: parley.rooms.v1.SubscribeResponse
+	(*SaveSessionRequest)(nil),    // 31: parley.rooms.v1.SaveSessionRequest
+	(*SaveSessionResponse)(nil),   // 32: parley.rooms.v1.SaveSessionResponse
+	(*SaveSessionsRequest)(nil),   // 33: parley.rooms.v1.SaveSessionsRequest
+	(*SaveSessionsResponse)(nil),  // 34: parley.rooms.v1.SaveSessionsResponse
+	(*KeepLeaseRequest)(nil),      // 35: parley.rooms.v1.KeepLeaseRequest
+	(*KeepLeaseResponse)(nil),     // 36: parley.rooms.v1.KeepLeaseResponse
+	(*TakeSessionRequest)(nil),    // 37: parley.rooms.v1.TakeSessionRequest
+	(*TakeSessionResponse)(nil),   // 38: parley.rooms.v1.TakeSessionResponse
+	(*RoomOptions)(nil),           // 39: parley.rooms.v1.RoomOptions
+	(*Room)(nil),                  // 40: parley.rooms.v1.Room
+	(*fieldmaskpb.FieldMask)(nil), // 41: google.protobuf.FieldMask
+	(*Member)(nil),                // 42: parley.rooms.v1.Member
+	(*Message)(nil),               // 43: parley.rooms.v1.Message
+	(*timestamppb.Timestamp)(nil), // 44: google.protobuf.Timestamp
+	(*Event)(nil),                 // 45: parley.rooms.v1.Event
+	(*durationpb.Duration)(nil),   // 46: google.protobuf.Duration
 }
 var file_parley_rooms_v1_rooms_proto_depIdxs = []int32{
-	37, // 0: parley.rooms.v1.CreateRoomRequest.options:type_name -> parley.rooms.v1.RoomOptions
-	38, // 1: parley.rooms.v1.CreateRoomResponse.room:type_name -> parley.rooms.v1.Room
-	38, // 2: parley.rooms.v1.GetRoomResponse.room:type_name -> parley.rooms.v1.Room
-	38, // 3: parley.rooms.v1.ListRoomsResponse.rooms:type_name -> parley.rooms.v1.Room
-	37, // 4: parley.rooms.v1.UpdateRoomRequest.options:type_name -> parley.rooms.v1.RoomOptions
-	39, // 5: parley.rooms.v1.UpdateRoomRequest.update_mask:type_name -> google.protobuf.FieldMask
-	38, // 6: parley.rooms.v1.UpdateRoomResponse.room:type_name -> parley.rooms.v1.Room
-	38, // 7: parley.rooms.v1.JoinRoomResponse.room:type_name -> parley.rooms.v1.Room
-	40, // 8: parley.rooms.v1.JoinRoomResponse.member:type_name -> parley.rooms.v1.Member
-	41, // 9: parley.rooms.v1.JoinRoomResponse.messages:type_name -> parley.rooms.v1.Message
-	40, // 10: parley.rooms.v1.JoinRoomResponse.members:type_name -> parley.rooms.v1.Member
-	40, // 11: parley.rooms.v1.AddMemberResponse.member:type_name -> parley.rooms.v1.Member
-	40, // 12: parley.rooms.v1.EndSessionResponse.member:type_name -> parley.rooms.v1.Member
-	40, // 13: parley.rooms.v1.ListMembersResponse.members:type_name -> parley.rooms.v1.Member
-	42, // 14: parley.rooms.v1.PublishResponse.create_time:type_name -> google.protobuf.Timestamp
-	41, // 15: parley.rooms.v1.GetHistoryResponse.messages:type_name -> parley.rooms.v1.Message
-	27, // 16: parley.rooms.v1.SubscribeRequest.rooms:type_name -> parley.rooms.v1.RoomSubscription
-	43, // 17: parley.rooms.v1.SubscribeResponse.event:type_name -> parley.rooms.v1.Event
-	44, // 18: parley.rooms.v1.SaveSessionRequest.ttl:type_name -> google.protobuf.Duration
-	29, // 19: parley.rooms.v1.SaveSessionsRequest.sessions:type_name -> parley.rooms.v1.SaveSessionRequest
-	44, // 20: parley.rooms.v1.KeepLeaseRequest.ttl:type_name -> google.protobuf.Duration
-	0,  // 21: parley.rooms.v1.RoomsService.CreateRoom:input_type -> parley.rooms.v1.CreateRoomRequest
-	2,  // 22: parley.rooms.v1.RoomsService.GetRoom:input_type -> parley.rooms.v1.GetRoomRequest
-	4,  // 23: parley.rooms.v1.RoomsService.ListRooms:input_type -> parley.rooms.v1.ListRoomsRequest
-	6,  // 24: parley.rooms.v1.RoomsService.UpdateRoom:input_type -> parley.rooms.v1.UpdateRoomRequest
-	8,  // 25: parley.rooms.v1.RoomsService.DeleteRoom:input_type -> parley.rooms.v1.DeleteRoomRequest
-	10, // 26: parley.rooms.v1.RoomsService.JoinRoom:input_type -> parley.rooms.v1.JoinRoomRequest
-	12, // 27: parley.rooms.v1.RoomsService.LeaveRoom:input_type -> parley.rooms.v1.LeaveRoomRequest
-	14, // 28: parley.rooms.v1.RoomsService.AddMember:input_type -> parley.rooms.v1.AddMemberRequest
-	16, // 29: parley.rooms.v1.RoomsService.KickMember:input_type -> parley.rooms.v1.KickMemberRequest
-	18, // 30: parley.rooms.v1.RoomsService.EndSession:input_type -> parley.rooms.v1.EndSessionRequest
-	20, // 31: parley.rooms.v1.RoomsService.ListMembers:input_type -> parley.rooms.v1.ListMembersRequest
-	33, // 32: parley.rooms.v1.RoomsService.KeepLease:input_type -> parley.rooms.v1.KeepLeaseRequest
-	22, // 33: parley.rooms.v1.RoomsService.Publish:input_type -> parley.rooms.v1.PublishRequest
-	24, // 34: parley.rooms.v1.RoomsService.GetHistory:input_type -> parley.rooms.v1.GetHistoryRequest
-	26, // 35: parley.rooms.v1.RoomsService.Subscribe:input_type -> parley.rooms.v1.SubscribeRequest
-	29, // 36: parley.rooms.v1.RoomsService.SaveSession:input_type -> parley.rooms.v1.SaveSessionRequest
-	31, // 37: parley.rooms.v1.RoomsService.SaveSessions:input_type -> parley.rooms.v1.SaveSessionsRequest
-	35, // 38: parley.rooms.v1.RoomsService.TakeSession:input_type -> parley.rooms.v1.TakeSessionRequest
-	1,  // 39: parley.rooms.v1.RoomsService.CreateRoom:output_type -> parley.rooms.v1.CreateRoomResponse
-	3,  // 40: parley.rooms.v1.RoomsService.GetRoom:output_type -> parley.rooms.v1.GetRoomResponse
-	5,  // 41: parley.rooms.v1.RoomsService.ListRooms:output_type -> parley.rooms.v1.ListRoomsResponse
-	7,  // 42: parley.rooms.v1.RoomsService.UpdateRoom:output_type -> parley.rooms.v1.UpdateRoomResponse
-	9,  // 43: parley.rooms.v1.RoomsService.DeleteRoom:output_type -> parley.rooms.v1.DeleteRoomResponse
-	11, // 44: parley.rooms.v1.RoomsService.JoinRoom:output_type -> parley.rooms.v1.JoinRoomResponse
-	13, // 45: parley.rooms.v1.RoomsService.LeaveRoom:output_type -> parley.rooms.v1.LeaveRoomResponse
-	15, // 46: parley.rooms.v1.RoomsService.AddMember:output_type -> parley.rooms.v1.AddMemberResponse
-	17, // 47: parley.rooms.v1.RoomsService.KickMember:output_type -> parley.rooms.v1.KickMemberResponse
-	19, // 48: parley.rooms.v1.RoomsService.EndSession:output_type -> parley.rooms.v1.EndSessionResponse
-	21, // 49: parley.rooms.v1.RoomsService.ListMembers:output_type -> parley.rooms.v1.ListMembersResponse
-	34, // 50: parley.rooms.v1.RoomsService.KeepLease:output_type -> parley.rooms.v1.KeepLeaseResponse
-	23, // 51: parley.rooms.v1.RoomsService.Publish:output_type -> parley.rooms.v1.PublishResponse
-	25, // 52: parley.rooms.v1.RoomsService.GetHistory:output_type -> parley.rooms.v1.GetHistoryResponse
-	28, // 53: parley.rooms.v1.RoomsService.Subscribe:output_type -> parley.rooms.v1.SubscribeResponse
-	30, // 54: parley.rooms.v1.RoomsService.SaveSession:output_type -> parley.rooms.v1.SaveSessionResponse
-	32, // 55: parley.rooms.v1.RoomsService.SaveSessions:output_type -> parley.rooms.v1.SaveSessionsResponse
-	36, // 56: parley.rooms.v1.RoomsService.TakeSession:output_type -> parley.rooms.v1.TakeSessionResponse
-	39, // [39:57] is the sub-list for method output_type
-	21, // [21:39] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	39, // 0: parley.rooms.v1.CreateRoomRequest.options:type_name -> parley.rooms.v1.RoomOptions
+	40, // 1: parley.rooms.v1.CreateRoomResponse.room:type_name -> parley.rooms.v1.Room
+	40, // 2: parley.rooms.v1.GetRoomResponse.room:type_name -> parley.rooms.v1.Room
+	40, // 3: parley.rooms.v1.ListRoomsResponse.rooms:type_name -> parley.rooms.v1.Room
+	39, // 4: parley.rooms.v1.UpdateRoomRequest.options:type_name -> parley.rooms.v1.RoomOptions
+	41, // 5: parley.rooms.v1.UpdateRoomRequest.update_mask:type_name -> google.protobuf.FieldMask
+	40, // 6: parley.rooms.v1.UpdateRoomResponse.room:type_name -> parley.rooms.v1.Room
+	40, // 7: parley.rooms.v1.JoinRoomResponse.room:type_name -> parley.rooms.v1.Room
+	42, // 8: parley.rooms.v1.JoinRoomResponse.member:type_name -> parley.rooms.v1.Member
+	43, // 9: parley.rooms.v1.JoinRoomResponse.messages:type_name -> parley.rooms.v1.Message
+	42, // 10: parley.rooms.v1.JoinRoomResponse.members:type_name -> parley.rooms.v1.Member
+	42, // 11: parley.rooms.v1.AddMemberResponse.member:type_name -> parley.rooms.v1.Member
+	42, // 12: parley.rooms.v1.EndSessionResponse.member:type_name -> parley.rooms.v1.Member
+	42, // 13: parley.rooms.v1.ListMembersResponse.members:type_name -> parley.rooms.v1.Member
+	44, // 14: parley.rooms.v1.PublishResponse.create_time:type_name -> google.protobuf.Timestamp
+	22, // 15: parley.rooms.v1.PublishStreamRequest.publish:type_name -> parley.rooms.v1.PublishRequest
+	23, // 16: parley.rooms.v1.PublishStreamResponse.published:type_name -> parley.rooms.v1.PublishResponse
+	43, // 17: parley.rooms.v1.GetHistoryResponse.messages:type_name -> parley.rooms.v1.Message
+	29, // 18: parley.rooms.v1.SubscribeRequest.rooms:type_name -> parley.rooms.v1.RoomSubscription
+	45, // 19: parley.rooms.v1.SubscribeResponse.event:type_name -> parley.rooms.v1.Event
+	46, // 20: parley.rooms.v1.SaveSessionRequest.ttl:type_name -> google.protobuf.Duration
+	31, // 21: parley.rooms.v1.SaveSessionsRequest.sessions:type_name -> parley.rooms.v1.SaveSessionRequest
+	46, // 22: parley.rooms.v1.KeepLeaseRequest.ttl:type_name -> google.protobuf.Duration
+	0,  // 23: parley.rooms.v1.RoomsService.CreateRoom:input_type -> parley.rooms.v1.CreateRoomRequest
+	2,  // 24: parley.rooms.v1.RoomsService.GetRoom:input_type -> parley.rooms.v1.GetRoomRequest
+	4,  // 25: parley.rooms.v1.RoomsService.ListRooms:input_type -> parley.rooms.v1.ListRoomsRequest
+	6,  // 26: parley.rooms.v1.RoomsService.UpdateRoom:input_type -> parley.rooms.v1.UpdateRoomRequest
+	8,  // 27: parley.rooms.v1.RoomsService.DeleteRoom:input_type -> parley.rooms.v1.DeleteRoomRequest
+	10, // 28: parley.rooms.v1.RoomsService.JoinRoom:input_type -> parley.rooms.v1.JoinRoomRequest
+	12, // 29: parley.rooms.v1.RoomsService.LeaveRoom:input_type -> parley.rooms.v1.LeaveRoomRequest
+	14, // 30: parley.rooms.v1.RoomsService.AddMember:input_type -> parley.rooms.v1.AddMemberRequest
+	16, // 31: parley.rooms.v1.RoomsService.KickMember:input_type -> parley.rooms.v1.KickMemberRequest
+	18, // 32: parley.rooms.v1.RoomsService.EndSession:input_type -> parley.rooms.v1.EndSessionRequest
+	20, // 33: parley.rooms.v1.RoomsService.ListMembers:input_type -> parley.rooms.v1.ListMembersRequest
+	35, // 34: parley.rooms.v1.RoomsService.KeepLease:input_type -> parley.rooms.v1.KeepLeaseRequest
+	22, // 35: parley.rooms.v1.RoomsService.Publish:input_type -> parley.rooms.v1.PublishRequest
+	24, // 36: parley.rooms.v1.RoomsService.PublishStream:input_type -> parley.rooms.v1.PublishStreamRequest
+	26, // 37: parley.rooms.v1.RoomsService.GetHistory:input_type -> parley.rooms.v1.GetHistoryRequest
+	28, // 38: parley.rooms.v1.RoomsService.Subscribe:input_type -> parley.rooms.v1.SubscribeRequest
+	31, // 39: parley.rooms.v1.RoomsService.SaveSession:input_type -> parley.rooms.v1.SaveSessionRequest
+	33, // 40: parley.rooms.v1.RoomsService.SaveSessions:input_type -> parley.rooms.v1.SaveSessionsRequest
+	37, // 41: parley.rooms.v1.RoomsService.TakeSession:input_type -> parley.rooms.v1.TakeSessionRequest
+	1,  // 42: parley.rooms.v1.RoomsService.CreateRoom:output_type -> parley.rooms.v1.CreateRoomResponse
+	3,  // 43: parley.rooms.v1.RoomsService.GetRoom:output_type -> parley.rooms.v1.GetRoomResponse
+	5,  // 44: parley.rooms.v1.RoomsService.ListRooms:output_type -> parley.rooms.v1.ListRoomsResponse
+	7,  // 45: parley.rooms.v1.RoomsService.UpdateRoom:output_type -> parley.rooms.v1.UpdateRoomResponse
+	9,  // 46: parley.rooms.v1.RoomsService.DeleteRoom:output_type -> parley.rooms.v1.DeleteRoomResponse
+	11, // 47: parley.rooms.v1.RoomsService.JoinRoom:output_type -> parley.rooms.v1.JoinRoomResponse
+	13, // 48: parley.rooms.v1.RoomsService.LeaveRoom:output_type -> parley.rooms.v1.LeaveRoomResponse
+	15, // 49: parley.rooms.v1.RoomsService.AddMember:output_type -> parley.rooms.v1.AddMemberResponse
+	17, // 50: parley.rooms.v1.RoomsService.KickMember:output_type -> parley.rooms.v1.KickMemberResponse
+	19, // 51: parley.rooms.v1.RoomsService.EndSession:output_type -> parley.rooms.v1.EndSessionResponse
+	21, // 52: parley.rooms.v1.RoomsService.ListMembers:output_type -> parley.rooms.v1.ListMembersResponse
+	36, // 53: parley.rooms.v1.RoomsService.KeepLease:output_type -> parley.rooms.v1.KeepLeaseResponse
+	23, // 54: parley.rooms.v1.RoomsService.Publish:output_type -> parley.rooms.v1.PublishResponse
+	25, // 55: parley.rooms.v1.RoomsService.PublishStream:output_type -> parley.rooms.v1.PublishStreamResponse
+	27, // 56: parley.rooms.v1.RoomsService.GetHistory:output_type -> parley.rooms.v1.GetHistoryResponse
+	30, // 57: parley.rooms.v1.RoomsService.Subscribe:output_type -> parley.rooms.v1.SubscribeResponse
+	32, // 58: parley.rooms.v1.RoomsService.SaveSession:output_type -> parley.rooms.v1.SaveSessionResponse
+	34, // 59: parley.rooms.v1.RoomsService.SaveSessions:output_type -> parley.rooms.v1.SaveSessionsResponse
+	38, // 60: parley.rooms.v1.RoomsService.TakeSession:output_type -> parley.rooms.v1.TakeSessionResponse
+	42, // [42:61] is the sub-list for method output_type
+	23, // [23:42] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_parley_rooms_v1_rooms_proto_init() }
@@ -2532,18 +2676,18 @@ func file_parley_rooms_v1_rooms_proto_init() {
 		return
 	}
 	file_parley_rooms_v1_types_proto_init()
-	file_parley_rooms_v1_rooms_proto_msgTypes[24].OneofWrappers = []any{
+	file_parley_rooms_v1_rooms_proto_msgTypes[26].OneofWrappers = []any{
 		(*GetHistoryRequest_BeforeOffset)(nil),
 		(*GetHistoryRequest_AfterOffset)(nil),
 	}
-	file_parley_rooms_v1_rooms_proto_msgTypes[27].OneofWrappers = []any{}
+	file_parley_rooms_v1_rooms_proto_msgTypes[29].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_parley_rooms_v1_rooms_proto_rawDesc), len(file_parley_rooms_v1_rooms_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   37,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

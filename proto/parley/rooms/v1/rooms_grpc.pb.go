@@ -19,24 +19,25 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	RoomsService_CreateRoom_FullMethodName   = "/parley.rooms.v1.RoomsService/CreateRoom"
-	RoomsService_GetRoom_FullMethodName      = "/parley.rooms.v1.RoomsService/GetRoom"
-	RoomsService_ListRooms_FullMethodName    = "/parley.rooms.v1.RoomsService/ListRooms"
-	RoomsService_UpdateRoom_FullMethodName   = "/parley.rooms.v1.RoomsService/UpdateRoom"
-	RoomsService_DeleteRoom_FullMethodName   = "/parley.rooms.v1.RoomsService/DeleteRoom"
-	RoomsService_JoinRoom_FullMethodName     = "/parley.rooms.v1.RoomsService/JoinRoom"
-	RoomsService_LeaveRoom_FullMethodName    = "/parley.rooms.v1.RoomsService/LeaveRoom"
-	RoomsService_AddMember_FullMethodName    = "/parley.rooms.v1.RoomsService/AddMember"
-	RoomsService_KickMember_FullMethodName   = "/parley.rooms.v1.RoomsService/KickMember"
-	RoomsService_EndSession_FullMethodName   = "/parley.rooms.v1.RoomsService/EndSession"
-	RoomsService_ListMembers_FullMethodName  = "/parley.rooms.v1.RoomsService/ListMembers"
-	RoomsService_KeepLease_FullMethodName    = "/parley.rooms.v1.RoomsService/KeepLease"
-	RoomsService_Publish_FullMethodName      = "/parley.rooms.v1.RoomsService/Publish"
-	RoomsService_GetHistory_FullMethodName   = "/parley.rooms.v1.RoomsService/GetHistory"
-	RoomsService_Subscribe_FullMethodName    = "/parley.rooms.v1.RoomsService/Subscribe"
-	RoomsService_SaveSession_FullMethodName  = "/parley.rooms.v1.RoomsService/SaveSession"
-	RoomsService_SaveSessions_FullMethodName = "/parley.rooms.v1.RoomsService/SaveSessions"
-	RoomsService_TakeSession_FullMethodName  = "/parley.rooms.v1.RoomsService/TakeSession"
+	RoomsService_CreateRoom_FullMethodName    = "/parley.rooms.v1.RoomsService/CreateRoom"
+	RoomsService_GetRoom_FullMethodName       = "/parley.rooms.v1.RoomsService/GetRoom"
+	RoomsService_ListRooms_FullMethodName     = "/parley.rooms.v1.RoomsService/ListRooms"
+	RoomsService_UpdateRoom_FullMethodName    = "/parley.rooms.v1.RoomsService/UpdateRoom"
+	RoomsService_DeleteRoom_FullMethodName    = "/parley.rooms.v1.RoomsService/DeleteRoom"
+	RoomsService_JoinRoom_FullMethodName      = "/parley.rooms.v1.RoomsService/JoinRoom"
+	RoomsService_LeaveRoom_FullMethodName     = "/parley.rooms.v1.RoomsService/LeaveRoom"
+	RoomsService_AddMember_FullMethodName     = "/parley.rooms.v1.RoomsService/AddMember"
+	RoomsService_KickMember_FullMethodName    = "/parley.rooms.v1.RoomsService/KickMember"
+	RoomsService_EndSession_FullMethodName    = "/parley.rooms.v1.RoomsService/EndSession"
+	RoomsService_ListMembers_FullMethodName   = "/parley.rooms.v1.RoomsService/ListMembers"
+	RoomsService_KeepLease_FullMethodName     = "/parley.rooms.v1.RoomsService/KeepLease"
+	RoomsService_Publish_FullMethodName       = "/parley.rooms.v1.RoomsService/Publish"
+	RoomsService_PublishStream_FullMethodName = "/parley.rooms.v1.RoomsService/PublishStream"
+	RoomsService_GetHistory_FullMethodName    = "/parley.rooms.v1.RoomsService/GetHistory"
+	RoomsService_Subscribe_FullMethodName     = "/parley.rooms.v1.RoomsService/Subscribe"
+	RoomsService_SaveSession_FullMethodName   = "/parley.rooms.v1.RoomsService/SaveSession"
+	RoomsService_SaveSessions_FullMethodName  = "/parley.rooms.v1.RoomsService/SaveSessions"
+	RoomsService_TakeSession_FullMethodName   = "/parley.rooms.v1.RoomsService/TakeSession"
 )
 
 // RoomsServiceClient is the client API for RoomsService service.
@@ -88,6 +89,15 @@ type RoomsServiceClient interface {
 	// nothing new. A message with a sender requires the sender to be a member
 	// (PERMISSION_DENIED otherwise, and in read-only rooms).
 	Publish(ctx context.Context, in *PublishRequest, opts ...grpc.CallOption) (*PublishResponse, error)
+	// PublishStream publishes as Publish does, many messages on one stream: a
+	// gateway publishing for thousands of clients pays the cost of a call once,
+	// not per message. Each request is answered by a response with its id, in
+	// the order the publishes are stored, which is not necessarily the order
+	// they were sent. A request that fails (invalid, refused, over the rate
+	// limit) gets its error in its response; the stream goes on. The stream
+	// ends with UNAVAILABLE when the service shuts down, after answering every
+	// request it read: a request left unanswered was not stored.
+	PublishStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[PublishStreamRequest, PublishStreamResponse], error)
 	// GetHistory reads stored messages, in ascending offset order: the newest
 	// `limit` messages, or those before or after an offset.
 	GetHistory(ctx context.Context, in *GetHistoryRequest, opts ...grpc.CallOption) (*GetHistoryResponse, error)
@@ -250,6 +260,19 @@ func (c *roomsServiceClient) Publish(ctx context.Context, in *PublishRequest, op
 	return out, nil
 }
 
+func (c *roomsServiceClient) PublishStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[PublishStreamRequest, PublishStreamResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &RoomsService_ServiceDesc.Streams[0], RoomsService_PublishStream_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[PublishStreamRequest, PublishStreamResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type RoomsService_PublishStreamClient = grpc.BidiStreamingClient[PublishStreamRequest, PublishStreamResponse]
+
 func (c *roomsServiceClient) GetHistory(ctx context.Context, in *GetHistoryRequest, opts ...grpc.CallOption) (*GetHistoryResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetHistoryResponse)
@@ -262,7 +285,7 @@ func (c *roomsServiceClient) GetHistory(ctx context.Context, in *GetHistoryReque
 
 func (c *roomsServiceClient) Subscribe(ctx context.Context, in *SubscribeRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SubscribeResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &RoomsService_ServiceDesc.Streams[0], RoomsService_Subscribe_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &RoomsService_ServiceDesc.Streams[1], RoomsService_Subscribe_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -358,6 +381,15 @@ type RoomsServiceServer interface {
 	// nothing new. A message with a sender requires the sender to be a member
 	// (PERMISSION_DENIED otherwise, and in read-only rooms).
 	Publish(context.Context, *PublishRequest) (*PublishResponse, error)
+	// PublishStream publishes as Publish does, many messages on one stream: a
+	// gateway publishing for thousands of clients pays the cost of a call once,
+	// not per message. Each request is answered by a response with its id, in
+	// the order the publishes are stored, which is not necessarily the order
+	// they were sent. A request that fails (invalid, refused, over the rate
+	// limit) gets its error in its response; the stream goes on. The stream
+	// ends with UNAVAILABLE when the service shuts down, after answering every
+	// request it read: a request left unanswered was not stored.
+	PublishStream(grpc.BidiStreamingServer[PublishStreamRequest, PublishStreamResponse]) error
 	// GetHistory reads stored messages, in ascending offset order: the newest
 	// `limit` messages, or those before or after an offset.
 	GetHistory(context.Context, *GetHistoryRequest) (*GetHistoryResponse, error)
@@ -428,6 +460,9 @@ func (UnimplementedRoomsServiceServer) KeepLease(context.Context, *KeepLeaseRequ
 }
 func (UnimplementedRoomsServiceServer) Publish(context.Context, *PublishRequest) (*PublishResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Publish not implemented")
+}
+func (UnimplementedRoomsServiceServer) PublishStream(grpc.BidiStreamingServer[PublishStreamRequest, PublishStreamResponse]) error {
+	return status.Error(codes.Unimplemented, "method PublishStream not implemented")
 }
 func (UnimplementedRoomsServiceServer) GetHistory(context.Context, *GetHistoryRequest) (*GetHistoryResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetHistory not implemented")
@@ -699,6 +734,13 @@ func _RoomsService_Publish_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RoomsService_PublishStream_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(RoomsServiceServer).PublishStream(&grpc.GenericServerStream[PublishStreamRequest, PublishStreamResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type RoomsService_PublishStreamServer = grpc.BidiStreamingServer[PublishStreamRequest, PublishStreamResponse]
+
 func _RoomsService_GetHistory_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetHistoryRequest)
 	if err := dec(in); err != nil {
@@ -859,6 +901,12 @@ var RoomsService_ServiceDesc = grpc.ServiceDesc{
 		},
 	},
 	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "PublishStream",
+			Handler:       _RoomsService_PublishStream_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
 		{
 			StreamName:    "Subscribe",
 			Handler:       _RoomsService_Subscribe_Handler,

@@ -54,7 +54,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	deps := &server.Deps{Store: st, Hub: hub, Limits: cfg.Limits, Log: log, Metrics: server.NewMetrics(reg)}
+	stopping := make(chan struct{})
+	deps := &server.Deps{Store: st, Hub: hub, Limits: cfg.Limits, Log: log, Metrics: server.NewMetrics(reg), Stopping: stopping}
 	grpcSrv, hs, err := NewGRPCServer(log, reg, GRPCOptions{
 		ServiceToken:    cfg.ServiceToken,
 		AdminToken:      cfg.AdminToken,
@@ -107,9 +108,10 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		<-gctx.Done()
 		log.Info("rooms service shutting down")
 		hs.Shutdown()
-		// Ending subscriptions first lets GracefulStop finish: open streams
-		// would otherwise hold it until the deadline.
+		// Ending subscriptions and publish streams first lets GracefulStop
+		// finish: open streams would otherwise hold it until the deadline.
 		hub.Close()
+		close(stopping)
 		stopGRPC(grpcSrv, cfg.ShutdownTimeout)
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 		defer cancel()

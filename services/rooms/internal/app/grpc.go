@@ -45,7 +45,9 @@ type GRPCOptions struct {
 // NewGRPCServer builds the rooms service's gRPC server: the interceptor chain
 // (metrics, logging, auth, rate limit, validation, recovery — the same for
 // unary and streaming calls), the two Parley services, health and reflection.
-// Health and reflection are open; everything else needs a credential.
+// Health and reflection are open; everything else needs a credential. It sets
+// d.CheckPublish to the checks the interceptors make of a unary call, for each
+// request of a publish stream.
 func NewGRPCServer(log *slog.Logger, reg prometheus.Registerer, opts GRPCOptions, d *server.Deps) (*grpc.Server, *health.Server, error) {
 	validator, err := protovalidate.New()
 	if err != nil {
@@ -75,6 +77,19 @@ func NewGRPCServer(log *slog.Logger, reg prometheus.Registerer, opts GRPCOptions
 			c.FullMethod() != roomsv1.RoomsService_LeaveRoom_FullMethodName
 	})
 
+	notPublishStream := selector.MatchFunc(func(_ context.Context, c interceptors.CallMeta) bool {
+		return c.FullMethod() != roomsv1.RoomsService_PublishStream_FullMethodName
+	})
+	d.CheckPublish = func(ctx context.Context, p *roomsv1.PublishRequest) error {
+		if err := limiter.Limit(ctx); err != nil {
+			return status.Error(codes.ResourceExhausted, err.Error())
+		}
+		if err := validator.Validate(p); err != nil {
+			return status.Error(codes.InvalidArgument, err.Error())
+		}
+		return nil
+	}
+
 	srv := grpc.NewServer(
 		grpc.ChainUnaryInterceptor(
 			metrics.UnaryServerInterceptor(),
@@ -89,7 +104,9 @@ func NewGRPCServer(log *slog.Logger, reg prometheus.Registerer, opts GRPCOptions
 			logStream(log),
 			selector.StreamServerInterceptor(grpcauth.StreamServerInterceptor(tokens.AuthFunc), needsAuth),
 			selector.StreamServerInterceptor(ratelimit.StreamServerInterceptor(limiter), limited),
-			grpcvalidate.StreamServerInterceptor(validator),
+			// A publish stream checks each request itself (CheckPublish):
+			// refusing one here would end the stream for every request on it.
+			selector.StreamServerInterceptor(grpcvalidate.StreamServerInterceptor(validator), notPublishStream),
 			recovery.StreamServerInterceptor(recoverOpts...),
 		),
 		// Room for the largest payload plus the rest of a PublishRequest.

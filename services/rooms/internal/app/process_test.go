@@ -107,11 +107,14 @@ func TestAcknowledgedPublishesSurviveKill(t *testing.T) {
 	t.Logf("%d publishes acknowledged before the kill, %d stored", len(acked), len(stored))
 }
 
-// TestGracefulShutdown sends SIGTERM to a service with an open subscription:
-// the subscriber is told to resume (UNAVAILABLE, with its offset) and the
-// process exits cleanly.
+// TestGracefulShutdown sends SIGTERM to a service with an open subscription
+// and an open publish stream: the subscriber is told to resume (UNAVAILABLE,
+// with its offset), the publisher to publish on a new stream, and the process
+// exits cleanly.
 func TestGracefulShutdown(t *testing.T) {
-	p := roomstest.Start(t, roomstest.Build(t), t.TempDir())
+	// A stream left open would hold the shutdown for a minute, longer than
+	// Terminate waits.
+	p := roomstest.Start(t, roomstest.Build(t), t.TempDir(), "--shutdown-timeout", "1m")
 	c := dial(t, p.GRPCAddr)
 	if _, err := c.CreateRoom(procCtx(t), &roomsv1.CreateRoomRequest{Namespace: "/", Room: "r"}); err != nil {
 		t.Fatal(err)
@@ -125,6 +128,16 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	if _, err := stream.Recv(); err != nil {
 		t.Fatal(err)
+	}
+	pubs, err := c.PublishStream(procCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pubs.Send(&roomsv1.PublishStreamRequest{Id: 7, Publish: &roomsv1.PublishRequest{Namespace: "/", Room: "r", Payload: `"2"`}}); err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := pubs.Recv(); err != nil || resp.GetId() != 7 || resp.GetPublished().GetOffset() != 2 {
+		t.Fatalf("publish on a stream: %v, %v", resp, err)
 	}
 	health, err := http.Get("http://" + p.MetricsAddr + "/healthz")
 	if err != nil {
@@ -146,8 +159,15 @@ func TestGracefulShutdown(t *testing.T) {
 
 	code := p.Terminate(t)
 	_, err = stream.Recv()
-	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "/r=1") {
-		t.Errorf("subscription ended with %v, want Unavailable naming offset /r=1", err)
+	for err == nil { // the subscription's live message at offset 2
+		_, err = stream.Recv()
+	}
+	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "/r=2") {
+		t.Errorf("subscription ended with %v, want Unavailable naming offset /r=2", err)
+	}
+	// An open publish stream must not hold the shutdown up to its deadline.
+	if _, err := pubs.Recv(); status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "shutting down") {
+		t.Errorf("publish stream ended with %v, want Unavailable saying the service is shutting down", err)
 	}
 	if code != 0 {
 		t.Errorf("exit code %d, want 0\n%s", code, p.Log())

@@ -5,11 +5,13 @@
 package server
 
 import (
+	"context"
 	"log/slog"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	roomsv1 "github.com/parleyhq/parley/proto/parley/rooms/v1"
 	"github.com/parleyhq/parley/services/rooms/internal/fanout"
 	"github.com/parleyhq/parley/services/rooms/internal/store"
 )
@@ -87,6 +89,13 @@ type Deps struct {
 	Metrics *Metrics
 	// Now is the clock; tests may replace it.
 	Now func() time.Time
+	// CheckPublish, if set, checks each request of a PublishStream as the
+	// server's interceptors check a unary call (rate limit, validation),
+	// returning a gRPC status error to refuse it.
+	CheckPublish func(context.Context, *roomsv1.PublishRequest) error
+	// Stopping is closed when the service shuts down; publish streams then
+	// end once they have answered what they read. Nil: never.
+	Stopping <-chan struct{}
 }
 
 func (d *Deps) now() time.Time {
