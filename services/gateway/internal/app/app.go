@@ -57,7 +57,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer conn.Close()
-	rooms := roomsv1.NewRoomsServiceClient(conn)
+	rooms := roomsclient.NewPublisher(roomsv1.NewRoomsServiceClient(conn))
+	defer rooms.Close()
 	health := healthpb.NewHealthClient(conn)
 
 	reg := prometheus.NewRegistry()

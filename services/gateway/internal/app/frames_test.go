@@ -172,9 +172,10 @@ func startFuzzGateway(f *testing.F) *fuzzGateway {
 			log: sink, token: strings.TrimSpace(token.String()),
 		}
 		// The goroutines the gateway starts once, after it logs that it
-		// serves or on first use, are up after a first session, so that
-		// no input is charged with them.
-		gw.websocket(f, []byte("40"))
+		// serves or on first use (such as its publish stream), are up
+		// after a first session that publishes, so that no input is
+		// charged with them.
+		gw.warmUp(f)
 		return gw
 	case <-stopped:
 		f.Fatalf("gateway stopped before serving: %v", runErr)
@@ -219,6 +220,33 @@ func (g *fuzzGateway) websocket(t testing.TB, payload []byte) {
 		case errors.As(err, &ne) && ne.Timeout():
 			t.Fatalf("payload %q: no answer and no close within %v", payload, answerWait)
 		case err != nil, bytes.HasPrefix(msg, []byte(probeAnswer)):
+			return
+		}
+	}
+}
+
+// warmUp connects, sends a message and waits for its ack.
+func (g *fuzzGateway) warmUp(t testing.TB) {
+	ctx, cancel := context.WithTimeout(t.Context(), answerWait)
+	defer cancel()
+	ws, _, err := websocket.DefaultDialer.DialContext(ctx, "ws"+strings.TrimPrefix(g.base, "http")+"&transport=websocket", nil)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer ws.Close()
+	deadline, _ := ctx.Deadline()
+	ws.SetReadDeadline(deadline)
+	for _, p := range []string{"40", `421["send message","room1","warm up"]`} {
+		if err := ws.WriteMessage(websocket.TextMessage, []byte(p)); err != nil {
+			t.Fatalf("warm-up: %v", err)
+		}
+	}
+	for {
+		_, msg, err := ws.ReadMessage()
+		if err != nil {
+			t.Fatalf("warm-up: no ack to a message: %v", err)
+		}
+		if bytes.HasPrefix(msg, []byte("431")) {
 			return
 		}
 	}
