@@ -60,7 +60,7 @@ func WriteMarkdown(w io.Writer, d Doc, rows []Row, runs []suite.Run) error {
 	b.WriteString("To run it: `make bench` (Go, and Node with npm for the reference server, which `npm ci` installs into `bench/node`; " +
 		"about 15 minutes; exits non-zero when a target is missed or a message is lost below saturation). " +
 		"`BENCH_QUICK=1 make bench` is a 3-minute smoke run written to `.tmp/bench/`; `BENCH_RUNS`, `BENCH_DURATION`, `BENCH_WORKLOADS`, " +
-		"`BENCH_GATEWAY_FLAGS`, `BENCH_ROOMS_FLAGS` and `BENCH_PPROF=W1` (CPU profiles of Parley's processes) adjust it; " +
+		"`BENCH_GATEWAY_FLAGS`, `BENCH_ROOMS_FLAGS` and `BENCH_PPROF=W1` (CPU profiles of Parley's processes; `C5k-connect` profiles a connect) adjust it; " +
 		"`.tmp/bin/parley-bench --help` lists every setting.\n\n")
 	b.WriteString("| machine | |\n|---|---|\n")
 	for _, kv := range d.Machine.rows() {
