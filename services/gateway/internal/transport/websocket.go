@@ -19,6 +19,7 @@ import (
 
 	ws "github.com/gorilla/websocket"
 	"github.com/zishang520/socket.io/parsers/engine/v3/packet"
+	"github.com/zishang520/socket.io/parsers/engine/v3/parser"
 	"github.com/zishang520/socket.io/servers/engine/v3"
 	"github.com/zishang520/socket.io/servers/engine/v3/transports"
 	"github.com/zishang520/socket.io/v3/pkg/slices"
@@ -129,12 +130,30 @@ func (w *websocket) read() {
 			w.fail(err)
 			return
 		}
-		if mt == ws.BinaryMessage {
+		switch p, ok := w.decodeText(mt, msg); {
+		case ok:
+			w.OnPacket(p)
+		case mt == ws.BinaryMessage:
 			w.OnData(types.NewBytesBuffer(msg))
-		} else {
+		default:
 			w.OnData(types.NewStringBuffer(msg))
 		}
 	}
+}
+
+// decodeText decodes an Engine.IO 4 text packet as the library's parser does,
+// but around msg rather than copied into a growing buffer (a kilobyte or two
+// of allocations per chat message). Binary and base64 packets, unknown types
+// and the older protocol are left to the parser.
+func (w *websocket) decodeText(mt int, msg []byte) (*packet.Packet, bool) {
+	if mt != ws.TextMessage || w.Protocol() != 4 || len(msg) == 0 || msg[0] == 'b' {
+		return nil, false
+	}
+	typ, ok := parser.PACKET_TYPES_REVERSE[msg[0]]
+	if !ok {
+		return nil, false
+	}
+	return &packet.Packet{Type: typ, Data: types.NewStringBuffer(msg[1:])}, true
 }
 
 // readAll reads a message into a pooled buffer and returns a copy of exactly
