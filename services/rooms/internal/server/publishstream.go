@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"runtime/debug"
 	"sync"
 
 	"google.golang.org/grpc"
@@ -96,9 +97,18 @@ func (ps *publishStream) close() {
 	ps.running.Wait()
 }
 
-// publishOne publishes one request of a stream and returns its answer.
-func (s *Rooms) publishOne(ctx context.Context, req *roomsv1.PublishStreamRequest) *roomsv1.PublishStreamResponse {
-	resp := &roomsv1.PublishStreamResponse{Id: req.GetId()}
+// publishOne publishes one request of a stream and returns its answer. It
+// runs on a goroutine of its own, out of reach of the recovery interceptor,
+// so it turns a panic into an internal error itself, as that interceptor
+// does for a call.
+func (s *Rooms) publishOne(ctx context.Context, req *roomsv1.PublishStreamRequest) (resp *roomsv1.PublishStreamResponse) {
+	resp = &roomsv1.PublishStreamResponse{Id: req.GetId()}
+	defer func() {
+		if p := recover(); p != nil {
+			s.d.Log.ErrorContext(ctx, "panic in handler", "panic", p, "stack", string(debug.Stack()))
+			resp = &roomsv1.PublishStreamResponse{Id: req.GetId(), Code: int32(codes.Internal), Message: "internal error"}
+		}
+	}()
 	err := status.Error(codes.InvalidArgument, "publish: missing")
 	if p := req.GetPublish(); p != nil {
 		err = nil
