@@ -91,12 +91,14 @@ type RoomsServiceClient interface {
 	Publish(ctx context.Context, in *PublishRequest, opts ...grpc.CallOption) (*PublishResponse, error)
 	// PublishStream publishes as Publish does, many messages on one stream: a
 	// gateway publishing for thousands of clients pays the cost of a call once,
-	// not per message. Each request is answered by a response with its id, in
-	// the order the publishes are stored, which is not necessarily the order
-	// they were sent. A request that fails (invalid, refused, over the rate
-	// limit) gets its error in its response; the stream goes on. The stream
-	// ends with UNAVAILABLE when the service shuts down, after answering every
-	// request it read: a request left unanswered was not stored.
+	// not per message. Each request is answered by a response with its id;
+	// answers come in no particular order, and requests sent one after another
+	// without waiting may be stored in either order. A request that fails
+	// (invalid, refused, over the rate limit) gets its error in its response;
+	// the stream goes on. On shutdown the stream ends with UNAVAILABLE after
+	// answering every request it read, so a request left unanswered was not
+	// stored; after a crash it may have been, and a retry with its
+	// client_message_id is safe.
 	PublishStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[PublishStreamRequest, PublishStreamResponse], error)
 	// GetHistory reads stored messages, in ascending offset order: the newest
 	// `limit` messages, or those before or after an offset.
@@ -383,12 +385,14 @@ type RoomsServiceServer interface {
 	Publish(context.Context, *PublishRequest) (*PublishResponse, error)
 	// PublishStream publishes as Publish does, many messages on one stream: a
 	// gateway publishing for thousands of clients pays the cost of a call once,
-	// not per message. Each request is answered by a response with its id, in
-	// the order the publishes are stored, which is not necessarily the order
-	// they were sent. A request that fails (invalid, refused, over the rate
-	// limit) gets its error in its response; the stream goes on. The stream
-	// ends with UNAVAILABLE when the service shuts down, after answering every
-	// request it read: a request left unanswered was not stored.
+	// not per message. Each request is answered by a response with its id;
+	// answers come in no particular order, and requests sent one after another
+	// without waiting may be stored in either order. A request that fails
+	// (invalid, refused, over the rate limit) gets its error in its response;
+	// the stream goes on. On shutdown the stream ends with UNAVAILABLE after
+	// answering every request it read, so a request left unanswered was not
+	// stored; after a crash it may have been, and a retry with its
+	// client_message_id is safe.
 	PublishStream(grpc.BidiStreamingServer[PublishStreamRequest, PublishStreamResponse]) error
 	// GetHistory reads stored messages, in ascending offset order: the newest
 	// `limit` messages, or those before or after an offset.
