@@ -41,6 +41,7 @@ const DefaultQueueBytes = 1 << 20
 // presence events) does not pass for a slow reader.
 type Conn struct {
 	t       Transport
+	tw      TextWriter // t, when it takes text as it is; else nil
 	limit   int64
 	onSlow  func()
 	pending atomic.Int64 // bytes written and not yet flushed
@@ -62,7 +63,8 @@ type Conn struct {
 // onSlow is called once, on its own goroutine, when the socket falls behind;
 // it should disconnect the socket.
 func NewConn(t Transport, key string, limit int, onSlow func()) *Conn {
-	return &Conn{t: t, key: key, limit: int64(limit), onSlow: onSlow}
+	tw, _ := t.(TextWriter)
+	return &Conn{t: t, tw: tw, key: key, limit: int64(limit), onSlow: onSlow}
 }
 
 // Hold keeps what is written from the socket until Open. A socket starts
@@ -110,7 +112,7 @@ func (c *Conn) WriteMessage(p MessagePacket, catchUp bool) bool {
 	before := c.places[i].offset
 	c.places[i].offset = p.Offset
 	var ok bool
-	if _, direct := c.t.(TextWriter); direct && !c.holding {
+	if c.tw != nil && !c.holding {
 		// The writer copies the text at once: build it in a buffer that
 		// the next delivery reuses.
 		b := texts.Get().(*[]byte)
@@ -155,8 +157,8 @@ func (c *Conn) write(text []byte, exempt bool) bool {
 func (c *Conn) send(text []byte) {
 	n := int64(len(text))
 	done := func(transports.Transport) { c.pending.Add(-n) }
-	if tw, ok := c.t.(TextWriter); ok {
-		tw.WriteText(text, done)
+	if c.tw != nil {
+		c.tw.WriteText(text, done)
 		return
 	}
 	// A StringBuffer, unlike other readers, goes out as a text frame; it

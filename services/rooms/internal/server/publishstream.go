@@ -50,14 +50,13 @@ type publishStream struct {
 	sendMu sync.Mutex
 }
 
-// read starts a publish per request until the stream ends or fails, then
-// waits for the publishes it started. A clean end of the caller's side
+// read starts a publish per request until the stream ends or fails; close
+// then waits for the publishes it started. A clean end of the caller's side
 // returns nil.
 func (ps *publishStream) read(ctx context.Context, s *Rooms) error {
 	for {
 		req, err := ps.stream.Recv()
 		if errors.Is(err, io.EOF) {
-			ps.running.Wait()
 			return nil
 		}
 		if err != nil {
