@@ -23,6 +23,14 @@ func (t token) GetRequestMetadata(context.Context, ...string) (map[string]string
 // loopback); the token still authenticates the gateway.
 func (t token) RequireTransportSecurity() bool { return false }
 
+// Flow-control windows of the connection to the rooms service: a stream
+// (a room's subscription, the publish stream) may have a megabyte in flight,
+// the connection four, plenty for a gateway next to its rooms service.
+const (
+	streamWindow = 1 << 20
+	connWindow   = 4 << 20
+)
+
 // Dial returns a client connection to addr authenticated with serviceToken.
 // It connects lazily and reconnects on its own.
 func Dial(addr, serviceToken string) (*grpc.ClientConn, error) {
@@ -38,6 +46,11 @@ func Dial(addr, serviceToken string) (*grpc.ClientConn, error) {
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithPerRPCCredentials(token(serviceToken)),
 		grpc.WithConnectParams(reconnect),
+		// Fixed flow-control windows, as the rooms service sets: gRPC's
+		// default sizes them by pinging the peer whenever data arrives,
+		// a ping and its answer for nearly every chat message.
+		grpc.WithInitialWindowSize(streamWindow),
+		grpc.WithInitialConnWindowSize(connWindow),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("rooms service %s: %w", addr, err)

@@ -118,6 +118,14 @@ func NewGRPCServer(log *slog.Logger, reg prometheus.Registerer, opts GRPCOptions
 		// stack anew each time, a twentieth of the CPU of a connect storm.
 		// Calls beyond the workers busy at once still get a goroutine each.
 		grpc.NumStreamWorkers(callWorkers),
+		// Fixed flow-control windows: gRPC's default sizes them by pinging
+		// the peer whenever data arrives, which at chat rates was a ping
+		// and its answer, two writes and two wake-ups, per message each
+		// way. A megabyte per stream (a gateway's publish stream, a room's
+		// subscription) and four per connection suit a gateway on the
+		// same network.
+		grpc.InitialWindowSize(1<<20),
+		grpc.InitialConnWindowSize(4<<20),
 	)
 	roomsv1.RegisterRoomsServiceServer(srv, server.NewRooms(d))
 	roomsv1.RegisterAdminServiceServer(srv, server.NewAdmin(d))
