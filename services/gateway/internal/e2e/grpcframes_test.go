@@ -51,9 +51,20 @@ func newFrameCounter(t *testing.T, target string) *frameCounter {
 		t.Fatal(err)
 	}
 	p := &frameCounter{addr: l.Addr().String()}
-	var wg sync.WaitGroup
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		conns  []net.Conn
+		closed bool
+	)
 	t.Cleanup(func() {
 		l.Close()
+		mu.Lock()
+		closed = true
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
 		wg.Wait()
 	})
 	wg.Go(func() {
@@ -67,10 +78,15 @@ func newFrameCounter(t *testing.T, target string) *frameCounter {
 				in.Close()
 				continue
 			}
-			t.Cleanup(func() {
+			mu.Lock()
+			if closed {
+				mu.Unlock()
 				in.Close()
 				out.Close()
-			})
+				return
+			}
+			conns = append(conns, in, out)
+			mu.Unlock()
 			wg.Go(func() { p.pipe(t, out, in, 0) })
 			wg.Go(func() { p.pipe(t, in, out, 1) })
 		}
