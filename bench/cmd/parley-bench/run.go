@@ -52,7 +52,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "each measured window")
 	fs.DurationVar(&o.drainMax, "drain-max", 10*time.Second, "longest wait, once sending stops, for the expected deliveries")
 	fs.BoolVar(&o.quick, "quick", false, "a smoke run: 1 run, 1 s warm-up, 3 s windows, sweep 1,3,6, written to .tmp/bench (overrides only flags left unset)")
-	fs.StringVar(&o.sweep, "sweep", "1,2,3,4,6,8,12,16", "W3's messages per second per client, rising; a server's sweep stops once saturated")
+	fs.StringVar(&o.sweep, "sweep", "1,2,3,4,5,6,8,12,16", "W3's messages per second per client, rising; a server's sweep stops once saturated")
 	fs.StringVar(&o.workloads, "workloads", "W1,W2,W3,C5k,storm", "workloads to run")
 	fs.StringVar(&o.servers, "servers", "node,parley", "servers to run, in the order each run starts them")
 	fs.StringVar(&o.gatewayFlags, "gateway-flags", "", "extra flags of Parley's gateway, space-separated, after the benchmark's own")
