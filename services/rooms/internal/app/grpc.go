@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"runtime/debug"
 	"strings"
 	"time"
 
@@ -61,10 +60,7 @@ func NewGRPCServer(log *slog.Logger, reg prometheus.Registerer, opts GRPCOptions
 	}
 	tokens := auth.NewTokens(opts.ServiceToken, opts.AdminToken, "/"+roomsv1.AdminService_ServiceDesc.ServiceName+"/")
 	limiter := newRoleLimiter(opts.RateLimit, opts.RateBurst)
-	recoverOpts := []recovery.Option{recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
-		log.ErrorContext(ctx, "panic in handler", "panic", p, "stack", string(debug.Stack()))
-		return status.Error(codes.Internal, "internal error")
-	})}
+	recoverOpts := []recovery.Option{recovery.WithRecoveryHandlerContext(server.PanicHandler(log))}
 	needsAuth := selector.MatchFunc(func(_ context.Context, c interceptors.CallMeta) bool {
 		return c.Service != healthpb.Health_ServiceDesc.ServiceName &&
 			!strings.HasPrefix(c.Service, "grpc.reflection.")
@@ -121,11 +117,9 @@ func NewGRPCServer(log *slog.Logger, reg prometheus.Registerer, opts GRPCOptions
 		// Fixed flow-control windows: gRPC's default sizes them by pinging
 		// the peer whenever data arrives, which at chat rates was a ping
 		// and its answer, two writes and two wake-ups, per message each
-		// way. A megabyte per stream (a gateway's publish stream, a room's
-		// subscription) and four per connection suit a gateway on the
-		// same network.
-		grpc.InitialWindowSize(1<<20),
-		grpc.InitialConnWindowSize(4<<20),
+		// way.
+		grpc.InitialWindowSize(streamWindow),
+		grpc.InitialConnWindowSize(connWindow),
 	)
 	roomsv1.RegisterRoomsServiceServer(srv, server.NewRooms(d))
 	roomsv1.RegisterAdminServiceServer(srv, server.NewAdmin(d))
@@ -150,6 +144,14 @@ func NewGRPCServer(log *slog.Logger, reg prometheus.Registerer, opts GRPCOptions
 // goroutine of its own: enough for the calls that wait on a group commit
 // together under a connect storm.
 const callWorkers = 64
+
+// Flow-control windows of each connection: a stream (a gateway's publish
+// stream, a room's subscription) may have a megabyte in flight, the
+// connection four, plenty for gateways on the same network.
+const (
+	streamWindow = 1 << 20
+	connWindow   = 4 << 20
+)
 
 // logLevel keeps successful and caller-canceled calls (a busy service makes
 // thousands a second) out of the info log, shows refused calls at info and

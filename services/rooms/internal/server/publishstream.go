@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"runtime/debug"
 	"sync"
 
 	"google.golang.org/grpc"
@@ -98,14 +97,13 @@ func (ps *publishStream) close() {
 
 // publishOne publishes one request of a stream and returns its answer. It
 // runs on a goroutine of its own, out of reach of the recovery interceptor,
-// so it turns a panic into an internal error itself, as that interceptor
-// does for a call.
+// so it turns a panic into an answer itself, with the interceptor's handler.
 func (s *Rooms) publishOne(ctx context.Context, req *roomsv1.PublishStreamRequest) (resp *roomsv1.PublishStreamResponse) {
 	resp = &roomsv1.PublishStreamResponse{Id: req.GetId()}
 	defer func() {
 		if p := recover(); p != nil {
-			s.d.Log.ErrorContext(ctx, "panic in handler", "panic", p, "stack", string(debug.Stack()))
-			resp = &roomsv1.PublishStreamResponse{Id: req.GetId(), Code: int32(codes.Internal), Message: "internal error"}
+			st := status.Convert(PanicHandler(s.d.Log)(ctx, p))
+			resp = &roomsv1.PublishStreamResponse{Id: req.GetId(), Code: int32(st.Code()), Message: st.Message()}
 		}
 	}()
 	err := status.Error(codes.InvalidArgument, "publish: missing")

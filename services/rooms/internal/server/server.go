@@ -7,9 +7,12 @@ package server
 import (
 	"context"
 	"log/slog"
+	"runtime/debug"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	roomsv1 "github.com/parleyhq/parley/proto/parley/rooms/v1"
 	"github.com/parleyhq/parley/services/rooms/internal/fanout"
@@ -103,4 +106,14 @@ func (d *Deps) now() time.Time {
 		return d.Now()
 	}
 	return time.Now()
+}
+
+// PanicHandler logs a panic of a call's handler, with its stack, and returns
+// the error the caller gets: the recovery interceptor's handler, and what a
+// publish stream answers a request that panicked.
+func PanicHandler(log *slog.Logger) func(ctx context.Context, p any) error {
+	return func(ctx context.Context, p any) error {
+		log.ErrorContext(ctx, "panic in handler", "panic", p, "stack", string(debug.Stack()))
+		return status.Error(codes.Internal, "internal error")
+	}
 }
