@@ -85,7 +85,7 @@ $(NODE_TESTS)/node_modules/.package-lock.json: $(NODE_TESTS)/package-lock.json
 	cd $(NODE_TESTS) && npm ci --no-audit --no-fund
 
 # Fuzz targets and the package of each; `make fuzz` runs each for FUZZ_TIME.
-FUZZ_TARGETS := FuzzEvent:./services/gateway/internal/edge FuzzDecodeOffsets:./services/gateway/internal/wire FuzzFrames:./services/gateway/internal/app
+FUZZ_TARGETS := FuzzEvent:./services/gateway/internal/edge FuzzDecodeOffsets:./services/gateway/internal/wire FuzzDecodeEvent:./services/gateway/internal/wire FuzzFrames:./services/gateway/internal/app
 FUZZ_TIME ?= 15s
 # Minimizing a new input is bounded by runs, not time: a worker whose
 # minimizing runs out of time is killed and restarted, and a FuzzFrames

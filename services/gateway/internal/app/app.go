@@ -30,6 +30,7 @@ import (
 	"github.com/parleyhq/parley/services/gateway/internal/roomsclient"
 	"github.com/parleyhq/parley/services/gateway/internal/transport"
 	"github.com/parleyhq/parley/services/gateway/internal/web"
+	"github.com/parleyhq/parley/services/gateway/internal/wire"
 	"github.com/parleyhq/parley/services/kit/logging"
 	"github.com/parleyhq/parley/services/kit/profiling"
 )
@@ -196,6 +197,9 @@ func socketOptions(cfg Config, draining *atomic.Bool) *socket.ServerOptions {
 	// Parley's websocket transport writes each socket's queued packets
 	// with one system call (package transport).
 	opts.SetTransports(types.NewSet(socket.Polling, transport.WebSocket))
+	// Clients' events are decoded by Parley's parser, which keeps a
+	// message's JSON as the client sent it (package wire).
+	opts.SetParser(wire.Parser{})
 	opts.SetAllowUpgrades(true)
 	opts.SetAllowEIO3(cfg.AllowEIO3)
 	opts.SetServeClient(false)

@@ -228,6 +228,17 @@ func TestSendMessage(t *testing.T) {
 					t.Errorf("ack %v", ack)
 				}
 			}},
+		{name: "raw JSON is stored as sent", in: []string{"lobby"}, event: "send message",
+			args: []any{"lobby", json.RawMessage(`{"z":1, "a":"<&>"}`), json.RawMessage(`{"id":"m-2"}`)},
+			check: func(t *testing.T, ack map[string]any, rooms *fakeRooms, _ *fakeRelay, _ *client) {
+				req := rooms.last.(*roomsv1.PublishRequest)
+				if req.GetPayload() != `{"z":1, "a":"<&>"}` || req.GetClientMessageId() != "m-2" || ack["id"] != "m-2" {
+					t.Errorf("published %v, ack %v", req, ack)
+				}
+			}},
+		{name: "raw options not an object", in: []string{"lobby"}, event: "send message", args: []any{"lobby", "hi", json.RawMessage(`["m-1"]`)}, code: CodeInvalidArgument},
+		{name: "raw id not a string", in: []string{"lobby"}, event: "send message", args: []any{"lobby", "hi", json.RawMessage(`{"id":5}`)}, code: CodeInvalidArgument},
+		{name: "raw message too large", in: []string{"lobby"}, event: "send message", args: []any{"lobby", json.RawMessage(`["` + strings.Repeat("x", 61) + `"]`)}, code: CodeResourceExhausted},
 		{name: "not joined", event: "send message", args: []any{"lobby", "hi"}, code: CodePermissionDenied},
 		{name: "no message", in: []string{"lobby"}, event: "send message", args: []any{"lobby"}, code: CodeInvalidArgument},
 		{name: "options not an object", in: []string{"lobby"}, event: "send message", args: []any{"lobby", "hi", "id"}, code: CodeInvalidArgument},
@@ -265,6 +276,8 @@ func TestHistory(t *testing.T) {
 		{name: "latest", in: []string{"lobby"}, event: "history", args: []any{"lobby"}, check: cursor(`room:"lobby"`)},
 		{name: "before", in: []string{"lobby"}, event: "history", args: []any{"lobby", map[string]any{"before": 5.0, "limit": 10.0}}, check: cursor("limit:10", "before_offset:5")},
 		{name: "after", in: []string{"lobby"}, event: "history", args: []any{"lobby", map[string]any{"after": 3.0}}, check: cursor("after_offset:3")},
+		{name: "raw options", in: []string{"lobby"}, event: "history", args: []any{"lobby", json.RawMessage(`{"before":5,"limit":10}`)}, check: cursor("limit:10", "before_offset:5")},
+		{name: "raw options not an object", in: []string{"lobby"}, event: "history", args: []any{"lobby", json.RawMessage(`[5]`)}, code: CodeInvalidArgument},
 		{name: "null options", in: []string{"lobby"}, event: "history", args: []any{"lobby", nil}},
 		{name: "not joined", event: "history", args: []any{"lobby"}, code: CodePermissionDenied},
 		{name: "options not an object", in: []string{"lobby"}, event: "history", args: []any{"lobby", 5.0}, code: CodeInvalidArgument},

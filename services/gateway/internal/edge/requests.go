@@ -7,7 +7,9 @@ import (
 )
 
 // Each event's arguments are decoded once, here, into a request whose every
-// field is checked: handlers never look at raw arguments.
+// field is checked: handlers never look at raw arguments. An object or array
+// argument arrives as the JSON text the client sent (see wire.Parser), or,
+// from the library's own decoder, decoded: objectArg and jsonArg read both.
 
 // roomRequest is the argument of join, leave, switch room and members.
 type roomRequest struct {
@@ -62,7 +64,7 @@ func (c *client) decodeSend(args []any) (sendRequest, error) {
 	}
 	req := sendRequest{Room: room}
 	if len(args) >= 3 {
-		opts, ok := args[2].(map[string]any)
+		opts, ok := objectArg(args[2])
 		if !ok {
 			return sendRequest{}, errorf(CodeInvalidArgument, "the third argument must be an object such as {id}")
 		}
@@ -74,7 +76,7 @@ func (c *client) decodeSend(args []any) (sendRequest, error) {
 			req.ClientID = s
 		}
 	}
-	payload, err := json.Marshal(args[1])
+	payload, err := jsonArg(args[1])
 	if err != nil {
 		return sendRequest{}, errorf(CodeInvalidArgument, "the message is not JSON-encodable")
 	}
@@ -94,7 +96,7 @@ func (c *client) decodeHistory(args []any) (historyRequest, error) {
 	if len(args) < 2 || args[1] == nil {
 		return req, nil
 	}
-	opts, ok := args[1].(map[string]any)
+	opts, ok := objectArg(args[1])
 	if !ok {
 		return req, errorf(CodeInvalidArgument, "the second argument must be an object {before?, after?, limit?}")
 	}
@@ -132,4 +134,29 @@ func offsetArg(name string, v any) (uint64, error) {
 		return 0, errorf(CodeInvalidArgument, "%s must be a non-negative integer", name)
 	}
 	return uint64(n), nil
+}
+
+// objectArg returns an object argument's fields, or false if v is not an
+// object.
+func objectArg(v any) (map[string]any, bool) {
+	switch o := v.(type) {
+	case map[string]any:
+		return o, true
+	case json.RawMessage:
+		var m map[string]any
+		if len(o) == 0 || o[0] != '{' || json.Unmarshal(o, &m) != nil {
+			return nil, false
+		}
+		return m, true
+	}
+	return nil, false
+}
+
+// jsonArg returns an argument as JSON: as the client sent it if it came as
+// raw JSON, encoded otherwise.
+func jsonArg(v any) ([]byte, error) {
+	if raw, ok := v.(json.RawMessage); ok {
+		return raw, nil
+	}
+	return json.Marshal(v)
 }
