@@ -25,7 +25,7 @@ const (
 // KeepLease implements store.Store.
 func (s *Store) KeepLease(ctx context.Context, lease string, expire time.Time) (bool, error) {
 	var kept bool
-	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := s.write(ctx, func(ctx context.Context, tx *writeTx) error {
 		if err := tx.QueryRowContext(ctx, qLeaseKept, lease).Scan(&kept); err != nil {
 			return err
 		}
@@ -41,7 +41,7 @@ func (s *Store) KeepLease(ctx context.Context, lease string, expire time.Time) (
 // ExpireLeases implements store.Store.
 func (s *Store) ExpireLeases(ctx context.Context, now time.Time) ([]store.Membership, error) {
 	var left []store.Membership
-	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := s.write(ctx, func(ctx context.Context, tx *writeTx) error {
 		left = left[:0]
 		if _, err := tx.ExecContext(ctx, qEndLapsedSessions, nanos(now)); err != nil {
 			return err

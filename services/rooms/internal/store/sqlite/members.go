@@ -12,7 +12,7 @@ import (
 // Join implements store.Store.
 func (s *Store) Join(ctx context.Context, p store.JoinParams) (store.JoinResult, error) {
 	var res store.JoinResult
-	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := s.write(ctx, func(ctx context.Context, tx *writeTx) error {
 		id, room, err := scanRoom(tx.StmtContext(ctx, s.st.roomW).QueryRowContext(ctx, p.Room.Namespace, p.Room.Name))
 		if err != nil {
 			return err
@@ -56,7 +56,7 @@ func (s *Store) Join(ctx context.Context, p store.JoinParams) (store.JoinResult,
 
 // member returns userID's membership, begun at joined, with its live sessions
 // counted.
-func (s *Store) member(ctx context.Context, tx *sql.Tx, roomID int64, userID string, joined int64) (store.Member, error) {
+func (s *Store) member(ctx context.Context, tx *writeTx, roomID int64, userID string, joined int64) (store.Member, error) {
 	m := store.Member{UserID: userID, JoinTime: fromNanos(joined)}
 	err := tx.StmtContext(ctx, s.st.countSessions).QueryRowContext(ctx, roomID, userID).Scan(&m.Sessions)
 	return m, err
@@ -65,7 +65,7 @@ func (s *Store) member(ctx context.Context, tx *sql.Tx, roomID int64, userID str
 // RemoveMember implements store.Store.
 func (s *Store) RemoveMember(ctx context.Context, key store.RoomKey, userID string) (bool, error) {
 	var removed bool
-	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := s.write(ctx, func(ctx context.Context, tx *writeTx) error {
 		id, _, err := scanRoom(tx.StmtContext(ctx, s.st.roomW).QueryRowContext(ctx, key.Namespace, key.Name))
 		if err != nil {
 			return err
@@ -94,7 +94,7 @@ func (s *Store) RemoveMember(ctx context.Context, key store.RoomKey, userID stri
 // EndSession implements store.Store.
 func (s *Store) EndSession(ctx context.Context, key store.RoomKey, userID, sessionID string) (store.Member, error) {
 	var m store.Member
-	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := s.write(ctx, func(ctx context.Context, tx *writeTx) error {
 		id, _, err := scanRoom(tx.StmtContext(ctx, s.st.roomW).QueryRowContext(ctx, key.Namespace, key.Name))
 		if err != nil {
 			return err

@@ -98,7 +98,7 @@ func (s *Store) commitGroup(group []*publishReq, results []publishRes) []publish
 	// must not abort the transaction the others share.
 	ctx := context.Background()
 	tails := make(map[int64]roomTail, 1)
-	err := s.transact(ctx, func(tx *sql.Tx) error {
+	err := s.transact(ctx, func(tx *writeTx) error {
 		for _, req := range group {
 			if err := req.ctx.Err(); err != nil {
 				results = append(results, publishRes{err: err})
@@ -146,7 +146,7 @@ type pending struct {
 // checkPublish reads what p needs inside the group's transaction, in one
 // statement and without writing: it refuses p with an error, reports a
 // duplicate (with the first message), or returns the message to store.
-func (s *Store) checkPublish(ctx context.Context, tx *sql.Tx, p store.PublishParams) (pending, bool, error) {
+func (s *Store) checkPublish(ctx context.Context, tx *writeTx, p store.PublishParams) (pending, bool, error) {
 	pd := pending{msg: store.Message{
 		Room:            p.Room,
 		Sender:          p.Sender,
@@ -180,7 +180,7 @@ func (s *Store) checkPublish(ctx context.Context, tx *sql.Tx, p store.PublishPar
 }
 
 // storePublish stores a checked publish with its deduplication key.
-func (s *Store) storePublish(ctx context.Context, tx *sql.Tx, pd pending) error {
+func (s *Store) storePublish(ctx context.Context, tx *writeTx, pd pending) error {
 	m, created := pd.msg, pd.created
 	if _, err := tx.StmtContext(ctx, s.st.insertMessage).ExecContext(ctx, pd.roomID, m.Offset,
 		m.Sender, m.SessionID, m.ClientMessageID, m.Payload, created); err != nil {
@@ -202,7 +202,7 @@ type roomTail struct {
 }
 
 // storeTail sets a room's last offset and trims its history.
-func (s *Store) storeTail(ctx context.Context, tx *sql.Tx, roomID int64, t roomTail) error {
+func (s *Store) storeTail(ctx context.Context, tx *writeTx, roomID int64, t roomTail) error {
 	if _, err := tx.StmtContext(ctx, s.st.setLastOffset).ExecContext(ctx, t.lastOffset, roomID); err != nil {
 		return err
 	}
@@ -218,7 +218,7 @@ func (s *Store) storeTail(ctx context.Context, tx *sql.Tx, roomID int64, t roomT
 // stored at offset. Should that message be gone already (trimmed, purged or
 // swept), msg keeps the fields of the publish, which a retry repeats, with
 // the first publish's offset and time.
-func (s *Store) firstMessage(ctx context.Context, tx *sql.Tx, roomID int64, offset uint64, created int64, msg *store.Message) error {
+func (s *Store) firstMessage(ctx context.Context, tx *writeTx, roomID int64, offset uint64, created int64, msg *store.Message) error {
 	msg.Offset = offset
 	msg.CreateTime = fromNanos(created)
 	first, err := scanMessage(tx.StmtContext(ctx, s.st.message).QueryRowContext(ctx, roomID, offset), msg.Room)
@@ -291,7 +291,7 @@ func scanMessage(row scanner, room store.RoomKey) (store.Message, error) {
 // Purge implements store.Store.
 func (s *Store) Purge(ctx context.Context, key store.RoomKey, before uint64) (uint64, error) {
 	var n int64
-	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := s.write(ctx, func(ctx context.Context, tx *writeTx) error {
 		id, _, err := scanRoom(tx.StmtContext(ctx, s.st.roomW).QueryRowContext(ctx, key.Namespace, key.Name))
 		if err != nil {
 			return err
@@ -311,7 +311,7 @@ func (s *Store) Purge(ctx context.Context, key store.RoomKey, before uint64) (ui
 
 // Sweep implements store.Store.
 func (s *Store) Sweep(ctx context.Context, now, dedupeBefore time.Time) error {
-	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := s.write(ctx, func(ctx context.Context, tx *writeTx) error {
 		if _, err := tx.StmtContext(ctx, s.st.sweepMsgs).ExecContext(ctx, nanos(now)); err != nil {
 			return err
 		}

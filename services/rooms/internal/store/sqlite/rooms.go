@@ -185,7 +185,7 @@ const (
 // DeleteEmptyRooms implements store.Store.
 func (s *Store) DeleteEmptyRooms(ctx context.Context, now time.Time) ([]store.RoomKey, error) {
 	var deleted []store.RoomKey
-	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := s.write(ctx, func(ctx context.Context, tx *writeTx) error {
 		deleted = deleted[:0]
 		if _, err := tx.ExecContext(ctx, qClearEmpty); err != nil {
 			return err

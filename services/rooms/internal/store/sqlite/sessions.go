@@ -12,7 +12,7 @@ import (
 
 // SaveSessions implements store.Store.
 func (s *Store) SaveSessions(ctx context.Context, sessions []store.Session) error {
-	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := s.write(ctx, func(ctx context.Context, tx *writeTx) error {
 		stmt := tx.StmtContext(ctx, s.st.saveSession)
 		for _, ss := range sessions {
 			if _, err := stmt.ExecContext(ctx, ss.Namespace, ss.ID, ss.Data, nanos(ss.Expire)); err != nil {
@@ -33,7 +33,7 @@ func (s *Store) TakeSession(ctx context.Context, namespace, id string, now time.
 		data   []byte
 		expire int64
 	)
-	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := s.write(ctx, func(ctx context.Context, tx *writeTx) error {
 		return tx.StmtContext(ctx, s.st.takeSession).QueryRowContext(ctx, namespace, id).Scan(&data, &expire)
 	})
 	switch {

@@ -42,7 +42,11 @@ type Options struct {
 // Store is a store.Store backed by one SQLite database file.
 type Store struct {
 	w, r *sql.DB
-	st   statements
+	// wc is the writer's one connection, held for the store's lifetime;
+	// wmu keeps its transactions (of publishes and of other writes) apart.
+	wc  *sql.Conn
+	wmu sync.Mutex
+	st  statements
 
 	committed  store.Committed
 	publishes  chan *publishReq
@@ -174,6 +178,9 @@ func (s *Store) open(ctx context.Context, path, synchronous string) error {
 	if err := migrate(ctx, s.w); err != nil {
 		return err
 	}
+	if s.wc, err = s.w.Conn(ctx); err != nil {
+		return err
+	}
 
 	s.r, err = sql.Open("sqlite", dsn(path, []string{busy, "query_only(1)"}))
 	if err != nil {
@@ -186,7 +193,7 @@ func (s *Store) open(ctx context.Context, path, synchronous string) error {
 	if err := s.r.PingContext(ctx); err != nil {
 		return err
 	}
-	if err := s.st.prepare(ctx, s.w, s.r); err != nil {
+	if err := s.st.prepare(ctx, s.wc, s.r); err != nil {
 		return err
 	}
 	s.publishes = make(chan *publishReq, maxGroup)
@@ -262,6 +269,9 @@ func (s *Store) Close() error {
 		s.committers.Wait()
 	}
 	err := s.st.close()
+	if s.wc != nil {
+		err = errors.Join(err, s.wc.Close())
+	}
 	if s.r != nil {
 		err = errors.Join(err, s.r.Close())
 	}
@@ -272,15 +282,54 @@ func (s *Store) Close() error {
 }
 
 // transact runs fn in an immediate transaction on the writer connection.
-func (s *Store) transact(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
+func (s *Store) transact(ctx context.Context, fn func(*writeTx) error) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if _, err := s.st.begin.ExecContext(ctx); err != nil {
 		return err
 	}
-	if err := fn(tx); err != nil {
-		return errors.Join(err, ignoreDone(tx.Rollback()))
+	if err := fn(&writeTx{c: s.wc}); err != nil {
+		return errors.Join(err, s.rollback(ctx))
 	}
-	return tx.Commit()
+	if _, err := s.st.commit.ExecContext(ctx); err != nil {
+		return errors.Join(err, s.rollback(ctx))
+	}
+	return nil
+}
+
+// rollback ends a failed transaction. SQLite rolls some back by itself (after
+// an I/O error in COMMIT, for one); the ROLLBACK's complaint that none is
+// open is then no error.
+func (s *Store) rollback(ctx context.Context) error {
+	_, err := s.st.rollback.ExecContext(ctx)
+	if err != nil && strings.Contains(err.Error(), "no transaction is active") {
+		return nil
+	}
+	return err
+}
+
+// writeTx is a transaction on the writer connection, which runs the
+// statements of the writes. The store begins and ends it with statements of
+// its own rather than with database/sql's Tx, which starts a goroutine for
+// every transaction and for every query in one, to watch their contexts: at
+// a commit per chat message, those goroutines, and the idle threads the
+// scheduler wakes to run them, cost more than the statements.
+type writeTx struct{ c *sql.Conn }
+
+// StmtContext returns stmt, prepared on the writer connection already; it
+// has the shape of sql.Tx's.
+func (t *writeTx) StmtContext(_ context.Context, stmt *sql.Stmt) *sql.Stmt { return stmt }
+
+func (t *writeTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return t.c.ExecContext(ctx, query, args...)
+}
+
+func (t *writeTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return t.c.QueryContext(ctx, query, args...)
+}
+
+func (t *writeTx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	return t.c.QueryRowContext(ctx, query, args...)
 }
 
 // read runs fn in a read transaction, so that the statements it runs see one
@@ -292,15 +341,6 @@ func (s *Store) read(ctx context.Context, fn func(*sql.Tx) error) error {
 	}
 	defer tx.Rollback() // nothing to keep: ending it either way frees the snapshot
 	return fn(tx)
-}
-
-// ignoreDone drops the error of rolling back a transaction that database/sql
-// already rolled back because its context ended.
-func ignoreDone(err error) error {
-	if errors.Is(err, sql.ErrTxDone) {
-		return nil
-	}
-	return err
 }
 
 // eachRow calls scan on every row of rows and closes them, for a write

@@ -8,8 +8,9 @@ import (
 )
 
 // statements are prepared once in Open. Those used by writes are prepared on
-// the writer and those used by reads on the reader pool, since database/sql
-// only lets a transaction use statements of its own *sql.DB.
+// the writer's connection (Store.wc) and those used by reads on the reader
+// pool, since database/sql only lets a transaction use statements of its own
+// *sql.DB.
 type statements struct {
 	all []*sql.Stmt
 
@@ -21,6 +22,7 @@ type statements struct {
 	upsertDedupe, trim, purge, sweepMsgs, sweepDedup    *sql.Stmt
 	saveSession, takeSession, sweepSessions             *sql.Stmt
 	savepoint, rollbackTo, release                      *sql.Stmt
+	begin, commit, rollback                             *sql.Stmt
 
 	// Readers.
 	roomR, listRooms, listMembers, historyDesc, historyAsc, stats *sql.Stmt
@@ -126,10 +128,15 @@ const (
 		(SELECT count(*) FROM messages WHERE room_id IN r)`
 )
 
-func (st *statements) prepare(ctx context.Context, w, r *sql.DB) error {
+// preparer is a *sql.DB or a *sql.Conn.
+type preparer interface {
+	PrepareContext(ctx context.Context, query string) (*sql.Stmt, error)
+}
+
+func (st *statements) prepare(ctx context.Context, w *sql.Conn, r *sql.DB) error {
 	for _, p := range []struct {
 		dst   **sql.Stmt
-		db    *sql.DB
+		db    preparer
 		query string
 	}{
 		{&st.insertRoom, w, qInsertRoom},
@@ -158,6 +165,9 @@ func (st *statements) prepare(ctx context.Context, w, r *sql.DB) error {
 		{&st.savepoint, w, "SAVEPOINT write"},
 		{&st.rollbackTo, w, "ROLLBACK TO write"},
 		{&st.release, w, "RELEASE write"},
+		{&st.begin, w, "BEGIN IMMEDIATE"},
+		{&st.commit, w, "COMMIT"},
+		{&st.rollback, w, "ROLLBACK"},
 		{&st.roomR, r, qRoom},
 		{&st.listRooms, r, qListRooms},
 		{&st.listMembers, r, qListMembers},

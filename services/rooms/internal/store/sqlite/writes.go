@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"runtime"
 )
@@ -14,7 +13,7 @@ import (
 // giving up must not interrupt a transaction that others share. Once queued,
 // a write may be committed whatever happens to ctx, so write waits for the
 // outcome rather than report a failure that did not happen.
-func (s *Store) write(ctx context.Context, fn func(context.Context, *sql.Tx) error) error {
+func (s *Store) write(ctx context.Context, fn func(context.Context, *writeTx) error) error {
 	req := &writeReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
 	select {
 	case s.writes <- req:
@@ -28,7 +27,7 @@ func (s *Store) write(ctx context.Context, fn func(context.Context, *sql.Tx) err
 
 type writeReq struct {
 	ctx  context.Context
-	fn   func(context.Context, *sql.Tx) error
+	fn   func(context.Context, *writeTx) error
 	done chan error
 }
 
@@ -96,11 +95,11 @@ func (s *Store) commitWriteGroup(group []*writeReq, errs []error) []error {
 		req := group[0]
 		err := req.ctx.Err()
 		if err == nil {
-			err = s.transact(ctx, func(tx *sql.Tx) error { return req.fn(ctx, tx) })
+			err = s.transact(ctx, func(tx *writeTx) error { return req.fn(ctx, tx) })
 		}
 		return append(errs, err)
 	}
-	err := s.transact(ctx, func(tx *sql.Tx) error {
+	err := s.transact(ctx, func(tx *writeTx) error {
 		for _, req := range group {
 			if err := req.ctx.Err(); err != nil {
 				errs = append(errs, err)

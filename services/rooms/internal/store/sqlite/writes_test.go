@@ -2,11 +2,11 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"path/filepath"
 	"runtime"
+	"runtime/metrics"
 	"testing"
 	"time"
 
@@ -18,12 +18,7 @@ import (
 // leave nothing behind, while the others in the same transaction stay.
 func TestWriteGroup(t *testing.T) {
 	ctx := t.Context()
-	s, err := Open(ctx, filepath.Join(t.TempDir(), "rooms.db"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	now := time.Date(2031, time.March, 4, 5, 6, 7, 0, time.UTC)
+	s, now := openTestStore(t)
 	open := store.RoomKey{Namespace: "acme", Name: "open"}
 	private := store.RoomKey{Namespace: "acme", Name: "private"}
 	if _, err := s.CreateRoom(ctx, open, store.RoomOptions{}, now); err != nil {
@@ -38,7 +33,7 @@ func TestWriteGroup(t *testing.T) {
 	started, hold := make(chan struct{}), make(chan struct{})
 	held := make(chan error, 1)
 	go func() {
-		held <- s.write(ctx, func(context.Context, *sql.Tx) error {
+		held <- s.write(ctx, func(context.Context, *writeTx) error {
 			close(started)
 			<-hold
 			return nil
@@ -64,7 +59,7 @@ func TestWriteGroup(t *testing.T) {
 	}
 	errLate := errors.New("refused after writing")
 	go func() {
-		err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		err := s.write(ctx, func(ctx context.Context, tx *writeTx) error {
 			id, _, err := scanRoom(tx.StmtContext(ctx, s.st.roomW).QueryRowContext(ctx, open.Namespace, open.Name))
 			if err != nil {
 				return err
@@ -113,4 +108,51 @@ func TestWriteGroup(t *testing.T) {
 			t.Errorf("%s: member count %d and %d members listed, want %d", room.Name, got.MemberCount, len(members), want)
 		}
 	}
+}
+
+// TestCommitsStartNoGoroutines publishes one message at a time, each its own
+// commit, and counts the goroutines the process starts meanwhile: none should
+// be the commit's. database/sql's Tx started one per transaction and one per
+// query in it, and each woke an idle thread; at a commit per chat message
+// that cost more CPU than the statements.
+func TestCommitsStartNoGoroutines(t *testing.T) {
+	ctx := t.Context()
+	s, now := openTestStore(t)
+	room := store.RoomKey{Namespace: "acme", Name: "lobby"}
+	if _, err := s.CreateRoom(ctx, room, store.RoomOptions{}, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Join(ctx, store.JoinParams{Room: room, UserID: "u1", SessionID: "s", Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 200
+	before := goroutinesCreated()
+	for i := range n {
+		p := store.PublishParams{Room: room, Sender: "u1", Payload: "hi", ClientMessageID: fmt.Sprint("m", i), Now: now, DedupeSince: now.Add(-time.Hour)}
+		if _, _, err := s.Publish(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A few are the runtime's or the test framework's.
+	if created := goroutinesCreated() - before; created > n/10 {
+		t.Errorf("%d publishes, each committed alone, started %d goroutines", n, created)
+	}
+}
+
+// openTestStore opens a store that is closed when t ends, and returns it with
+// the time to write at.
+func openTestStore(t *testing.T) (*Store, time.Time) {
+	t.Helper()
+	s, err := Open(t.Context(), filepath.Join(t.TempDir(), "rooms.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, time.Date(2031, time.March, 4, 5, 6, 7, 0, time.UTC)
+}
+
+func goroutinesCreated() uint64 {
+	s := []metrics.Sample{{Name: "/sched/goroutines-created:goroutines"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
 }
