@@ -15,12 +15,15 @@ import (
 // CreateRoom implements store.Store.
 func (s *Store) CreateRoom(ctx context.Context, key store.RoomKey, opts store.RoomOptions, now time.Time) (store.Room, error) {
 	epoch := newEpoch()
-	res, err := s.st.insertRoom.ExecContext(ctx, key.Namespace, key.Name,
-		opts.Private, opts.MaxMembers, opts.ReadOnly, opts.HistoryMaxMessages,
-		int64(opts.HistoryRetention), nanos(now), nanos(now), epoch, int64(opts.DeleteWhenEmpty))
-	if err == nil {
-		err = rowsAffected(res, store.ErrAlreadyExists)
-	}
+	err := s.transact(ctx, func(tx *writeTx) error {
+		res, err := tx.StmtContext(ctx, s.st.insertRoom).ExecContext(ctx, key.Namespace, key.Name,
+			opts.Private, opts.MaxMembers, opts.ReadOnly, opts.HistoryMaxMessages,
+			int64(opts.HistoryRetention), nanos(now), nanos(now), epoch, int64(opts.DeleteWhenEmpty))
+		if err != nil {
+			return err
+		}
+		return rowsAffected(res, store.ErrAlreadyExists)
+	})
 	if err != nil {
 		return store.Room{}, fmt.Errorf("create room %s/%s: %w", key.Namespace, key.Name, err)
 	}
@@ -102,9 +105,14 @@ func (s *Store) UpdateRoom(ctx context.Context, key store.RoomKey, patch store.R
 	if patch.DeleteWhenEmpty != nil {
 		emptyTTL = int64(*patch.DeleteWhenEmpty)
 	}
-	_, room, err := scanRoom(s.st.updateRoom.QueryRowContext(ctx, key.Namespace, key.Name,
-		nullable(patch.Private), nullable(patch.MaxMembers), nullable(patch.ReadOnly),
-		nullable(patch.HistoryMaxMessages), retention, nanos(now), emptyTTL))
+	var room store.Room
+	err := s.transact(ctx, func(tx *writeTx) error {
+		var err error
+		_, room, err = scanRoom(tx.StmtContext(ctx, s.st.updateRoom).QueryRowContext(ctx, key.Namespace, key.Name,
+			nullable(patch.Private), nullable(patch.MaxMembers), nullable(patch.ReadOnly),
+			nullable(patch.HistoryMaxMessages), retention, nanos(now), emptyTTL))
+		return err
+	})
 	if err != nil {
 		return store.Room{}, fmt.Errorf("update room %s/%s: %w", key.Namespace, key.Name, err)
 	}
@@ -122,10 +130,13 @@ func nullable[T any](p *T) any {
 // DeleteRoom implements store.Store. Foreign keys remove the room's members,
 // sessions, messages and deduplication keys with it.
 func (s *Store) DeleteRoom(ctx context.Context, key store.RoomKey) error {
-	res, err := s.st.deleteRoom.ExecContext(ctx, key.Namespace, key.Name)
-	if err == nil {
-		err = rowsAffected(res, store.ErrNotFound)
-	}
+	err := s.transact(ctx, func(tx *writeTx) error {
+		res, err := tx.StmtContext(ctx, s.st.deleteRoom).ExecContext(ctx, key.Namespace, key.Name)
+		if err != nil {
+			return err
+		}
+		return rowsAffected(res, store.ErrNotFound)
+	})
 	if err != nil {
 		return fmt.Errorf("delete room %s/%s: %w", key.Namespace, key.Name, err)
 	}

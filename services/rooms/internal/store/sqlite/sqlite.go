@@ -282,6 +282,9 @@ func (s *Store) Close() error {
 }
 
 // transact runs fn in an immediate transaction on the writer connection.
+// Every statement of the writer runs in one: a statement run on the held
+// connection outside transact would join whatever transaction another
+// goroutine has open there, and be rolled back with it.
 func (s *Store) transact(ctx context.Context, fn func(*writeTx) error) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()

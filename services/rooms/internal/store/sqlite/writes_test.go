@@ -156,3 +156,77 @@ func goroutinesCreated() uint64 {
 	metrics.Read(s)
 	return s[0].Value.Uint64()
 }
+
+// TestRoomWritesWaitForOpenTransactions creates, updates and deletes rooms
+// while a write transaction that will roll back is open: each must wait for
+// it and commit on its own, not run inside it and vanish with it.
+func TestRoomWritesWaitForOpenTransactions(t *testing.T) {
+	ctx := t.Context()
+	s, now := openTestStore(t)
+	kept := store.RoomKey{Namespace: "acme", Name: "kept"}
+	gone := store.RoomKey{Namespace: "acme", Name: "gone"}
+	for _, k := range []store.RoomKey{kept, gone} {
+		if _, err := s.CreateRoom(ctx, k, store.RoomOptions{}, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fresh := store.RoomKey{Namespace: "acme", Name: "fresh"}
+	readOnly := true
+	writes := map[string]func() error{
+		"create": func() error { _, err := s.CreateRoom(ctx, fresh, store.RoomOptions{}, now); return err },
+		"update": func() error {
+			_, err := s.UpdateRoom(ctx, kept, store.RoomOptionsPatch{ReadOnly: &readOnly}, now)
+			return err
+		},
+		"delete": func() error { return s.DeleteRoom(ctx, gone) },
+	}
+
+	started, hold := make(chan struct{}), make(chan struct{})
+	errRollback := errors.New("rolled back")
+	held := make(chan error, 1)
+	go func() {
+		held <- s.write(ctx, func(context.Context, *writeTx) error {
+			close(started)
+			<-hold
+			return errRollback
+		})
+	}()
+	<-started
+	done := make(chan error, len(writes))
+	for _, w := range writes {
+		go func() { done <- w() }()
+	}
+	// Writes that do not wait finish within these yields, inside the open
+	// transaction; writes that wait are still blocked when they end.
+	finished := 0
+	for i := 0; i < 10_000 && finished < len(writes); i++ {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Error(err)
+			}
+			finished++
+		default:
+			runtime.Gosched()
+		}
+	}
+	close(hold)
+	if err := <-held; !errors.Is(err, errRollback) {
+		t.Fatalf("held write: %v", err)
+	}
+	for ; finished < len(writes); finished++ {
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
+
+	if _, err := s.GetRoom(ctx, fresh); err != nil {
+		t.Errorf("created room: %v", err)
+	}
+	if r, err := s.GetRoom(ctx, kept); err != nil || !r.Options.ReadOnly {
+		t.Errorf("updated room: %+v, %v", r.Options, err)
+	}
+	if _, err := s.GetRoom(ctx, gone); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("deleted room: %v", err)
+	}
+}
