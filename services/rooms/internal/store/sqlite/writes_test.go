@@ -30,16 +30,7 @@ func TestWriteGroup(t *testing.T) {
 
 	// A write that waits holds the committer, so that everything queued
 	// meanwhile is committed as one group.
-	started, hold := make(chan struct{}), make(chan struct{})
-	held := make(chan error, 1)
-	go func() {
-		held <- s.write(ctx, func(context.Context, *writeTx) error {
-			close(started)
-			<-hold
-			return nil
-		})
-	}()
-	<-started
+	release := holdWriter(t, s, nil)
 
 	const n = 10
 	type outcome struct {
@@ -77,8 +68,7 @@ func TestWriteGroup(t *testing.T) {
 		}
 		runtime.Gosched()
 	}
-	close(hold)
-	if err := <-held; err != nil {
+	if err := release(); err != nil {
 		t.Fatalf("holding write: %v", err)
 	}
 
@@ -139,6 +129,27 @@ func TestCommitsStartNoGoroutines(t *testing.T) {
 	}
 }
 
+// holdWriter starts a write that holds the writer, inside its transaction,
+// until release is called; the write then ends with err, which rolls it back
+// unless err is nil, and release returns the write's outcome.
+func holdWriter(t *testing.T, s *Store, err error) (release func() error) {
+	t.Helper()
+	started, hold := make(chan struct{}), make(chan struct{})
+	held := make(chan error, 1)
+	go func() {
+		held <- s.write(t.Context(), func(context.Context, *writeTx) error {
+			close(started)
+			<-hold
+			return err
+		})
+	}()
+	<-started
+	return func() error {
+		close(hold)
+		return <-held
+	}
+}
+
 // openTestStore opens a store that is closed when t ends, and returns it with
 // the time to write at.
 func openTestStore(t *testing.T) (*Store, time.Time) {
@@ -181,17 +192,8 @@ func TestRoomWritesWaitForOpenTransactions(t *testing.T) {
 		"delete": func() error { return s.DeleteRoom(ctx, gone) },
 	}
 
-	started, hold := make(chan struct{}), make(chan struct{})
 	errRollback := errors.New("rolled back")
-	held := make(chan error, 1)
-	go func() {
-		held <- s.write(ctx, func(context.Context, *writeTx) error {
-			close(started)
-			<-hold
-			return errRollback
-		})
-	}()
-	<-started
+	release := holdWriter(t, s, errRollback)
 	done := make(chan error, len(writes))
 	for _, w := range writes {
 		go func() { done <- w() }()
@@ -210,8 +212,7 @@ func TestRoomWritesWaitForOpenTransactions(t *testing.T) {
 			runtime.Gosched()
 		}
 	}
-	close(hold)
-	if err := <-held; !errors.Is(err, errRollback) {
+	if err := release(); !errors.Is(err, errRollback) {
 		t.Fatalf("held write: %v", err)
 	}
 	for ; finished < len(writes); finished++ {
