@@ -9,6 +9,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -37,6 +38,9 @@ type Options struct {
 	// Committed is told about each group of publishes once it is committed;
 	// see store.Committed.
 	Committed store.Committed
+
+	// checkpointInterval replaces defaultCheckpointInterval (tests).
+	checkpointInterval time.Duration
 }
 
 // Store is a store.Store backed by one SQLite database file.
@@ -52,8 +56,12 @@ type Store struct {
 	publishes  chan *publishReq
 	writes     chan *writeReq
 	closing    chan struct{}
-	committers sync.WaitGroup // commitPublishes and commitWrites
-	closeOnce  sync.Once
+	committers sync.WaitGroup // commitPublishes, commitWrites and checkpoints
+	// cp is the checkpointer's connection (see checkpoint.go); a commit
+	// signals checkpointDue.
+	cp            *sql.DB
+	checkpointDue chan struct{}
+	closeOnce     sync.Once
 }
 
 var _ store.Store = (*Store)(nil)
@@ -157,19 +165,20 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 
 	s := &Store{committed: opts.Committed}
-	if err := s.open(ctx, abs, synchronous); err != nil {
+	if err := s.open(ctx, abs, synchronous, cmp.Or(opts.checkpointInterval, defaultCheckpointInterval)); err != nil {
 		return nil, errors.Join(fmt.Errorf("open %s: %w", path, err), s.Close())
 	}
 	return s, nil
 }
 
-func (s *Store) open(ctx context.Context, path, synchronous string) error {
+func (s *Store) open(ctx context.Context, path, synchronous string, checkpointEvery time.Duration) error {
 	busy := fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds())
 	var err error
 	// The writer is opened, and the schema settled, before any reader exists,
 	// so that readers only ever see a database in WAL mode.
 	s.w, err = sql.Open("sqlite", dsn(path,
-		[]string{busy, "foreign_keys(1)", "journal_mode(WAL)", "synchronous(" + synchronous + ")"},
+		[]string{busy, "foreign_keys(1)", "journal_mode(WAL)", "synchronous(" + synchronous + ")",
+			fmt.Sprintf("wal_autocheckpoint(%d)", checkpointBackstop)},
 		"_txlock=immediate"))
 	if err != nil {
 		return err
@@ -196,11 +205,19 @@ func (s *Store) open(ctx context.Context, path, synchronous string) error {
 	if err := s.st.prepare(ctx, s.wc, s.r); err != nil {
 		return err
 	}
+	// The checkpointer's connection syncs as the writer's does.
+	s.cp, err = sql.Open("sqlite", dsn(path, []string{busy, "synchronous(" + synchronous + ")"}))
+	if err != nil {
+		return err
+	}
+	s.cp.SetMaxOpenConns(1)
 	s.publishes = make(chan *publishReq, maxGroup)
 	s.writes = make(chan *writeReq, maxGroup)
 	s.closing = make(chan struct{})
+	s.checkpointDue = make(chan struct{}, 1)
 	s.committers.Go(s.commitPublishes)
 	s.committers.Go(s.commitWrites)
+	s.committers.Go(func() { s.checkpoints(checkpointEvery) })
 	return nil
 }
 
@@ -275,6 +292,9 @@ func (s *Store) Close() error {
 	if s.r != nil {
 		err = errors.Join(err, s.r.Close())
 	}
+	if s.cp != nil {
+		err = errors.Join(err, s.cp.Close())
+	}
 	if s.w != nil {
 		err = errors.Join(err, s.w.Close())
 	}
@@ -297,6 +317,7 @@ func (s *Store) transact(ctx context.Context, fn func(*writeTx) error) error {
 	if _, err := s.st.commit.ExecContext(ctx); err != nil {
 		return errors.Join(err, s.rollback(ctx))
 	}
+	s.noteCommit()
 	return nil
 }
 
