@@ -312,20 +312,22 @@ func (s *Store) transact(ctx context.Context, fn func(*writeTx) error) error {
 		return err
 	}
 	if err := fn(&writeTx{c: s.wc}); err != nil {
-		return errors.Join(err, s.rollback(ctx))
+		return errors.Join(err, s.rollback())
 	}
 	if _, err := s.st.commit.ExecContext(ctx); err != nil {
-		return errors.Join(err, s.rollback(ctx))
+		return errors.Join(err, s.rollback())
 	}
 	s.noteCommit()
 	return nil
 }
 
-// rollback ends a failed transaction. SQLite rolls some back by itself (after
-// an I/O error in COMMIT, for one); the ROLLBACK's complaint that none is
-// open is then no error.
-func (s *Store) rollback(ctx context.Context) error {
-	_, err := s.st.rollback.ExecContext(ctx)
+// rollback ends a failed transaction. It runs under no context: one the
+// caller canceled would refuse the ROLLBACK and leave the transaction open on
+// the held connection, where the next BEGIN would fail. SQLite rolls some
+// back by itself (after an I/O error in COMMIT, or an interrupted
+// statement); the ROLLBACK's complaint that none is open is then no error.
+func (s *Store) rollback() error {
+	_, err := s.st.rollback.ExecContext(context.Background())
 	if err != nil && strings.Contains(err.Error(), "no transaction is active") {
 		return nil
 	}

@@ -231,3 +231,30 @@ func TestRoomWritesWaitForOpenTransactions(t *testing.T) {
 		t.Errorf("deleted room: %v", err)
 	}
 }
+
+// TestCanceledWriteRollsBack cancels a write's context inside its
+// transaction, which then fails: the transaction must still be rolled back,
+// leaving the writer free for the next write and nothing of the failed one.
+func TestCanceledWriteRollsBack(t *testing.T) {
+	s, now := openTestStore(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	failed := errors.New("failed after its context was canceled")
+	room := store.RoomKey{Namespace: "acme", Name: "undone"}
+	err := s.transact(ctx, func(tx *writeTx) error {
+		if _, err := tx.StmtContext(ctx, s.st.insertRoom).ExecContext(ctx, room.Namespace, room.Name,
+			false, 0, false, 0, 0, nanos(now), nanos(now), "e", 0); err != nil {
+			return err
+		}
+		cancel()
+		return failed
+	})
+	if !errors.Is(err, failed) {
+		t.Fatalf("transact: %v", err)
+	}
+	if _, err := s.CreateRoom(t.Context(), store.RoomKey{Namespace: "acme", Name: "next"}, store.RoomOptions{}, now); err != nil {
+		t.Fatalf("the next write: %v", err)
+	}
+	if _, err := s.GetRoom(t.Context(), room); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the failed write's room: %v", err)
+	}
+}
