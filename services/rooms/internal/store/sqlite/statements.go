@@ -8,9 +8,9 @@ import (
 )
 
 // statements are prepared once in Open. Those used by writes are prepared on
-// the writer's connection (Store.wc) and those used by reads on the reader
-// pool, since database/sql only lets a transaction use statements of its own
-// *sql.DB.
+// the writer's held connection (Store.wc), where every write runs; those used
+// by reads on the reader pool, since database/sql only lets a transaction use
+// statements of its own *sql.DB.
 type statements struct {
 	all []*sql.Stmt
 
