@@ -32,9 +32,10 @@ func (Parser) NewDecoder() parser.Decoder { return &decoder{Decoder: parser.NewD
 // library listens for) it emits too.
 type decoder struct {
 	parser.Decoder
-	// binary is set once the client sent anything but text: the library's
-	// decoder may then be gathering a binary packet's attachments, and must
-	// see every packet from then on.
+	// binary is set once the client sent the header of a binary packet, or
+	// data in any form but the text buffer the transports hand over (which
+	// may be an attachment): the library's decoder may then be gathering a
+	// binary packet's attachments, and must see every packet from then on.
 	binary atomic.Bool
 }
 
