@@ -46,6 +46,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	st, err := sqlite.Open(ctx, dbPath, sqlite.Options{
 		Synchronous: strings.ToUpper(cfg.SQLiteSync),
 		Committed:   server.BroadcastCommitted(hub),
+		Log:         log,
 	})
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)

@@ -40,6 +40,7 @@ func (s *Store) noteCommit() {
 func (s *Store) checkpoints(interval time.Duration) {
 	wait := time.NewTimer(interval)
 	wait.Stop()
+	failed := 0 // checkpoints failed in a row
 	for {
 		select {
 		case <-s.checkpointDue:
@@ -55,9 +56,19 @@ func (s *Store) checkpoints(interval time.Duration) {
 		// PASSIVE waits for no one: it copies what no reader still needs
 		// and leaves the rest. One that fails (another checkpoint, the
 		// writer's, holding the log) is tried again later; the backstop
-		// bounds the log meanwhile.
+		// bounds the log meanwhile. A run of failures is logged once as it
+		// begins and once as it ends.
 		if _, err := s.cp.ExecContext(context.Background(), "PRAGMA wal_checkpoint(PASSIVE)"); err != nil {
+			if failed == 0 {
+				s.log.Warn("checkpoint failed; trying again", "err", err)
+			}
+			failed++
 			s.noteCommit()
+			continue
+		}
+		if failed > 0 {
+			s.log.Info("checkpoints succeed again", "failed", failed)
+			failed = 0
 		}
 	}
 }

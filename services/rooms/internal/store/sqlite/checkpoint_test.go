@@ -1,10 +1,13 @@
 package sqlite
 
 import (
+	"bytes"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,12 +27,13 @@ func walFrames(t *testing.T, path string) int64 {
 	return (fi.Size() - header) / frame
 }
 
-// publishMany publishes n messages of about 1 KB to a new room of s.
-func publishMany(t *testing.T, s *Store, n int) {
+// publishMany publishes n messages of about 1 KB to a new room of s named
+// name.
+func publishMany(t *testing.T, s *Store, name string, n int) {
 	t.Helper()
 	ctx := t.Context()
 	now := time.Date(2031, time.March, 4, 5, 6, 7, 0, time.UTC)
-	room := store.RoomKey{Namespace: "acme", Name: "lobby"}
+	room := store.RoomKey{Namespace: "acme", Name: name}
 	if _, err := s.CreateRoom(ctx, room, store.RoomOptions{HistoryMaxMessages: 100_000}, now); err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +59,7 @@ func TestCommitsDoNotCheckpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	publishMany(t, s, 1000)
+	publishMany(t, s, "lobby", 1000)
 	if n := walFrames(t, path); n < 2000 || n > checkpointBackstop {
 		t.Errorf("the log holds %d frames after 1,000 commits; want them all (2,000 or more), fewer than the backstop's %d", n, checkpointBackstop)
 	}
@@ -75,7 +79,7 @@ func TestCheckpointerCopiesTheLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	publishMany(t, s, 100)
+	publishMany(t, s, "lobby", 100)
 	// The messages alone take some 100 KB of the file once copied.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -91,4 +95,51 @@ func TestCheckpointerCopiesTheLog(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestFailedCheckpointsAreLogged makes the checkpointer's connection fail:
+// the store must say so once, not once a try, and keep committing.
+func TestFailedCheckpointsAreLogged(t *testing.T) {
+	var logged lockedBuffer
+	path := filepath.Join(t.TempDir(), "rooms.db")
+	s, err := Open(t.Context(), path, Options{checkpointInterval: time.Millisecond, Log: slog.New(slog.NewTextHandler(&logged, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := s.cp.Close(); err != nil {
+		t.Fatal(err)
+	}
+	publishMany(t, s, "lobby", 50)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logged.String(), "checkpoint failed") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no failed checkpoint logged; the log: %q", logged.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The checkpointer keeps trying, every millisecond, while these commit.
+	publishMany(t, s, "more", 50)
+	if n := strings.Count(logged.String(), "checkpoint failed"); n != 1 {
+		t.Errorf("a run of failed checkpoints logged %d times", n)
+	}
+}
+
+// lockedBuffer is a log destination the checkpointer writes while the test
+// reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -14,6 +14,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"net/url"
 	"os"
@@ -38,6 +39,9 @@ type Options struct {
 	// Committed is told about each group of publishes once it is committed;
 	// see store.Committed.
 	Committed store.Committed
+	// Log gets what the store does on its own, such as checkpoints that
+	// fail; nil logs nothing.
+	Log *slog.Logger
 
 	// checkpointInterval replaces defaultCheckpointInterval (tests).
 	checkpointInterval time.Duration
@@ -53,6 +57,7 @@ type Store struct {
 	st  statements
 
 	committed  store.Committed
+	log        *slog.Logger
 	publishes  chan *publishReq
 	writes     chan *writeReq
 	closing    chan struct{}
@@ -164,7 +169,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 
-	s := &Store{committed: opts.Committed}
+	s := &Store{committed: opts.Committed, log: cmp.Or(opts.Log, slog.New(slog.DiscardHandler))}
 	if err := s.open(ctx, abs, synchronous, cmp.Or(opts.checkpointInterval, defaultCheckpointInterval)); err != nil {
 		return nil, errors.Join(fmt.Errorf("open %s: %w", path, err), s.Close())
 	}
