@@ -11,7 +11,7 @@ import (
 // waited for the copy and two fsyncs, and with it every publish queued
 // behind it: at a commit per chat message, those stalls set the slowest
 // percent of deliveries. The store checkpoints on a connection of its own
-// instead, a goroutine while the writer goes on committing.
+// instead, from a goroutine, while the writer goes on committing.
 //
 // Frames committed during a checkpoint are left to the next one, so under a
 // steady stream of commits the log may never be copied to its end, and
