@@ -147,7 +147,8 @@ CREATE TABLE IF NOT EXISTS saved_sessions (
 
 // busyTimeout bounds how long a connection waits for a lock held by another
 // process sharing the file (or by a checkpoint) before failing with
-// SQLITE_BUSY. Within this process the writer pool already serializes writes.
+// SQLITE_BUSY. Within this process writes are already serialized: they all
+// run in Store.transact, on the writer's one held connection.
 const busyTimeout = 5 * time.Second
 
 // Open opens the database at path, creating the file, its parent directory
@@ -184,6 +185,8 @@ func (s *Store) open(ctx context.Context, path, synchronous string, checkpointEv
 	s.w, err = sql.Open("sqlite", dsn(path,
 		[]string{busy, "foreign_keys(1)", "journal_mode(WAL)", "synchronous(" + synchronous + ")",
 			fmt.Sprintf("wal_autocheckpoint(%d)", checkpointBackstop)},
+		// Only migrate begins a transaction through database/sql; the
+		// store's own begin with their BEGIN IMMEDIATE statement.
 		"_txlock=immediate"))
 	if err != nil {
 		return err
