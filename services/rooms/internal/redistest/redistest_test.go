@@ -1,0 +1,50 @@
+package redistest
+
+import (
+	"bufio"
+	"net"
+	"testing"
+	"time"
+)
+
+// sendPing sends PING in the inline protocol and returns the first line of the
+// answer.
+func sendPing(t *testing.T, addr string) (string, error) {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
+		return "", err
+	}
+	return bufio.NewReader(conn).ReadString('\n')
+}
+
+func TestStart(t *testing.T) {
+	var first string
+	t.Run("serves", func(t *testing.T) {
+		first = Start(t)
+		second := Start(t)
+		if first == second {
+			t.Fatalf("two servers on the same address %s", first)
+		}
+		for _, addr := range []string{first, second} {
+			if got, err := sendPing(t, addr); err != nil || got != "+PONG\r\n" {
+				t.Errorf("PING to %s: %q, %v; want +PONG", addr, got, err)
+			}
+		}
+	})
+	if t.Failed() {
+		return
+	}
+	if first == "" {
+		t.Skip("no server was started")
+	}
+	// The subtest has ended, so its servers have been stopped.
+	if got, err := sendPing(t, first); err == nil {
+		t.Errorf("PING to %s after the test that started it ended: %q, want no server", first, got)
+	}
+}
