@@ -1,0 +1,574 @@
+// Package redis is a store.Store on Redis, for rooms services that share
+// their rooms through one Redis deployment instead of keeping them in a local
+// SQLite file. Every write is one Lua script, atomic on the server and one
+// round trip.
+//
+// Keys, under a prefix P ("parley:" by default), with T = "{ns\0name}" the
+// hash tag of a room so that all of a room's keys share one Cluster slot:
+//
+//	P room T          hash: the room's settings and counters (last offset, members, sessions)
+//	P mem T           hash: user → join time (20 digits) and "1" if ephemeral
+//	P memz T          sorted set of user ids, for ordered pages of members
+//	P sess T <user>   hash: session id → lease ("" for none)
+//	P msgs T          sorted set of messages scored by offset
+//	P dedupe T        hash: sender\0client id → "offset created"
+//	P rooms           sorted set of "ns\0name", for ordered pages of rooms
+//	P retention       set of rooms with a history age limit, for Sweep
+//	P emptyttl        set of rooms deleted when empty, for DeleteEmptyRooms
+//	P leases          hash: lease → expiry
+//	P leaserefs       set of leases that sessions were joined under
+//	P lease:<lease>   set of "ns\0name\0user\0session" held under the lease
+//	P lonely          set of "ns\0name\0user": ephemeral members that lost their last session
+//	P saved:<ns\0id>  string: a saved session, "expiry data"
+//	P savedx          sorted set of saved-session keys by expiry in milliseconds
+//	P events          channel: new messages and announced events (see Follow)
+//
+// The scripts name the keys they touch through the prefix rather than as
+// KEYS arguments, which one Redis server (or a Sentinel-managed primary)
+// accepts; Redis Cluster needs the global keys split from the rooms' first.
+package redis
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/parleyhq/parley/services/rooms/internal/store"
+)
+
+// DefaultPrefix starts every key the store writes.
+const DefaultPrefix = "parley:"
+
+// Options configure a Store.
+type Options struct {
+	// Prefix starts every key; DefaultPrefix when empty. Two stores with
+	// different prefixes share a Redis without seeing each other.
+	Prefix string
+	// Committed is told of every message Publish stores (see store.Committed).
+	Committed store.Committed
+	// Origin names this store among those sharing the Redis, so that Follow
+	// passes on only what the others publish; a random one when empty.
+	Origin string
+}
+
+// Store is a store.Store on Redis. It owns its client: Close closes it.
+type Store struct {
+	c         goredis.UniversalClient
+	p         string
+	origin    string
+	committed store.Committed
+
+	// Publishes to one room hold its stripe from the script's call until
+	// Committed has been told, so that Committed sees each room's messages
+	// in offset order even when Publish is called concurrently.
+	seed    maphash.Seed
+	stripes [256]sync.Mutex
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open returns a Store on c once Redis answers.
+func Open(ctx context.Context, c goredis.UniversalClient, opts Options) (*Store, error) {
+	if err := c.Ping(ctx).Err(); err != nil {
+		return nil, fmt.Errorf("open redis store: %w", err)
+	}
+	p := opts.Prefix
+	if p == "" {
+		p = DefaultPrefix
+	}
+	origin := opts.Origin
+	if origin == "" {
+		origin = newEpoch()
+	}
+	return &Store{c: c, p: p, origin: origin, committed: opts.Committed, seed: maphash.MakeSeed()}, nil
+}
+
+// Close implements store.Store.
+func (s *Store) Close() error { return s.c.Close() }
+
+// run runs a script with the prefix as ARGV[1] and maps the scripts' error
+// replies to the store's errors.
+func (s *Store) run(ctx context.Context, sc *goredis.Script, args ...any) (any, error) {
+	v, err := sc.Run(ctx, s.c, nil, append([]any{s.p}, args...)...).Result()
+	if errors.Is(err, goredis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		switch strings.TrimPrefix(err.Error(), "ERR ") {
+		case "NOTFOUND":
+			return nil, store.ErrNotFound
+		case "EXISTS":
+			return nil, store.ErrAlreadyExists
+		case "FULL":
+			return nil, store.ErrRoomFull
+		case "PRIVATE":
+			return nil, store.ErrPrivate
+		case "NOTMEMBER":
+			return nil, store.ErrNotMember
+		case "READONLY":
+			return nil, store.ErrReadOnly
+		}
+		return nil, err
+	}
+	return v, nil
+}
+
+// stamp writes t as 20 digits of Unix nanoseconds, so that stamps compare as
+// strings as their instants do. Instants before 1970 are not kept apart.
+func stamp(t time.Time) string {
+	return fmt.Sprintf("%020d", max(t.UnixNano(), 0))
+}
+
+func unstamp(s string) (time.Time, error) {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("bad time %q: %w", s, err)
+	}
+	return time.Unix(0, n).UTC(), nil
+}
+
+func flag(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+func newEpoch() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func roomRef(k store.RoomKey) string { return k.Namespace + "\x00" + k.Name }
+
+func splitRef(s string) []string { return strings.Split(s, "\x00") }
+
+// roomHash reads a room from the scripts' HGETALL reply.
+func roomHash(v any) (store.Room, error) {
+	f, ok := v.([]any)
+	if !ok || len(f)%2 != 0 {
+		return store.Room{}, fmt.Errorf("bad room reply %T", v)
+	}
+	m := make(map[string]string, len(f)/2)
+	for i := 0; i < len(f); i += 2 {
+		k, _ := f[i].(string)
+		val, _ := f[i+1].(string)
+		m[k] = val
+	}
+	return parseRoom(m)
+}
+
+func parseRoom(m map[string]string) (store.Room, error) {
+	if len(m) == 0 {
+		return store.Room{}, store.ErrNotFound
+	}
+	var (
+		r    store.Room
+		errs []error
+	)
+	num := func(k string) uint64 {
+		n, err := strconv.ParseUint(m[k], 10, 64)
+		errs = append(errs, err)
+		return n
+	}
+	dur := func(k string) time.Duration {
+		n, err := strconv.ParseInt(m[k], 10, 64)
+		errs = append(errs, err)
+		return time.Duration(n)
+	}
+	at := func(k string) time.Time {
+		t, err := unstamp(m[k])
+		errs = append(errs, err)
+		return t
+	}
+	r.Namespace, r.Name, r.Epoch = m["ns"], m["name"], m["epoch"]
+	r.Options = store.RoomOptions{
+		Private:            m["priv"] == "1",
+		MaxMembers:         uint32(num("max")),
+		ReadOnly:           m["ro"] == "1",
+		HistoryMaxMessages: uint32(num("hmax")),
+		HistoryRetention:   dur("ret"),
+		DeleteWhenEmpty:    dur("ettl"),
+	}
+	r.LastOffset = num("last")
+	r.MemberCount = uint32(num("count"))
+	r.CreateTime, r.UpdateTime = at("ct"), at("ut")
+	if err := errors.Join(errs...); err != nil {
+		return store.Room{}, fmt.Errorf("bad room %s/%s: %w", r.Namespace, r.Name, err)
+	}
+	return r, nil
+}
+
+// member reads a membership record: join time then "1" if ephemeral.
+func member(user string, rec any, sessions any) (store.Member, error) {
+	s, _ := rec.(string)
+	if len(s) < 20 {
+		return store.Member{}, fmt.Errorf("bad member record %q of %q", s, user)
+	}
+	t, err := unstamp(s[:20])
+	if err != nil {
+		return store.Member{}, err
+	}
+	n, _ := sessions.(int64)
+	return store.Member{UserID: user, JoinTime: t, Sessions: uint32(n)}, nil
+}
+
+// CreateRoom implements store.Store.
+func (s *Store) CreateRoom(ctx context.Context, key store.RoomKey, opts store.RoomOptions, now time.Time) (store.Room, error) {
+	epoch := newEpoch()
+	_, err := s.run(ctx, createRoomScript, key.Namespace, key.Name, flag(opts.Private), opts.MaxMembers,
+		flag(opts.ReadOnly), opts.HistoryMaxMessages, int64(opts.HistoryRetention), stamp(now), epoch,
+		int64(opts.DeleteWhenEmpty))
+	if err != nil {
+		return store.Room{}, fmt.Errorf("create room %s/%s: %w", key.Namespace, key.Name, err)
+	}
+	at, _ := unstamp(stamp(now))
+	return store.Room{RoomKey: key, Options: opts, CreateTime: at, UpdateTime: at, Epoch: epoch}, nil
+}
+
+func (s *Store) roomKey(key store.RoomKey) string {
+	return s.p + "room{" + key.Namespace + "\x00" + key.Name + "}"
+}
+
+// GetRoom implements store.Store.
+func (s *Store) GetRoom(ctx context.Context, key store.RoomKey) (store.Room, error) {
+	m, err := s.c.HGetAll(ctx, s.roomKey(key)).Result()
+	if err == nil {
+		var r store.Room
+		if r, err = parseRoom(m); err == nil {
+			return r, nil
+		}
+	}
+	return store.Room{}, fmt.Errorf("get room %s/%s: %w", key.Namespace, key.Name, err)
+}
+
+// ListRooms implements store.Store.
+func (s *Store) ListRooms(ctx context.Context, q store.ListRoomsQuery) ([]store.Room, error) {
+	if q.Limit <= 0 {
+		return nil, nil
+	}
+	lo, hi := "-", "+"
+	if q.Namespace != "" {
+		lo, hi = "["+q.Namespace+"\x00"+q.Prefix, "("+q.Namespace+"\x01"
+	}
+	if q.After != (store.RoomKey{}) {
+		if after := roomRef(q.After); lo == "-" || after >= lo[1:] {
+			lo = "(" + after
+		}
+	}
+	var rooms []store.Room
+	for len(rooms) < q.Limit {
+		page, err := s.c.ZRangeArgs(ctx, goredis.ZRangeArgs{
+			Key: s.p + "rooms", Start: lo, Stop: hi, ByLex: true, Count: int64(max(q.Limit, 64)),
+		}).Result()
+		if err != nil {
+			return nil, fmt.Errorf("list rooms: %w", err)
+		}
+		var keys []store.RoomKey
+		for _, ref := range page {
+			f := splitRef(ref)
+			if len(f) != 2 {
+				return nil, fmt.Errorf("list rooms: bad index entry %q", ref)
+			}
+			if strings.HasPrefix(f[1], q.Prefix) {
+				keys = append(keys, store.RoomKey{Namespace: f[0], Name: f[1]})
+			}
+		}
+		got, err := s.rooms(ctx, keys)
+		if err != nil {
+			return nil, fmt.Errorf("list rooms: %w", err)
+		}
+		rooms = append(rooms, got...)
+		if int64(len(page)) < int64(max(q.Limit, 64)) {
+			break
+		}
+		lo = "(" + page[len(page)-1]
+	}
+	return rooms[:min(len(rooms), q.Limit)], nil
+}
+
+// rooms reads the rooms of keys that still exist.
+func (s *Store) rooms(ctx context.Context, keys []store.RoomKey) ([]store.Room, error) {
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	pipe := s.c.Pipeline()
+	cmds := make([]*goredis.MapStringStringCmd, len(keys))
+	for i, k := range keys {
+		cmds[i] = pipe.HGetAll(ctx, s.roomKey(k))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, err
+	}
+	rooms := make([]store.Room, 0, len(keys))
+	for _, c := range cmds {
+		r, err := parseRoom(c.Val())
+		if errors.Is(err, store.ErrNotFound) {
+			continue // deleted since the index was read
+		}
+		if err != nil {
+			return nil, err
+		}
+		rooms = append(rooms, r)
+	}
+	return rooms, nil
+}
+
+// UpdateRoom implements store.Store.
+func (s *Store) UpdateRoom(ctx context.Context, key store.RoomKey, patch store.RoomOptionsPatch, now time.Time) (store.Room, error) {
+	opt := func(set bool, v string) string {
+		if !set {
+			return ""
+		}
+		return v
+	}
+	var retention, emptyTTL string
+	if patch.HistoryRetention != nil {
+		retention = strconv.FormatInt(int64(*patch.HistoryRetention), 10)
+	}
+	if patch.DeleteWhenEmpty != nil {
+		emptyTTL = strconv.FormatInt(int64(*patch.DeleteWhenEmpty), 10)
+	}
+	v, err := s.run(ctx, updateRoomScript, key.Namespace, key.Name,
+		opt(patch.Private != nil, flag(patch.Private != nil && *patch.Private)),
+		opt(patch.MaxMembers != nil, strconv.FormatUint(uint64(deref(patch.MaxMembers)), 10)),
+		opt(patch.ReadOnly != nil, flag(patch.ReadOnly != nil && *patch.ReadOnly)),
+		opt(patch.HistoryMaxMessages != nil, strconv.FormatUint(uint64(deref(patch.HistoryMaxMessages)), 10)),
+		retention, stamp(now), emptyTTL)
+	var r store.Room
+	if err == nil {
+		r, err = roomHash(v)
+	}
+	if err != nil {
+		return store.Room{}, fmt.Errorf("update room %s/%s: %w", key.Namespace, key.Name, err)
+	}
+	return r, nil
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
+
+// DeleteRoom implements store.Store.
+func (s *Store) DeleteRoom(ctx context.Context, key store.RoomKey) error {
+	if _, err := s.run(ctx, deleteRoomScript, key.Namespace, key.Name); err != nil {
+		return fmt.Errorf("delete room %s/%s: %w", key.Namespace, key.Name, err)
+	}
+	return nil
+}
+
+// Join implements store.Store.
+func (s *Store) Join(ctx context.Context, p store.JoinParams) (store.JoinResult, error) {
+	v, err := s.run(ctx, joinScript, p.Room.Namespace, p.Room.Name, p.UserID, p.SessionID, p.Lease,
+		flag(p.Ephemeral), flag(p.Admit), stamp(p.Now))
+	var res store.JoinResult
+	if err == nil {
+		err = func() error {
+			f, ok := v.([]any)
+			if !ok || len(f) != 4 {
+				return fmt.Errorf("bad join reply %v", v)
+			}
+			var err error
+			if res.Room, err = roomHash(f[0]); err != nil {
+				return err
+			}
+			if res.Member, err = member(p.UserID, f[1], f[2]); err != nil {
+				return err
+			}
+			res.Joined = f[3] == int64(1)
+			return nil
+		}()
+	}
+	if err != nil {
+		return store.JoinResult{}, fmt.Errorf("join %s/%s as %q: %w", p.Room.Namespace, p.Room.Name, p.UserID, err)
+	}
+	return res, nil
+}
+
+// RemoveMember implements store.Store.
+func (s *Store) RemoveMember(ctx context.Context, key store.RoomKey, userID string) (bool, error) {
+	v, err := s.run(ctx, removeMemberScript, key.Namespace, key.Name, userID)
+	if err != nil {
+		return false, fmt.Errorf("remove member %q from %s/%s: %w", userID, key.Namespace, key.Name, err)
+	}
+	return v == int64(1), nil
+}
+
+// EndSession implements store.Store.
+func (s *Store) EndSession(ctx context.Context, key store.RoomKey, userID, sessionID string) (store.Member, error) {
+	v, err := s.run(ctx, endSessionScript, key.Namespace, key.Name, userID, sessionID)
+	var m store.Member
+	if err == nil {
+		if f, ok := v.([]any); ok && len(f) == 2 {
+			m, err = member(userID, f[0], f[1])
+		} else {
+			err = fmt.Errorf("bad reply %v", v)
+		}
+	}
+	if err != nil {
+		return store.Member{}, fmt.Errorf("end session %q of %q in %s/%s: %w", sessionID, userID, key.Namespace, key.Name, err)
+	}
+	return m, nil
+}
+
+// ListMembers implements store.Store.
+func (s *Store) ListMembers(ctx context.Context, key store.RoomKey, afterUser string, limit int) ([]store.Member, error) {
+	v, err := s.run(ctx, listMembersScript, key.Namespace, key.Name, afterUser, max(limit, 0))
+	var members []store.Member
+	if err == nil {
+		f, _ := v.([]any)
+		for i := 0; i+2 < len(f) && err == nil; i += 3 {
+			user, _ := f[i].(string)
+			var m store.Member
+			if m, err = member(user, f[i+1], f[i+2]); err == nil {
+				members = append(members, m)
+			}
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list members of %s/%s: %w", key.Namespace, key.Name, err)
+	}
+	return members, nil
+}
+
+// Publish implements store.Store.
+func (s *Store) Publish(ctx context.Context, p store.PublishParams) (store.Message, bool, error) {
+	mu := &s.stripes[maphash.String(s.seed, roomRef(p.Room))%uint64(len(s.stripes))]
+	mu.Lock()
+	defer mu.Unlock()
+	v, err := s.run(ctx, publishScript, p.Room.Namespace, p.Room.Name, p.Sender, p.Payload,
+		p.ClientMessageID, p.SessionID, stamp(p.Now), stamp(p.DedupeSince), s.origin)
+	m, dup, err := s.published(p, v, err)
+	if err != nil {
+		return store.Message{}, false, fmt.Errorf("publish %s/%s: %w", p.Room.Namespace, p.Room.Name, err)
+	}
+	if !dup && s.committed != nil {
+		s.committed([]store.Message{m})
+	}
+	return m, dup, nil
+}
+
+func (s *Store) published(p store.PublishParams, v any, err error) (store.Message, bool, error) {
+	if err != nil {
+		return store.Message{}, false, err
+	}
+	f, ok := v.([]any)
+	if !ok || len(f) < 2 {
+		return store.Message{}, false, fmt.Errorf("bad publish reply %v", v)
+	}
+	off, _ := f[1].(int64)
+	if f[0] == int64(1) {
+		at, _ := unstamp(stamp(p.Now))
+		return store.Message{
+			Room: p.Room, Offset: uint64(off), Sender: p.Sender, Payload: p.Payload,
+			ClientMessageID: p.ClientMessageID, SessionID: p.SessionID, CreateTime: at,
+		}, false, nil
+	}
+	// A duplicate: the first message if history still has it, else what
+	// the deduplication key kept of it.
+	if len(f) == 4 {
+		if enc, ok := f[3].(string); ok {
+			m, err := decodeMessage(p.Room, enc)
+			return m, true, err
+		}
+	}
+	created, _ := f[2].(string)
+	at, err := unstamp(created)
+	return store.Message{
+		Room: p.Room, Offset: uint64(off), Sender: p.Sender, Payload: p.Payload,
+		ClientMessageID: p.ClientMessageID, SessionID: p.SessionID, CreateTime: at,
+	}, true, err
+}
+
+// decodeMessage reads a message as publishScript stores it.
+func decodeMessage(room store.RoomKey, enc string) (store.Message, error) {
+	bad := fmt.Errorf("bad message %.40q", enc)
+	m := store.Message{Room: room}
+	i := strings.IndexByte(enc, ':')
+	if i < 0 || len(enc) < i+21 {
+		return m, bad
+	}
+	off, err := strconv.ParseUint(enc[:i], 10, 64)
+	if err != nil {
+		return m, bad
+	}
+	m.Offset = off
+	if m.CreateTime, err = unstamp(enc[i+1 : i+21]); err != nil {
+		return m, bad
+	}
+	rest := enc[i+21:]
+	for _, dst := range []*string{&m.Sender, &m.SessionID, &m.ClientMessageID} {
+		j := strings.IndexByte(rest, ':')
+		if j < 0 {
+			return m, bad
+		}
+		n, err := strconv.Atoi(rest[:j])
+		if err != nil || n < 0 || len(rest) < j+1+n {
+			return m, bad
+		}
+		*dst, rest = rest[j+1:j+1+n], rest[j+1+n:]
+	}
+	m.Payload = rest
+	return m, nil
+}
+
+// History implements store.Store.
+func (s *Store) History(ctx context.Context, q store.HistoryQuery) ([]store.Message, error) {
+	var mode string
+	switch q.Mode {
+	case store.HistoryLatest:
+		mode = "latest"
+	case store.HistoryBefore:
+		mode = "before"
+	case store.HistoryAfter:
+		mode = "after"
+	default:
+		return nil, fmt.Errorf("history of %s/%s: unknown mode %d", q.Room.Namespace, q.Room.Name, q.Mode)
+	}
+	v, err := s.run(ctx, historyScript, q.Room.Namespace, q.Room.Name, mode, strconv.FormatUint(q.Offset, 10), max(q.Limit, 0))
+	var msgs []store.Message
+	if err == nil {
+		f, _ := v.([]any)
+		msgs = make([]store.Message, 0, len(f))
+		for _, e := range f {
+			enc, _ := e.(string)
+			var m store.Message
+			if m, err = decodeMessage(q.Room, enc); err != nil {
+				break
+			}
+			msgs = append(msgs, m)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("history of %s/%s: %w", q.Room.Namespace, q.Room.Name, err)
+	}
+	if mode != "after" {
+		slices.Reverse(msgs) // read newest first to apply the limit at the right end
+	}
+	return msgs, nil
+}
+
+// Purge implements store.Store.
+func (s *Store) Purge(ctx context.Context, key store.RoomKey, before uint64) (uint64, error) {
+	v, err := s.run(ctx, purgeScript, key.Namespace, key.Name, strconv.FormatUint(before, 10))
+	if err != nil {
+		return 0, fmt.Errorf("purge %s/%s: %w", key.Namespace, key.Name, err)
+	}
+	n, _ := v.(int64)
+	return uint64(n), nil
+}

@@ -1,0 +1,252 @@
+package redis
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/parleyhq/parley/services/rooms/internal/store"
+)
+
+// KeepLease implements store.Store.
+func (s *Store) KeepLease(ctx context.Context, lease string, expire time.Time) (bool, error) {
+	v, err := s.run(ctx, keepLeaseScript, lease, stamp(expire))
+	if err != nil {
+		return false, fmt.Errorf("keep lease %q: %w", lease, err)
+	}
+	return v == int64(1), nil
+}
+
+// ExpireLeases implements store.Store.
+func (s *Store) ExpireLeases(ctx context.Context, now time.Time) ([]store.Membership, error) {
+	v, err := s.run(ctx, expireLeasesScript, stamp(now))
+	if err != nil {
+		return nil, fmt.Errorf("expire leases: %w", err)
+	}
+	f, _ := v.([]any)
+	var left []store.Membership
+	for i := 0; i+2 < len(f); i += 3 {
+		ns, _ := f[i].(string)
+		name, _ := f[i+1].(string)
+		user, _ := f[i+2].(string)
+		left = append(left, store.Membership{Room: store.RoomKey{Namespace: ns, Name: name}, UserID: user})
+	}
+	slices.SortFunc(left, func(a, b store.Membership) int {
+		return cmp.Or(cmp.Compare(a.Room.Namespace, b.Room.Namespace), cmp.Compare(a.Room.Name, b.Room.Name),
+			cmp.Compare(a.UserID, b.UserID))
+	})
+	return left, nil
+}
+
+// indexed returns the rooms listed in one of the store's room sets.
+func (s *Store) indexed(ctx context.Context, set string) ([]store.RoomKey, error) {
+	refs, err := s.c.SMembers(ctx, s.p+set).Result()
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]store.RoomKey, 0, len(refs))
+	for _, ref := range refs {
+		if f := splitRef(ref); len(f) == 2 {
+			keys = append(keys, store.RoomKey{Namespace: f[0], Name: f[1]})
+		}
+	}
+	return keys, nil
+}
+
+// durations reads one duration field of each room; a room deleted meanwhile
+// reads as 0.
+func (s *Store) durations(ctx context.Context, keys []store.RoomKey, field string) ([]time.Duration, error) {
+	pipe := s.c.Pipeline()
+	cmds := make([]*goredis.StringCmd, len(keys))
+	for i, k := range keys {
+		cmds[i] = pipe.HGet(ctx, s.roomKey(k), field)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
+		return nil, err
+	}
+	out := make([]time.Duration, len(keys))
+	for i, c := range cmds {
+		n, _ := strconv.ParseInt(c.Val(), 10, 64)
+		out[i] = time.Duration(n)
+	}
+	return out, nil
+}
+
+// before returns the stamp of t less d, as a cutoff no stamp is below when
+// it falls before 1970.
+func before(t time.Time, d time.Duration) string { return stamp(t.Add(-d)) }
+
+// DeleteEmptyRooms implements store.Store.
+func (s *Store) DeleteEmptyRooms(ctx context.Context, now time.Time) ([]store.RoomKey, error) {
+	keys, err := s.indexed(ctx, "emptyttl")
+	var ttls []time.Duration
+	if err == nil {
+		ttls, err = s.durations(ctx, keys, "ettl")
+	}
+	var deleted []store.RoomKey
+	for i, k := range keys {
+		if err != nil {
+			break
+		}
+		var v any
+		if v, err = s.run(ctx, emptyRoomScript, k.Namespace, k.Name, stamp(now), before(now, ttls[i])); err == nil && v == int64(1) {
+			deleted = append(deleted, k)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("delete empty rooms: %w", err)
+	}
+	return deleted, nil
+}
+
+// Sweep implements store.Store. It reads every room with a retention, and
+// every room's deduplication keys: a cost that grows with the rooms, paid
+// once per sweep.
+func (s *Store) Sweep(ctx context.Context, now, dedupeBefore time.Time) error {
+	if err := s.sweep(ctx, now, dedupeBefore); err != nil {
+		return fmt.Errorf("sweep: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) sweep(ctx context.Context, now, dedupeBefore time.Time) error {
+	keys, err := s.indexed(ctx, "retention")
+	if err != nil {
+		return err
+	}
+	rets, err := s.durations(ctx, keys, "ret")
+	if err != nil {
+		return err
+	}
+	for i, k := range keys {
+		if rets[i] <= 0 {
+			continue
+		}
+		if _, err := s.run(ctx, sweepMessagesScript, k.Namespace, k.Name, before(now, rets[i])); err != nil {
+			return err
+		}
+	}
+	all, err := s.c.ZRange(ctx, s.p+"rooms", 0, -1).Result()
+	if err != nil {
+		return err
+	}
+	for _, ref := range all {
+		f := splitRef(ref)
+		if len(f) != 2 {
+			continue
+		}
+		if _, err := s.run(ctx, sweepDedupeScript, f[0], f[1], stamp(dedupeBefore)); err != nil {
+			return err
+		}
+	}
+	// Saved sessions expire in Redis too, by the clock; the sweep removes
+	// those expired at now, by the caller's.
+	due, err := s.c.ZRangeArgs(ctx, goredis.ZRangeArgs{
+		Key: s.p + "savedx", Start: "-inf", Stop: strconv.FormatInt(now.UnixMilli()+1, 10), ByScore: true,
+	}).Result()
+	if err != nil || len(due) == 0 {
+		return err
+	}
+	args := []any{stamp(now)}
+	for _, k := range due {
+		args = append(args, k)
+	}
+	_, err = s.run(ctx, sweepSessionsScript, args...)
+	return err
+}
+
+// Stats implements store.Store.
+func (s *Store) Stats(ctx context.Context, namespace string) (store.Stats, error) {
+	st, err := s.stats(ctx, namespace)
+	if err != nil {
+		return store.Stats{}, fmt.Errorf("stats %q: %w", namespace, err)
+	}
+	return st, nil
+}
+
+func (s *Store) stats(ctx context.Context, namespace string) (store.Stats, error) {
+	lo, hi := "-", "+"
+	if namespace != "" {
+		lo, hi = "["+namespace+"\x00", "("+namespace+"\x01"
+	}
+	refs, err := s.c.ZRangeArgs(ctx, goredis.ZRangeArgs{Key: s.p + "rooms", Start: lo, Stop: hi, ByLex: true}).Result()
+	if err != nil {
+		return store.Stats{}, err
+	}
+	pipe := s.c.Pipeline()
+	counts := make([]*goredis.SliceCmd, 0, len(refs))
+	msgs := make([]*goredis.IntCmd, 0, len(refs))
+	for _, ref := range refs {
+		f := splitRef(ref)
+		if len(f) != 2 {
+			continue
+		}
+		k := store.RoomKey{Namespace: f[0], Name: f[1]}
+		counts = append(counts, pipe.HMGet(ctx, s.roomKey(k), "count", "sess"))
+		msgs = append(msgs, pipe.ZCard(ctx, s.p+"msgs{"+ref+"}"))
+	}
+	if len(counts) > 0 {
+		if _, err := pipe.Exec(ctx); err != nil {
+			return store.Stats{}, err
+		}
+	}
+	var st store.Stats
+	for i, c := range counts {
+		v := c.Val()
+		if len(v) != 2 || v[0] == nil {
+			continue // deleted since the index was read
+		}
+		st.Rooms++
+		members, _ := strconv.ParseUint(fmt.Sprint(v[0]), 10, 64)
+		sessions, _ := strconv.ParseUint(fmt.Sprint(v[1]), 10, 64)
+		st.Members += members
+		st.Sessions += sessions
+		st.Messages += uint64(msgs[i].Val())
+	}
+	return st, nil
+}
+
+func (s *Store) savedKey(namespace, id string) string {
+	return s.p + "saved:" + namespace + "\x00" + id
+}
+
+// SaveSessions implements store.Store.
+func (s *Store) SaveSessions(ctx context.Context, sessions []store.Session) error {
+	if len(sessions) == 0 {
+		return nil
+	}
+	_, err := s.c.TxPipelined(ctx, func(pipe goredis.Pipeliner) error {
+		for _, ss := range sessions {
+			k := s.savedKey(ss.Namespace, ss.ID)
+			pipe.Set(ctx, k, stamp(ss.Expire)+" "+string(ss.Data), 0)
+			// One millisecond late, so that Redis never drops a session
+			// before TakeSession would stop returning it.
+			pipe.PExpireAt(ctx, k, ss.Expire.Add(time.Millisecond))
+			pipe.ZAdd(ctx, s.p+"savedx", goredis.Z{Score: float64(ss.Expire.UnixMilli()), Member: k})
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("save %d sessions: %w", len(sessions), err)
+	}
+	return nil
+}
+
+// TakeSession implements store.Store.
+func (s *Store) TakeSession(ctx context.Context, namespace, id string, now time.Time) ([]byte, error) {
+	v, err := s.run(ctx, takeSessionScript, s.savedKey(namespace, id), stamp(now))
+	if err == nil && v == nil {
+		err = store.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("take session %s/%s: %w", namespace, id, err)
+	}
+	data, _ := v.(string)
+	return []byte(data), nil
+}
