@@ -10,8 +10,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,7 +24,6 @@ import (
 	"github.com/parleyhq/parley/services/kit/profiling"
 	"github.com/parleyhq/parley/services/rooms/internal/fanout"
 	"github.com/parleyhq/parley/services/rooms/internal/server"
-	"github.com/parleyhq/parley/services/rooms/internal/store/sqlite"
 )
 
 // Run runs the rooms service until ctx is done. args are the command-line
@@ -42,21 +39,16 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 
 	hub := fanout.NewHub()
-	dbPath := filepath.Join(cfg.DataDir, "rooms.db")
-	st, err := sqlite.Open(ctx, dbPath, sqlite.Options{
-		Synchronous: strings.ToUpper(cfg.SQLiteSync),
-		Committed:   server.BroadcastCommitted(hub),
-		Log:         log,
-	})
+	st, err := openStore(ctx, cfg, hub, log)
 	if err != nil {
-		return fmt.Errorf("open store: %w", err)
+		return err
 	}
-	defer st.Close()
+	defer st.close()
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	stopping := make(chan struct{})
-	deps := &server.Deps{Store: st, Hub: hub, Limits: cfg.Limits, Log: log, Metrics: server.NewMetrics(reg), Stopping: stopping}
+	deps := &server.Deps{Store: st, Hub: hub, Limits: cfg.Limits, Log: log, Metrics: server.NewMetrics(reg), Stopping: stopping, Announce: st.announce}
 	grpcSrv, hs, err := NewGRPCServer(log, reg, GRPCOptions{
 		ServiceToken:    cfg.ServiceToken,
 		AdminToken:      cfg.AdminToken,
@@ -86,7 +78,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	httpSrv := &http.Server{Handler: httpHandler(reg, hs), ReadHeaderTimeout: 5 * time.Second}
 	log.Info("rooms service serving",
-		"grpc_addr", lis.Addr().String(), "metrics_addr", mlis.Addr().String(), "pprof_addr", profiling.Addr(plis), "db", dbPath)
+		"grpc_addr", lis.Addr().String(), "metrics_addr", mlis.Addr().String(), "pprof_addr", profiling.Addr(plis), "store", st.where)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return grpcSrv.Serve(lis) })

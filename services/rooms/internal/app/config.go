@@ -10,6 +10,7 @@ import (
 	"github.com/parleyhq/parley/services/kit/logging"
 	"github.com/parleyhq/parley/services/kit/profiling"
 	"github.com/parleyhq/parley/services/rooms/internal/server"
+	"github.com/parleyhq/parley/services/rooms/internal/store/redis"
 )
 
 // envPrefix is put before a flag's upper-cased name to form its environment
@@ -23,6 +24,8 @@ type Config struct {
 	PprofListen   string
 	DataDir       string
 	SQLiteSync    string
+	RedisURL      string
+	RedisPrefix   string
 	ServiceToken  string
 	AdminToken    string
 	LogFormat     string
@@ -47,6 +50,8 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	fs.StringVar(&c.MetricsListen, "metrics-listen", ":9091", "HTTP listen address for /metrics and /healthz")
 	fs.StringVar(&c.DataDir, "data-dir", "./parley-data", "directory of the embedded SQLite store, created on first start")
 	fs.StringVar(&c.SQLiteSync, "sqlite-synchronous", "normal", "SQLite synchronous mode: normal (acknowledged messages survive a process crash) or full (they also survive a power loss, at the cost of an fsync per write)")
+	fs.StringVar(&c.RedisURL, "redis-url", "", "keep rooms in Redis instead of SQLite (redis://[user:password@]host:port/db, rediss:// for TLS); replicas sharing it and --redis-prefix serve the same rooms")
+	fs.StringVar(&c.RedisPrefix, "redis-prefix", redis.DefaultPrefix, "prefix of every Redis key and channel the service uses")
 	fs.StringVar(&c.ServiceToken, "service-token", "", "bearer token of gateways and internal services (required)")
 	fs.StringVar(&c.AdminToken, "admin-token", "", "bearer token of operators, needed by AdminService (required)")
 	profiling.AddFlag(fs.FlagSet, &c.PprofListen)

@@ -348,3 +348,18 @@ func TestLivePublishesArriveInOffsetOrder(t *testing.T) {
 		})
 	}
 }
+
+// TestInterruptedSubscriptionsResume checks that a hub interrupted (on Redis:
+// its feed of other replicas broke) ends subscriptions with UNAVAILABLE and
+// the offsets to resume from.
+func TestInterruptedSubscriptionsResume(t *testing.T) {
+	s := startServer(t)
+	mustCreate(t, s, "/", "r", nil)
+	mustPublish(t, s, "/", "r", "", `"one"`)
+	stream := subscribe(t, svcCtx(t), s, &roomsv1.RoomSubscription{Namespace: "/", Room: "r"})
+	s.hub.Interrupt()
+	_, err := stream.Recv()
+	if st := status.Convert(err); st.Code() != codes.Unavailable || !strings.Contains(st.Message(), "after_offset /r=1") {
+		t.Errorf("stream ended with %v, want UNAVAILABLE naming after_offset /r=1", err)
+	}
+}

@@ -17,6 +17,9 @@ var (
 	ErrOverflow = errors.New("subscriber fell behind")
 	// ErrClosed ends subscriptions when the hub shuts down.
 	ErrClosed = errors.New("hub closed")
+	// ErrInterrupted ends subscriptions when the hub may have missed events
+	// (Interrupt).
+	ErrInterrupted = errors.New("live events interrupted")
 )
 
 // Hub routes events to subscriptions by room.
@@ -95,6 +98,19 @@ func (h *Hub) Close() {
 	for _, set := range h.rooms {
 		for s := range set {
 			s.end(ErrClosed)
+		}
+	}
+}
+
+// Interrupt ends every subscription with ErrInterrupted, for a hub fed from
+// outside the process that may have missed events: each owner resumes from
+// the last offset it delivered. New subscriptions are accepted.
+func (h *Hub) Interrupt() {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for _, set := range h.rooms {
+		for s := range set {
+			s.end(ErrInterrupted)
 		}
 	}
 }

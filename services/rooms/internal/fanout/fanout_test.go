@@ -115,3 +115,33 @@ func TestHubClose(t *testing.T) {
 		t.Errorf("Subscribe after Close: err = %v, want ErrClosed", err)
 	}
 }
+
+func TestInterrupt(t *testing.T) {
+	h := NewHub()
+	before, err := h.Subscribe([]store.RoomKey{key("a")}, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Interrupt()
+	select {
+	case <-before.Done():
+	default:
+		t.Fatal("a subscription outlived Interrupt")
+	}
+	if err := before.Err(); !errors.Is(err, ErrInterrupted) {
+		t.Errorf("Err = %v, want ErrInterrupted", err)
+	}
+	after, err := h.Subscribe([]store.RoomKey{key("a")}, 8)
+	if err != nil {
+		t.Fatalf("Subscribe after Interrupt: %v", err)
+	}
+	h.Broadcast(msg("a", 1))
+	select {
+	case ev := <-after.Events():
+		if ev.GetMessage().GetOffset() != 1 {
+			t.Errorf("got %v", ev)
+		}
+	default:
+		t.Error("a subscription made after Interrupt got nothing")
+	}
+}

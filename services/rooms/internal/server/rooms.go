@@ -127,7 +127,7 @@ func (s *Rooms) DeleteRoom(ctx context.Context, req *roomsv1.DeleteRoomRequest) 
 }
 
 func broadcastDeleted(d *Deps, namespace, room string) {
-	d.Hub.Broadcast(&roomsv1.Event{
+	d.broadcast(&roomsv1.Event{
 		Namespace: namespace, Room: room,
 		Kind: &roomsv1.Event_RoomDeleted{RoomDeleted: &roomsv1.RoomDeleted{}},
 	})
@@ -190,7 +190,7 @@ func (s *Rooms) join(ctx context.Context, p store.JoinParams) (store.JoinResult,
 		return res, err
 	}
 	if res.Joined {
-		s.d.Hub.Broadcast(&roomsv1.Event{
+		s.d.broadcast(&roomsv1.Event{
 			Namespace: p.Room.Namespace, Room: p.Room.Name,
 			Kind: &roomsv1.Event_MemberJoined{MemberJoined: &roomsv1.MemberJoined{UserId: p.UserID}},
 		})
@@ -227,7 +227,7 @@ func (s *Rooms) removeMember(ctx context.Context, namespace, room, user string, 
 }
 
 func broadcastLeft(d *Deps, namespace, room, user string, kicked bool) {
-	d.Hub.Broadcast(&roomsv1.Event{
+	d.broadcast(&roomsv1.Event{
 		Namespace: namespace, Room: room,
 		Kind: &roomsv1.Event_MemberLeft{MemberLeft: &roomsv1.MemberLeft{UserId: user, Kicked: kicked}},
 	})

@@ -99,6 +99,17 @@ type Deps struct {
 	// Stopping is closed when the service shuts down; publish streams then
 	// end once they have answered what they read. Nil: never.
 	Stopping <-chan struct{}
+	// Announce, if set, tells the service's other replicas of each event
+	// broadcast here other than a message, which their store tells them of.
+	Announce func(*roomsv1.Event)
+}
+
+// broadcast hands ev to the local subscribers, then to the other replicas.
+func (d *Deps) broadcast(ev *roomsv1.Event) {
+	d.Hub.Broadcast(ev)
+	if d.Announce != nil {
+		d.Announce(ev)
+	}
 }
 
 func (d *Deps) now() time.Time {

@@ -198,6 +198,9 @@ func (sub *subscriber) end(err error) error {
 	case errors.Is(err, fanout.ErrOverflow):
 		reason = "overflow"
 		st = status.Errorf(codes.ResourceExhausted, "subscriber fell behind; resubscribe with after_offset %s", sub.offsets())
+	case errors.Is(err, fanout.ErrInterrupted):
+		reason = "interrupted"
+		st = status.Errorf(codes.Unavailable, "live events were interrupted; resubscribe with after_offset %s", sub.offsets())
 	case errors.Is(err, fanout.ErrClosed):
 		reason = "shutdown"
 		st = status.Errorf(codes.Unavailable, "service is shutting down; resubscribe with after_offset %s", sub.offsets())

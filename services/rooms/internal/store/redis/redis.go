@@ -24,8 +24,8 @@
 //	P events          channel: new messages and announced events (see Follow)
 //
 // The scripts name the keys they touch through the prefix rather than as
-// KEYS arguments, which one Redis server (or a Sentinel-managed primary)
-// accepts; Redis Cluster needs the global keys split from the rooms' first.
+// KEYS arguments, which one Redis server accepts; Redis Cluster needs the
+// deployment-wide keys split from the rooms' first.
 package redis
 
 import (
