@@ -64,7 +64,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	c := Config{}
 	fs := cli.NewFlagSet("gateway", envPrefix, "Usage: gateway [flags]\n       gateway token [--jwt-secret S] [--ttl D] USER\n\nParley gateway: socket.io v4 clients in, rooms service RPCs out.", out)
 	fs.StringVar(&c.Listen, "listen", ":3000", "HTTP listen address (socket.io at /socket.io/, /healthz, /metrics)")
-	fs.StringVar(&c.RoomsAddr, "rooms-addr", "localhost:50051", "gRPC address of the rooms service")
+	fs.StringVar(&c.RoomsAddr, "rooms-addr", "localhost:50051", "gRPC address of the rooms service: host:port, several separated by commas (replicas on Redis), or a target such as dns:///rooms:50051")
 	fs.StringVar(&c.ServiceToken, "service-token", "", "service credential for the rooms service (required)")
 	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "HS256 secrets of client tokens, comma-separated: all are accepted, the first signs (rotate by putting the new one first, then dropping the old); a namespace with auth needs this or --jwt-public-keys")
 	fs.StringVar(&c.JWTPublicKeys, "jwt-public-keys", "", "PEM file of an identity provider's public keys, RSA (RS256) or P-256 ECDSA (ES256), that client tokens may be signed with")

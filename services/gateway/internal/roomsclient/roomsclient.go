@@ -5,11 +5,17 @@ package roomsclient
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
+	// Registers the client side of gRPC health checking, which
+	// serviceConfig turns on.
+	_ "google.golang.org/grpc/health"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/manual"
 )
 
 // token is a per-RPC credential sending "authorization: Bearer <token>".
@@ -31,8 +37,18 @@ const (
 	connWindow   = 4 << 20
 )
 
+// serviceConfig spreads calls over every address of the rooms service
+// (replicas on Redis) that its health service says is serving, so that a
+// replica that stops is left as soon as it says so, not when calls to it fail.
+const serviceConfig = `{
+	"loadBalancingConfig": [{"round_robin": {}}],
+	"healthCheckConfig": {"serviceName": ""}
+}`
+
 // Dial returns a client connection to addr authenticated with serviceToken.
-// It connects lazily and reconnects on its own.
+// addr is one host:port, several separated by commas, or a gRPC target such
+// as dns:///rooms.internal:50051 whose name resolves to every replica. It
+// connects lazily and reconnects on its own.
 func Dial(addr, serviceToken string) (*grpc.ClientConn, error) {
 	// gRPC's default backs off to two minutes between attempts, but every
 	// moment the gateway is cut off from the rooms service its sockets can
@@ -42,7 +58,18 @@ func Dial(addr, serviceToken string) (*grpc.ClientConn, error) {
 		Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
 		MinConnectTimeout: 5 * time.Second,
 	}
-	conn, err := grpc.NewClient(addr,
+	target, opts := addr, []grpc.DialOption(nil)
+	if addrs := strings.Split(addr, ","); len(addrs) > 1 {
+		r := manual.NewBuilderWithScheme("parley-rooms")
+		state := resolver.State{}
+		for _, a := range addrs {
+			state.Addresses = append(state.Addresses, resolver.Address{Addr: strings.TrimSpace(a)})
+		}
+		r.InitialState(state)
+		target, opts = r.Scheme()+":///rooms", append(opts, grpc.WithResolvers(r))
+	}
+	conn, err := grpc.NewClient(target, append(opts,
+		grpc.WithDefaultServiceConfig(serviceConfig),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithPerRPCCredentials(token(serviceToken)),
 		grpc.WithConnectParams(reconnect),
@@ -51,7 +78,7 @@ func Dial(addr, serviceToken string) (*grpc.ClientConn, error) {
 		// a ping and its answer for nearly every chat message.
 		grpc.WithInitialWindowSize(streamWindow),
 		grpc.WithInitialConnWindowSize(connWindow),
-	)
+	)...)
 	if err != nil {
 		return nil, fmt.Errorf("rooms service %s: %w", addr, err)
 	}
