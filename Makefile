@@ -26,6 +26,10 @@ RUN_GATEWAY_PORT ?= 3000
 
 RUN_JWT_SECRET ?= dev-jwt-secret
 
+# Settings of `make run-cluster`: Redis, two rooms replicas on it, two gateways.
+CLUSTER_DIR ?= $(TMP)/cluster
+CLUSTER_REDIS_PORT ?= 6380
+
 NODE_TESTS := services/gateway/test/node
 BENCH_NODE := bench/node
 WEB := services/gateway/web
@@ -55,6 +59,30 @@ run: build ## Build and run the rooms service (embedded store) and the gateway, 
 		--service-token $(RUN_SERVICE_TOKEN) --cors-origins '*' --config services/gateway/dev.json \
 		--jwt-secret $(RUN_JWT_SECRET) --dev-tokens & \
 	wait -n; status=$$?; kill $$(jobs -p) 2>/dev/null; wait; exit $$status
+
+.PHONY: run-cluster
+run-cluster: build ## Run Redis, two rooms replicas on it and two gateways (:3000, :3001), with dev tokens
+	@command -v redis-server >/dev/null || { echo "run-cluster needs redis-server: apt-get install redis-server" >&2; exit 1; }
+	@mkdir -p $(CLUSTER_DIR)/redis
+	@echo "Parley is starting on Redis (localhost:$(CLUSTER_REDIS_PORT), data in $(CLUSTER_DIR)/redis, fsync on every write):"
+	@echo "  chat pages          http://localhost:3000/ and http://localhost:3001/  (two gateways: chat across them)"
+	@echo "  rooms replicas      localhost:50051 and localhost:50052  (metrics :9091 and :9092)"
+	@echo "Each gateway reaches both replicas: stop one (pkill -f 'rooms --listen :50052') and chat goes on."
+	@echo "Ctrl-C stops all of it."
+	@trap 'kill $$(jobs -p) 2>/dev/null; wait' INT TERM; \
+	redis-server --port $(CLUSTER_REDIS_PORT) --bind 127.0.0.1 --dir $(CLUSTER_DIR)/redis \
+		--appendonly yes --appendfsync always --save '' --loglevel warning & \
+	until redis-cli -p $(CLUSTER_REDIS_PORT) ping >/dev/null 2>&1; do sleep 0.1; done; \
+	for i in 1 2; do \
+		$(BIN)/rooms --listen :5005$$i --metrics-listen :909$$i --redis-url redis://localhost:$(CLUSTER_REDIS_PORT) \
+			--service-token $(RUN_SERVICE_TOKEN) --admin-token $(RUN_ADMIN_TOKEN) & \
+	done; \
+	for port in 3000 3001; do \
+		$(BIN)/gateway --listen :$$port --rooms-addr localhost:50051,localhost:50052 \
+			--service-token $(RUN_SERVICE_TOKEN) --cors-origins '*' --config services/gateway/dev.json \
+			--jwt-secret $(RUN_JWT_SECRET) --dev-tokens & \
+	done; \
+	wait
 
 .PHONY: build
 build: web ## Build the service binaries into .tmp/bin
