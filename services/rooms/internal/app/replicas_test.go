@@ -9,7 +9,7 @@ import (
 	"google.golang.org/grpc"
 
 	roomsv1 "github.com/parleyhq/parley/proto/parley/rooms/v1"
-	"github.com/parleyhq/parley/services/rooms/internal/redistest"
+	"github.com/parleyhq/parley/services/kit/redistest"
 	"github.com/parleyhq/parley/services/rooms/internal/roomstest"
 )
 

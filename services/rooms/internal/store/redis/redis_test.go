@@ -9,7 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/parleyhq/parley/services/rooms/internal/redistest"
+	"github.com/parleyhq/parley/services/kit/redistest"
 	"github.com/parleyhq/parley/services/rooms/internal/store"
 	"github.com/parleyhq/parley/services/rooms/internal/store/redis"
 	"github.com/parleyhq/parley/services/rooms/internal/store/storetest"

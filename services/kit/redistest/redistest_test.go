@@ -48,3 +48,44 @@ func TestStart(t *testing.T) {
 		t.Errorf("PING to %s after the test that started it ended: %q, want no server", first, got)
 	}
 }
+
+// TestDurableSurvivesKill checks that what a durable server answered is
+// there after SIGKILL and Restart, on the same address.
+func TestDurableSurvivesKill(t *testing.T) {
+	s := StartDurable(t)
+	send := func(cmd string) string {
+		t.Helper()
+		conn, err := net.DialTimeout("tcp", s.Addr, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := conn.Write([]byte(cmd + "\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		r := bufio.NewReader(conn)
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if line == "$5\r\n" {
+			line, err = r.ReadString('\n')
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		return line
+	}
+	if got := send("SET kept value"); got != "+OK\r\n" {
+		t.Fatalf("SET answered %q", got)
+	}
+	s.Kill()
+	if _, err := sendPing(t, s.Addr); err == nil {
+		t.Fatal("the server answers after Kill")
+	}
+	s.Restart()
+	if got := send("GET kept"); got != "value\r\n" {
+		t.Errorf("GET after restart answered %q, want value", got)
+	}
+}

@@ -1,6 +1,7 @@
-// Package redistest starts real redis-server processes for tests: each Start
-// runs a fresh, empty server that keeps nothing on disk, on a loopback port,
-// and stops it when the test ends.
+// Package redistest starts real redis-server processes for tests: each runs
+// fresh and empty on a loopback port, and is stopped when the test ends. A
+// durable one writes an append-only file and can be killed and restarted on
+// it.
 package redistest
 
 import (
@@ -30,11 +31,37 @@ const (
 // which another process took after it was picked.
 var errBind = errors.New("port already in use")
 
-// Start runs a redis-server on 127.0.0.1, waits until it answers PING and
-// returns its address, "127.0.0.1:port". The server is stopped at the end of
-// the test. If redis-server is not on PATH the test is skipped, or fails
-// when CI is "true".
+// Server is a running redis-server.
+type Server struct {
+	Addr string // "127.0.0.1:port"
+
+	t       testing.TB
+	bin     string
+	port    int
+	dir     string
+	durable bool
+	cmd     *exec.Cmd
+	exited  chan struct{}
+}
+
+// Start runs a redis-server on 127.0.0.1 that keeps nothing on disk, waits
+// until it answers PING and returns its address, "127.0.0.1:port". The
+// server is stopped at the end of the test. If redis-server is not on PATH
+// the test is skipped, or fails when CI is "true".
 func Start(t testing.TB) string {
+	t.Helper()
+	return launch(t, false).Addr
+}
+
+// StartDurable runs a redis-server whose append-only file is written and
+// synced before each write is answered (appendfsync always), so that a write
+// it answered survives Kill and Restart.
+func StartDurable(t testing.TB) *Server {
+	t.Helper()
+	return launch(t, true)
+}
+
+func launch(t testing.TB, durable bool) *Server {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -44,55 +71,73 @@ func Start(t testing.TB) string {
 		t.Skipf("redis-server not installed: %v (apt-get install redis-server)", err)
 	}
 	for range attempts {
-		var addr string
-		if addr, err = start(t, bin); err == nil {
-			return addr
+		port, err := freePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := &Server{t: t, bin: bin, port: port, dir: t.TempDir(), durable: durable,
+			Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
+		if err = s.start(); err == nil {
+			return s
 		}
 		if !errors.Is(err, errBind) {
 			t.Fatal(err)
 		}
 	}
 	t.Fatalf("redis-server found no free port in %d tries, the last: %v", attempts, err)
-	return ""
+	return nil
 }
 
-// start runs one redis-server on a port that was free a moment ago, in a
-// temporary directory of its own, and waits for it to answer.
-func start(t testing.TB, bin string) (string, error) {
-	port, err := freePort()
-	if err != nil {
-		return "", err
+// Kill stops the server with SIGKILL and waits for it to exit.
+func (s *Server) Kill() {
+	s.cmd.Process.Kill()
+	<-s.exited
+}
+
+// Restart starts the server again, on its address and its data, once it
+// has exited (after Kill), and waits until it answers.
+func (s *Server) Restart() {
+	s.t.Helper()
+	if err := s.start(); err != nil {
+		s.t.Fatal(err)
 	}
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	dir := t.TempDir()
-	logFile := filepath.Join(dir, "redis.log")
+}
+
+// start runs redis-server on s's port and directory and waits for it to
+// answer.
+func (s *Server) start() error {
+	logFile := filepath.Join(s.dir, "redis.log")
 	// What the server writes before it opens its log file, such as a
 	// configuration error.
-	console, err := os.Create(filepath.Join(dir, "console.log"))
+	console, err := os.OpenFile(filepath.Join(s.dir, "console.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		return "", err
+		return err
 	}
 	defer console.Close()
-	cmd := exec.Command(bin,
-		"--port", strconv.Itoa(port),
+	persistence := []string{"--appendonly", "no"}
+	if s.durable {
+		persistence = []string{"--appendonly", "yes", "--appendfsync", "always"}
+	}
+	cmd := exec.Command(s.bin, append([]string{
+		"--port", strconv.Itoa(s.port),
 		"--bind", "127.0.0.1",
 		"--save", "",
-		"--appendonly", "no",
-		"--dir", dir,
+		"--dir", s.dir,
 		"--logfile", logFile,
 		"--protected-mode", "no",
 		"--daemonize", "no",
-	)
+	}, persistence...)...)
 	cmd.Stdout, cmd.Stderr = console, console
 	if err := cmd.Start(); err != nil {
-		return "", fmt.Errorf("start redis-server: %w", err)
+		return fmt.Errorf("start redis-server: %w", err)
 	}
 	exited := make(chan struct{})
 	go func() {
 		cmd.Wait()
 		close(exited)
 	}()
-	t.Cleanup(func() {
+	s.cmd, s.exited = cmd, exited
+	s.t.Cleanup(func() {
 		cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-exited:
@@ -106,19 +151,19 @@ func start(t testing.TB, bin string) (string, error) {
 	for {
 		select {
 		case <-exited:
-			log := logTail(dir)
+			log := logTail(s.dir)
 			if strings.Contains(log, "Address already in use") {
-				return "", fmt.Errorf("redis-server on %s: %w; its log ends:\n%s", addr, errBind, log)
+				return fmt.Errorf("redis-server on %s: %w; its log ends:\n%s", s.Addr, errBind, log)
 			}
-			return "", fmt.Errorf("redis-server on %s exited (%v) before answering PING; its log ends:\n%s", addr, cmd.ProcessState, log)
+			return fmt.Errorf("redis-server on %s exited (%v) before answering PING; its log ends:\n%s", s.Addr, cmd.ProcessState, log)
 		default:
 		}
-		err := ping(addr, cmd.Process.Pid)
+		err := ping(s.Addr, cmd.Process.Pid)
 		if err == nil {
-			return addr, nil
+			return nil
 		}
 		if time.Now().After(deadline) {
-			return "", fmt.Errorf("redis-server on %s did not answer PING within %v (%v); its log ends:\n%s", addr, readyTimeout, err, logTail(dir))
+			return fmt.Errorf("redis-server on %s did not answer PING within %v (%v); its log ends:\n%s", s.Addr, readyTimeout, err, logTail(s.dir))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
