@@ -2,13 +2,13 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
 	"path/filepath"
 	"strings"
 
-	goredis "github.com/redis/go-redis/v9"
 	"google.golang.org/protobuf/proto"
 
 	roomsv1 "github.com/parleyhq/parley/proto/parley/rooms/v1"
@@ -48,15 +48,12 @@ func openStore(ctx context.Context, cfg Config, hub *fanout.Hub, log *slog.Logge
 		return &openedStore{Store: st, where: "sqlite:" + path, close: st.Close}, nil
 	}
 
-	opts, err := goredis.ParseURL(cfg.RedisURL)
+	u, err := url.Parse(cfg.RedisURL)
 	if err != nil {
-		return nil, fmt.Errorf("--redis-url: %w", err)
+		return nil, errors.New("--redis-url does not parse") // its error would quote the password
 	}
-	where := "redis"
-	if u, err := url.Parse(cfg.RedisURL); err == nil {
-		where = u.Redacted()
-	}
-	st, err := redis.Open(ctx, goredis.NewClient(opts), redis.Options{
+	where := u.Redacted()
+	st, err := redis.Open(ctx, cfg.RedisURL, redis.Options{
 		Prefix:    cfg.RedisPrefix,
 		Committed: server.BroadcastCommitted(hub),
 	})

@@ -35,6 +35,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	neturl "net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -61,9 +62,9 @@ type Options struct {
 	Origin string
 }
 
-// Store is a store.Store on Redis. It owns its client: Close closes it.
+// Store is a store.Store on Redis.
 type Store struct {
-	c         goredis.UniversalClient
+	c         *goredis.Client
 	p         string
 	origin    string
 	committed store.Committed
@@ -77,9 +78,26 @@ type Store struct {
 
 var _ store.Store = (*Store)(nil)
 
-// Open returns a Store on c once Redis answers.
-func Open(ctx context.Context, c goredis.UniversalClient, opts Options) (*Store, error) {
+// Open connects to the Redis server at url (redis://[user:password@]host:port/db,
+// rediss:// for TLS) and returns a Store on it once Redis answers.
+//
+// The client never sends a command again by itself after a failure: a
+// script whose answer was lost may have run, and a publish without a client
+// message id run twice would be stored twice. The caller gets the error,
+// as the store's contract says, and decides.
+func Open(ctx context.Context, url string, opts Options) (*Store, error) {
+	// url.Parse's errors quote the URL, password and all.
+	if _, err := neturl.Parse(url); err != nil {
+		return nil, errors.New("open redis store: the URL does not parse")
+	}
+	copts, err := goredis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("open redis store: %w", err)
+	}
+	copts.MaxRetries = -1
+	c := goredis.NewClient(copts)
 	if err := c.Ping(ctx).Err(); err != nil {
+		c.Close()
 		return nil, fmt.Errorf("open redis store: %w", err)
 	}
 	p := opts.Prefix

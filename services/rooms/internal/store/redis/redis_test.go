@@ -1,7 +1,11 @@
 package redis_test
 
 import (
+	"bytes"
 	"fmt"
+	"net"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -22,8 +26,7 @@ func TestConformance(t *testing.T) {
 	addr := redistest.Start(t)
 	var n atomic.Int64
 	storetest.Run(t, func(t *testing.T, committed store.Committed) store.Store {
-		c := goredis.NewClient(&goredis.Options{Addr: addr})
-		s, err := redis.Open(t.Context(), c, redis.Options{
+		s, err := redis.Open(t.Context(), "redis://"+addr, redis.Options{
 			Prefix:    fmt.Sprintf("t%d:", n.Add(1)),
 			Committed: committed,
 		})
@@ -36,7 +39,7 @@ func TestConformance(t *testing.T) {
 
 func open(t *testing.T, addr, prefix string) *redis.Store {
 	t.Helper()
-	s, err := redis.Open(t.Context(), goredis.NewClient(&goredis.Options{Addr: addr}), redis.Options{Prefix: prefix})
+	s, err := redis.Open(t.Context(), "redis://"+addr, redis.Options{Prefix: prefix})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -128,5 +131,123 @@ func TestFollow(t *testing.T) {
 	}
 	if len(msgs)+len(events) != 0 {
 		t.Errorf("unexpected deliveries: %d messages, %d events", len(msgs), len(events))
+	}
+}
+
+// dropProxy forwards connections to a Redis server; once armed, it runs the
+// next script it forwards and then cuts the connection before the answer, as
+// a crash or a network failure can.
+type dropProxy struct {
+	addr  string
+	armed atomic.Bool
+}
+
+func startDropProxy(t *testing.T, redisAddr string) *dropProxy {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lis.Close() })
+	p := &dropProxy{addr: lis.Addr().String()}
+	go func() {
+		for {
+			c, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", redisAddr)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			var cut atomic.Bool
+			go func() {
+				buf := make([]byte, 64<<10)
+				for {
+					n, err := c.Read(buf)
+					if err != nil {
+						s.Close()
+						return
+					}
+					if bytes.Contains(bytes.ToUpper(buf[:n]), []byte("EVAL")) && p.armed.CompareAndSwap(true, false) {
+						cut.Store(true)
+					}
+					if _, err := s.Write(buf[:n]); err != nil {
+						c.Close()
+						return
+					}
+				}
+			}()
+			go func() {
+				buf := make([]byte, 64<<10)
+				for {
+					n, err := s.Read(buf)
+					if err != nil || cut.Load() {
+						c.Close()
+						s.Close()
+						return
+					}
+					if _, err := c.Write(buf[:n]); err != nil {
+						s.Close()
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return p
+}
+
+// TestLostAnswerIsNotRetried checks that a publish whose answer was lost is
+// not run again: without a client message id nothing could tell the second
+// run from a new message, and it would be stored twice.
+func TestLostAnswerIsNotRetried(t *testing.T) {
+	ctx := t.Context()
+	proxy := startDropProxy(t, redistest.Start(t))
+	s, err := redis.Open(ctx, "redis://"+proxy.addr, redis.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	key := store.RoomKey{Namespace: "/", Name: "r"}
+	if _, err := s.CreateRoom(ctx, key, store.RoomOptions{}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Publish(ctx, store.PublishParams{Room: key, Payload: "first", Now: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	proxy.armed.Store(true)
+	_, _, err = s.Publish(ctx, store.PublishParams{Room: key, Payload: "second", Now: time.Now()})
+	t.Logf("publish whose answer was cut: %v", err)
+	msgs, err := s.History(ctx, store.HistoryQuery{Room: key, Mode: store.HistoryAfter, Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var payloads []string
+	for _, m := range msgs {
+		payloads = append(payloads, m.Payload)
+	}
+	if want := []string{"first", "second"}; !slices.Equal(payloads, want) {
+		t.Errorf("stored %q, want %q", payloads, want)
+	}
+}
+
+// TestOpenKeepsThePasswordOutOfErrors checks that a URL that does not
+// parse, or names no server that answers, is reported without its password.
+func TestOpenKeepsThePasswordOutOfErrors(t *testing.T) {
+	for _, url := range []string{
+		"redis://user:s3cret@127.0.0.1:1/0",
+		"redis://user:s3cret@127.0.0.1:bad port/0",
+		"redis://user:s3cret@[::1/0",
+	} {
+		_, err := redis.Open(t.Context(), url, redis.Options{})
+		if err == nil {
+			t.Errorf("Open(%q) succeeded", url)
+			continue
+		}
+		if strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("Open(%q) error shows the password: %v", url, err)
+		}
 	}
 }
