@@ -1,0 +1,117 @@
+package e2e
+
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	roomsv1 "github.com/parleyhq/parley/proto/parley/rooms/v1"
+	"github.com/parleyhq/parley/services/kit/proctest"
+	"github.com/parleyhq/parley/services/kit/redistest"
+)
+
+// TestFaultsOnRedis runs stock socket.io clients publishing with acks
+// through two gateways in front of two rooms replicas on one Redis that
+// syncs every write, and in turn SIGKILLs each replica, a gateway and Redis,
+// restarting each. Afterwards every message stored reached every client but
+// its sender exactly once, every acknowledged message is stored, only the
+// clients of the killed gateway lost their connection and each recovered,
+// and once the clients leave their sessions and memberships are gone.
+func TestFaultsOnRedis(t *testing.T) {
+	dir, node := nodeDir(t)
+	scaleName := cmp.Or(os.Getenv("PARLEY_FAULTS"), "short")
+	scale, ok := faultScales[scaleName]
+	if !ok {
+		t.Fatalf("PARLEY_FAULTS=%q: want short or long", scaleName)
+	}
+	const namespace, room = "/faults", "faults"
+	rd := redistest.StartDurable(t)
+	// Both replicas come back on their addresses, which the gateways know.
+	replicas := []string{freeAddr(t), freeAddr(t)}
+	s := startStack(t, "--listen", replicas[0], "--redis-url", "redis://"+rd.Addr, "--log-level", "info",
+		"--lease-check-interval", "200ms", "--lease-grace", "5s")
+	var second *proctest.Process
+	startSecond := func() {
+		second, _ = startProc(t, "rooms 2", binaries(t)["rooms"], "rooms service serving",
+			append(slices.Clone(s.roomsArg), "--listen", replicas[1], "--metrics-listen", "127.0.0.1:0")...)
+	}
+	startSecond()
+
+	addrs := []string{freeAddr(t), freeAddr(t)}
+	gws := make([]*proctest.Process, len(addrs))
+	urls := make([]string, len(addrs))
+	startGateway := func(i int) {
+		gws[i], urls[i] = s.gateway(addrs[i], "--rooms-addr", strings.Join(replicas, ","),
+			"--log-level", "info", "--lease-ttl", "10s")
+	}
+	for i := range gws {
+		startGateway(i)
+	}
+	admin := s.adminClient(t)
+
+	sc := runScript(t, dir, node, "faults.mjs", 15*time.Minute,
+		"GATEWAY_URLS="+strings.Join(urls, ","), "NAMESPACE="+namespace, "ROOM="+room,
+		"CLIENTS="+strconv.Itoa(scale.clients), "PERIOD_MS="+strconv.Itoa(int(scale.period.Milliseconds())))
+	sc.expect("READY")
+
+	var clientsOfFirst []int
+	for i := 0; i < scale.clients; i += len(gws) {
+		clientsOfFirst = append(clientsOfFirst, i)
+	}
+	phases := []struct {
+		name string
+		do   func()
+		lost []int // the clients that must reconnect
+	}{
+		{"SIGKILL rooms replica 1", func() { s.restartRooms(func(p *proctest.Process) { p.Kill() }) }, nil},
+		{"SIGKILL rooms replica 2", func() { second.Kill(); startSecond() }, nil},
+		{"SIGKILL gateway", func() { gws[0].Kill(); startGateway(0) }, clientsOfFirst},
+		{"SIGKILL Redis", func() { rd.Kill(); rd.Restart() }, nil},
+	}
+	for _, p := range phases {
+		select {
+		case <-time.After(scale.phase):
+		case <-t.Context().Done():
+			t.FailNow()
+		}
+		t.Logf("fault: %s", p.name)
+		p.do()
+		sc.nextLine("up")
+		var up struct{ Disconnected []int }
+		if err := json.Unmarshal([]byte(sc.expect("UP")), &up); err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(up.Disconnected)
+		if !slices.Equal(up.Disconnected, p.lost) {
+			t.Errorf("%s: clients %v lost their connection, want %v", p.name, up.Disconnected, p.lost)
+		}
+	}
+	// Let traffic flow after the last fault too.
+	select {
+	case <-time.After(scale.phase):
+	case <-t.Context().Done():
+		t.FailNow()
+	}
+
+	sc.nextLine("stop")
+	t.Logf("stopped sending; %s messages acknowledged", sc.expect("STOPPED"))
+	s.checkDeliveries(t, sc, namespace, room)
+	sc.nextLine("leave " + strconv.Itoa(scale.clients))
+	sc.expect("LEFT")
+	eventually(t, 45*time.Second, func() error {
+		resp, err := admin.GetStats(s.adminCtx(t), &roomsv1.GetStatsRequest{Namespace: namespace})
+		if err != nil {
+			return err
+		}
+		if resp.GetSessions() != 0 || resp.GetMembers() != 0 {
+			return fmt.Errorf("namespace %s: %d sessions and %d memberships left, want none", namespace, resp.GetSessions(), resp.GetMembers())
+		}
+		return nil
+	})
+}
