@@ -128,7 +128,11 @@ func (f *fakeServer) broadcast(from *fakeSocket, room string, msg json.RawMessag
 		}
 		s.conn.WriteMessage(websocket.TextMessage, p)
 		if f.deliveries == f.cutAfter {
-			s.conn.Close()
+			// A half-close, as a server that drops a connection sends what
+			// it wrote first: a close with the client's messages unread
+			// would reset it, and the client's kernel would discard the
+			// deliveries it had not read yet.
+			s.conn.UnderlyingConn().(interface{ CloseWrite() error }).CloseWrite()
 			s.conn = nil
 		}
 	}
