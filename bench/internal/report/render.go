@@ -57,7 +57,8 @@ func WriteMarkdown(w io.Writer, d Doc, rows []Row, runs []suite.Run) error {
 		b.WriteString(" (**BENCH_QUICK**: a smoke run, not a measurement)")
 	}
 	b.WriteString(".\n\n")
-	b.WriteString("To run it: `make bench` (Go, and Node with npm for the reference server, which `npm ci` installs into `bench/node`; " +
+	b.WriteString("To run it: `make bench` (Go, Node with npm for the reference server, which `npm ci` installs into `bench/node`, " +
+		"and Debian's `redis-server` for Parley on Redis; " +
 		"about 15 minutes; exits non-zero when a target is missed or a message is lost below saturation). " +
 		"`BENCH_QUICK=1 make bench` is a 3-minute smoke run written to `.tmp/bench/`; `BENCH_RUNS`, `BENCH_DURATION`, `BENCH_WORKLOADS`, " +
 		"`BENCH_GATEWAY_FLAGS`, `BENCH_ROOMS_FLAGS` and `BENCH_PPROF=W1` (CPU profiles of Parley's processes; `C5k-connect` profiles a connect) adjust it; " +
@@ -105,6 +106,8 @@ func WriteMarkdown(w io.Writer, d Doc, rows []Row, runs []suite.Run) error {
 	for _, w := range []string{"W1", "W2", "C5k"} {
 		fmt.Fprintf(&b, "| %s | %s | %s |\n", w, formatNumber(procCPU(runs, w, "gateway"), 1), formatNumber(procCPU(runs, w, "rooms service"), 1))
 	}
+
+	writeLayouts(&b, Layouts(runs))
 
 	b.WriteString("\n## Noise\n\nThe load generator shares the machine with the server; anything else running meanwhile makes latencies worse " +
 		"and saturation earlier than the server alone would. Median CPU in the measured windows, in cores (CPU seconds per second):\n\n")

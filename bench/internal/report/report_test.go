@@ -188,3 +188,53 @@ func TestNiceStep(t *testing.T) {
 		}
 	}
 }
+
+func TestLayouts(t *testing.T) {
+	if rows := Layouts([]suite.Run{phaseRun("parley", "W1", 1, 1, time.Second, 90000, time.Millisecond, 0)}); len(rows) != 0 {
+		t.Errorf("Layouts without Parley on Redis: %d rows, want none", len(rows))
+	}
+	var runs []suite.Run
+	for i := 1; i <= 3; i++ {
+		sqlite := phaseRun("parley", "W1", i, 1, 90*time.Millisecond*90, 90000, 4*time.Millisecond, 0)
+		sqlite.CPUByProc = map[string]time.Duration{"gateway": 50 * time.Millisecond * 90, "rooms service": 40 * time.Millisecond * 90}
+		onRedis := phaseRun("parley-redis", "W1", i, 1, 100*time.Millisecond*90, 90000, time.Duration(4+i)*time.Millisecond, 0)
+		onRedis.CPUByProc = map[string]time.Duration{"gateway": 50 * time.Millisecond * 90, "rooms service": 30 * time.Millisecond * 90,
+			"redis": 20 * time.Millisecond * 90}
+		// 1,000 clients at 1 msg/s for 10 s: 10,000 publishes.
+		onRedis.Phase.Window = 10 * time.Second
+		runs = append(runs, sqlite, onRedis)
+	}
+	// Parley on Redis lost a delivery in W2.
+	runs = append(runs, phaseRun("parley", "W2", 1, 0.02, time.Second, 200000, 10*time.Millisecond, 0),
+		phaseRun("parley-redis", "W2", 1, 0.02, time.Second, 200000, 10*time.Millisecond, 1))
+	rows := Layouts(runs)
+	if len(rows) != 4 {
+		t.Fatalf("%d rows, want W1 and W2 on both stores", len(rows))
+	}
+	sqlite, onRedis := rows[0], rows[1]
+	for _, c := range []struct {
+		name      string
+		got, want float64
+	}{
+		{"SQLite CPU per delivery", sqlite.CPUPerDelivery.Value, 90},
+		{"SQLite rooms service", sqlite.Rooms.Value, 40},
+		{"Redis CPU per delivery", onRedis.CPUPerDelivery.Value, 100},
+		{"Redis p99 (median of 5, 6, 7 ms)", onRedis.P99.Value, 6},
+		{"Redis's CPU per delivery", onRedis.Redis.Value, 20},
+		// 20 µs × 90,000 deliveries over 10,000 publishes.
+		{"Redis CPU per publish", onRedis.RedisPerPublish.Value, 180},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
+		}
+	}
+	if rows[3].DeliveriesPerSec.Failure == "" || !LayoutsFailed(rows) {
+		t.Error("a lost delivery on Redis is not a failure")
+	}
+	var b strings.Builder
+	writeLayouts(&b, rows)
+	if !strings.Contains(b.String(), "| W1 | Redis | 9,000 | 6.00 | 100.0 | 50.0 | 30.0 | 20.0 | 180.0 |") ||
+		!strings.Contains(b.String(), "| W2 | Redis | FAIL: run 1: 1 lost | | | | | | |") {
+		t.Errorf("the Redis section lacks W1's or W2's row:\n%s", b.String())
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -140,11 +141,28 @@ func StartNode(ctx context.Context, log *slog.Logger, o Options, tag string) (*S
 // gateway in front of it, with the limits that would otherwise be measured
 // instead of Parley raised, and returns once the gateway is ready.
 func StartParley(ctx context.Context, log *slog.Logger, o Options, tag string, pprof bool) (*Server, error) {
+	return startParley(ctx, log, o, tag, pprof, false)
+}
+
+// StartParleyOnRedis starts Parley as StartParley does, but with the rooms
+// service on a fresh redis-server (the Debian package's binary, on PATH)
+// that appends every write to its log before answering and syncs it every
+// second: an acknowledged message survives a crash of Redis, as on SQLite
+// it survives one of the rooms service. Redis's CPU and memory count as
+// Parley's.
+func StartParleyOnRedis(ctx context.Context, log *slog.Logger, o Options, tag string) (*Server, error) {
+	return startParley(ctx, log, o, tag, false, true)
+}
+
+func startParley(ctx context.Context, log *slog.Logger, o Options, tag string, pprof, onRedis bool) (*Server, error) {
 	dir, err := os.MkdirTemp("", "parley-bench-")
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{Name: "parley", PprofAddrs: map[string]string{}, cleanup: func() { os.RemoveAll(dir) }}
+	if onRedis {
+		s.Name = "parley-redis"
+	}
 	fail := func(err error) (*Server, error) {
 		s.Stop(log)
 		return nil, err
@@ -186,6 +204,13 @@ func StartParley(ctx context.Context, log *slog.Logger, o Options, tag string, p
 			*a.args = append(*a.args, "--pprof-listen", s.PprofAddrs[a.name])
 		}
 	}
+	if onRedis {
+		url, err := s.startRedis(ctx, o, tag, filepath.Join(dir, "redis"))
+		if err != nil {
+			return fail(err)
+		}
+		roomsArgs = append(roomsArgs, "--redis-url", url)
+	}
 	bin := filepath.Join(o.Root, ".tmp", "bin")
 	rooms, err := startProc(o.LogDir, tag+"-rooms", "rooms service", nil, nil, filepath.Join(bin, "rooms"), append(roomsArgs, o.RoomsFlags...)...)
 	if err != nil {
@@ -209,6 +234,43 @@ func StartParley(ctx context.Context, log *slog.Logger, o Options, tag string, p
 		return fail(err)
 	}
 	return s, nil
+}
+
+// startRedis starts redis-server with its data in dir, adds it to s's
+// processes and returns its URL once it answers.
+func (s *Server) startRedis(ctx context.Context, o Options, tag, dir string) (string, error) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return "", fmt.Errorf("Parley on Redis needs redis-server (apt-get install redis-server): %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return "", err
+	}
+	port, err := freePort()
+	if err != nil {
+		return "", err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	p, err := startProc(o.LogDir, tag+"-redis", "redis", nil, nil, bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+		"--dir", dir, "--save", "", "--appendonly", "yes", "--appendfsync", "everysec")
+	if err != nil {
+		return "", err
+	}
+	s.procs = append(s.procs, p)
+	err = s.wait(ctx, func() bool {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(time.Second))
+		if _, err := io.WriteString(c, "PING\r\n"); err != nil {
+			return false
+		}
+		line, err := bufio.NewReader(c).ReadString('\n')
+		return err == nil && line == "+PONG\r\n"
+	})
+	return "redis://" + addr, err
 }
 
 // wait polls ready until it holds, a process exits, or readyTimeout passes.

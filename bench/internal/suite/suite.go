@@ -24,6 +24,9 @@ type Workload struct {
 	Rates []float64
 	// Sweep stops at the first rate the server cannot sustain (SweepLimit).
 	Sweep bool
+	// OnRedis: Parley on Redis runs it too, to compare with Parley on
+	// SQLite.
+	OnRedis bool
 }
 
 // SweepLimit is the p99 latency at or above which a server is saturated.
@@ -39,8 +42,8 @@ func Workloads(sweep []float64) []Workload {
 		return loadgen.Layout{Clients: n, RoomSize: 10, RoomPrefix: "r", JoinEvent: event}
 	}
 	return []Workload{
-		{Name: "W1", Layout: rooms(1000, "switch room"), Rates: []float64{1}},
-		{Name: "W2", Layout: loadgen.Layout{Clients: 1000, RoomSize: 1000, RoomPrefix: "big", JoinEvent: "switch room"}, Rates: []float64{20.0 / 1000}},
+		{Name: "W1", Layout: rooms(1000, "switch room"), Rates: []float64{1}, OnRedis: true},
+		{Name: "W2", Layout: loadgen.Layout{Clients: 1000, RoomSize: 1000, RoomPrefix: "big", JoinEvent: "switch room"}, Rates: []float64{20.0 / 1000}, OnRedis: true},
 		{Name: "W3", Layout: rooms(1000, "switch room"), Rates: sweep, Sweep: true},
 		// Every client stays in the default room1 too, as under make run.
 		{Name: "C5k", Layout: rooms(5000, "join"), Rates: []float64{0.2}},
@@ -50,8 +53,9 @@ func Workloads(sweep []float64) []Workload {
 
 // Config is how the suite runs.
 type Config struct {
-	// Servers are the servers compared ("node", "parley"), in the order each
-	// run starts them.
+	// Servers are the servers compared ("node", "parley", and
+	// "parley-redis": Parley on Redis, for the workloads OnRedis), in the
+	// order each run starts them.
 	Servers   []string
 	Server    server.Options
 	Workloads []Workload
@@ -157,6 +161,9 @@ func RunAll(ctx context.Context, log *slog.Logger, cfg Config) ([]Run, error) {
 				if err := ctx.Err(); err != nil {
 					return runs, err
 				}
+				if srv == "parley-redis" && !w.OnRedis {
+					continue
+				}
 				log.Info("run", "workload", w.Name, "server", srv, "run", i, "of", cfg.Runs)
 				got := runOne(ctx, log, cfg, w, srv, i)
 				for _, r := range got {
@@ -203,9 +210,12 @@ func runOne(ctx context.Context, log *slog.Logger, cfg Config, w Workload, srvNa
 	profile := srvName == "parley" && (cfg.ProfileWorkload == w.Name || connectOnly) && i == 1
 	var srv *server.Server
 	var err error
-	if srvName == "node" {
+	switch srvName {
+	case "node":
 		srv, err = server.StartNode(ctx, log, cfg.Server, tag)
-	} else {
+	case "parley-redis":
+		srv, err = server.StartParleyOnRedis(ctx, log, cfg.Server, tag)
+	default:
 		srv, err = server.StartParley(ctx, log, cfg.Server, tag, profile)
 	}
 	if err != nil {
