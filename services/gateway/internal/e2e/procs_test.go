@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -115,6 +116,15 @@ func (s *stack) restartRooms(stop func(*proctest.Process)) {
 	s.t.Helper()
 	stop(s.rooms)
 	s.startRooms(binaries(s.t)["rooms"])
+}
+
+// startReplica starts another rooms service with the stack's flags (on
+// Redis: a replica of the first), listening on listen.
+func (s *stack) startReplica(listen string) *proctest.Process {
+	s.t.Helper()
+	p, _ := startProc(s.t, "rooms replica", binaries(s.t)["rooms"], "rooms service serving",
+		append(slices.Clone(s.roomsArg), "--listen", listen, "--metrics-listen", "127.0.0.1:0")...)
+	return p
 }
 
 // gateway starts a gateway on addr ("127.0.0.1:0" for any port) and returns

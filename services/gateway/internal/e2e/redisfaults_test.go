@@ -36,12 +36,7 @@ func TestFaultsOnRedis(t *testing.T) {
 	replicas := []string{freeAddr(t), freeAddr(t)}
 	s := startStack(t, "--listen", replicas[0], "--redis-url", "redis://"+rd.Addr, "--log-level", "info",
 		"--lease-check-interval", "200ms", "--lease-grace", "5s")
-	var second *proctest.Process
-	startSecond := func() {
-		second, _ = startProc(t, "rooms 2", binaries(t)["rooms"], "rooms service serving",
-			append(slices.Clone(s.roomsArg), "--listen", replicas[1], "--metrics-listen", "127.0.0.1:0")...)
-	}
-	startSecond()
+	second := s.startReplica(replicas[1])
 
 	addrs := []string{freeAddr(t), freeAddr(t)}
 	gws := make([]*proctest.Process, len(addrs))
@@ -70,7 +65,7 @@ func TestFaultsOnRedis(t *testing.T) {
 		lost []int // the clients that must reconnect
 	}{
 		{"SIGKILL rooms replica 1", func() { s.restartRooms(func(p *proctest.Process) { p.Kill() }) }, nil},
-		{"SIGKILL rooms replica 2", func() { second.Kill(); startSecond() }, nil},
+		{"SIGKILL rooms replica 2", func() { second.Kill(); second = s.startReplica(replicas[1]) }, nil},
 		{"SIGKILL gateway", func() { gws[0].Kill(); startGateway(0) }, clientsOfFirst},
 		{"SIGKILL Redis", func() { rd.Kill(); rd.Restart() }, nil},
 	}

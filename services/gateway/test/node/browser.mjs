@@ -6,7 +6,12 @@
 // SCREENSHOT_DIR. The test restarts the gateway when this prints RESTART and
 // answers on stdin once the messages are published and the gateway is back.
 //
-// Environment: GATEWAY_URL, JWT_SECRET, SCREENSHOT_DIR, CHROMIUM (path).
+// With GATEWAY_URL_2, Bob's page is on that second gateway and the others'
+// on the first (run by TestChatPageAcrossGatewaysOnRedis): what they say to
+// each other crosses gateways and rooms replicas.
+//
+// Environment: GATEWAY_URL, GATEWAY_URL_2 (optional), JWT_SECRET,
+// SCREENSHOT_DIR, CHROMIUM (path).
 
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -16,6 +21,7 @@ import { io } from 'socket.io-client';
 import { signJwt } from './helpers.mjs';
 
 const url = process.env.GATEWAY_URL;
+const bobsURL = process.env.GATEWAY_URL_2 || url;
 const shots = process.env.SCREENSHOT_DIR;
 mkdirSync(shots, { recursive: true });
 const stdin = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
@@ -35,10 +41,10 @@ const fail = async (msg) => {
 };
 setTimeout(() => fail('timed out'), 120_000).unref();
 
-async function signIn(name, shot) {
+async function signIn(name, shot, at = url) {
   const page = await (await browser.newContext({ viewport: { width: 1100, height: 650 } })).newPage();
   page.on('pageerror', (e) => fail(`${name}'s page threw: ${e.message}`));
-  await page.goto(url + '/');
+  await page.goto(at + '/');
   await page.fill('#name', name);
   if (shot) await page.screenshot({ path: join(shots, shot) });
   await page.click('#signin-form button[type=submit]');
@@ -63,7 +69,7 @@ async function expectOnline(page, user) {
 
 // Two people chat.
 const ann = await signIn('Ann', 'signin.png');
-const bob = await signIn('Bob');
+const bob = await signIn('Bob', undefined, bobsURL);
 await send(ann, 'Hello from Ann');
 await expectOnce(bob, 'Hello from Ann');
 await send(bob, 'Hi Ann, Bob here');
