@@ -24,16 +24,18 @@ type openedStore struct {
 	store.Store
 	// where names the store for the log, without secrets.
 	where string
-	// announce tells other replicas of the service's events; nil on SQLite,
-	// which one process owns.
+	// announce tells other replicas of the service's events, and watch has
+	// the hub fed theirs; nil on SQLite, which one process owns.
 	announce func(*roomsv1.Event)
+	watch    func(context.Context, []store.RoomKey) (func(), error)
 	// close ends the store's feed of other replicas' events, then the store.
 	close func() error
 }
 
 // openStore opens Redis when --redis-url is set, else the SQLite file in
-// --data-dir. On Redis the hub is also fed what the other replicas publish,
-// so that a subscriber of any replica sees every room's messages.
+// --data-dir. On Redis the hub is also fed what the other replicas publish
+// to the rooms subscribed to here, so that a subscriber of any replica sees
+// every message of its rooms.
 func openStore(ctx context.Context, cfg Config, hub *fanout.Hub, log *slog.Logger) (*openedStore, error) {
 	if cfg.RedisURL == "" {
 		path := filepath.Join(cfg.DataDir, "rooms.db")
@@ -61,9 +63,9 @@ func openStore(ctx context.Context, cfg Config, hub *fanout.Hub, log *slog.Logge
 		return nil, fmt.Errorf("open store %s: %w", where, err)
 	}
 	broadcast := server.BroadcastCommitted(hub)
-	stop, err := st.Follow(ctx, redis.Follower{
+	fl, err := st.Follow(ctx, redis.Follower{
 		Message: func(m store.Message) { broadcast([]store.Message{m}) },
-		Event: func(b []byte) {
+		Event: func(_ store.RoomKey, b []byte) {
 			ev := new(roomsv1.Event)
 			if err := proto.Unmarshal(b, ev); err != nil {
 				log.Warn("dropped an event from another replica", "error", err)
@@ -83,14 +85,14 @@ func openStore(ctx context.Context, cfg Config, hub *fanout.Hub, log *slog.Logge
 	announce := func(ev *roomsv1.Event) {
 		b, err := proto.Marshal(ev)
 		if err == nil {
-			err = st.Announce(context.WithoutCancel(ctx), b)
+			err = st.Announce(context.WithoutCancel(ctx), store.RoomKey{Namespace: ev.GetNamespace(), Name: ev.GetRoom()}, b)
 		}
 		if err != nil {
 			log.Warn("could not tell other replicas of an event", "room", ev.GetRoom(), "error", err)
 		}
 	}
-	return &openedStore{Store: st, where: where, announce: announce, close: func() error {
-		stop()
+	return &openedStore{Store: st, where: where, announce: announce, watch: fl.Watch, close: func() error {
+		fl.Stop()
 		return st.Close()
 	}}, nil
 }

@@ -102,6 +102,10 @@ type Deps struct {
 	// Announce, if set, tells the service's other replicas of each event
 	// broadcast here other than a message, which their store tells them of.
 	Announce func(*roomsv1.Event)
+	// Watch, if set, has the hub fed what other replicas publish to rooms,
+	// from when it returns until release is called; Subscribe calls it
+	// before it reads the store.
+	Watch func(ctx context.Context, rooms []store.RoomKey) (release func(), err error)
 }
 
 // broadcast hands ev to the local subscribers, then to the other replicas.

@@ -20,8 +20,9 @@ import (
 // subscription replays history or fills a gap.
 const catchUpPage = 500
 
-// Subscribe registers with the hub before it reads anything from the store, so
-// every message is either in the store read or in the subscription's buffer.
+// Subscribe registers with the hub (and, on Redis, has the rooms watched)
+// before it reads anything from the store, so every message is either in the
+// store read or in the subscription's buffer.
 // Per room it remembers the last offset delivered: a live message at or below
 // it is a duplicate (already replayed) and is skipped; one beyond the next
 // offset means earlier ones were not seen, and the gap is filled from the
@@ -41,6 +42,14 @@ func (s *Rooms) Subscribe(req *roomsv1.SubscribeRequest, stream grpc.ServerStrea
 		after[k] = r.AfterOffset
 	}
 
+	if s.d.Watch != nil {
+		release, err := s.d.Watch(ctx, keys)
+		if err != nil {
+			s.d.Log.WarnContext(ctx, "subscribe: rooms not watched", "error", err)
+			return status.Error(codes.Unavailable, "the rooms service cannot follow the rooms now; retry")
+		}
+		defer release()
+	}
 	fs, err := s.d.Hub.Subscribe(keys, s.d.Limits.SubscriberBuffer)
 	if err != nil {
 		return status.Error(codes.Unavailable, "service is shutting down")

@@ -21,7 +21,7 @@
 //	P lonely          set of "ns\0name\0user": ephemeral members that lost their last session
 //	P saved:<ns\0id>  string: a saved session, "expiry data"
 //	P savedx          sorted set of saved-session keys by expiry in milliseconds
-//	P events          channel: new messages and announced events (see Follow)
+//	P ch T            channel: the room's new messages and announced events (see Follow)
 //
 // The scripts name the keys they touch through the prefix rather than as
 // KEYS arguments, which one Redis server accepts; Redis Cluster needs the

@@ -48,62 +48,75 @@ func open(t *testing.T, addr, prefix string) *redis.Store {
 }
 
 // TestFollow checks that a store is told of what the other stores on the
-// same Redis and prefix publish and announce, not of its own, nor of those
-// of another prefix; and that a lost connection is reported once it is back.
+// same Redis and prefix publish and announce to the rooms it watches, not of
+// its own, nor of other rooms, nor of those of another prefix, nor once it
+// stopped watching; and that a lost connection is reported once it is back.
 func TestFollow(t *testing.T) {
 	ctx := t.Context()
 	addr := redistest.Start(t)
 	a, b, other := open(t, addr, "p:"), open(t, addr, "p:"), open(t, addr, "q:")
-	key := store.RoomKey{Namespace: "/", Name: "lobby"}
+	key, unwatched := store.RoomKey{Namespace: "/", Name: "lobby"}, store.RoomKey{Namespace: "/", Name: "elsewhere"}
 	t0 := time.Date(2031, time.March, 4, 5, 6, 7, 123456789, time.UTC)
-	for _, s := range []*redis.Store{a, other} {
-		if _, err := s.CreateRoom(ctx, key, store.RoomOptions{}, t0); err != nil {
+	for _, c := range []struct {
+		s *redis.Store
+		k store.RoomKey
+	}{{a, key}, {a, unwatched}, {other, key}} {
+		if _, err := c.s.CreateRoom(ctx, c.k, store.RoomOptions{}, t0); err != nil {
 			t.Fatal(err)
 		}
 	}
 
 	msgs, events, lost := make(chan store.Message, 10), make(chan string, 10), make(chan struct{}, 10)
-	stop, err := a.Follow(ctx, redis.Follower{
+	fl, err := a.Follow(ctx, redis.Follower{
 		Message: func(m store.Message) { msgs <- m },
-		Event:   func(e []byte) { events <- string(e) },
+		Event:   func(room store.RoomKey, e []byte) { events <- room.Name + ": " + string(e) },
 		Lost:    func() { lost <- struct{}{} },
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer stop()
+	defer fl.Stop()
+	release, err := fl.Watch(ctx, []store.RoomKey{key})
+	if err != nil {
+		t.Fatal(err)
+	}
 
-	publish := func(s *redis.Store, payload string) store.Message {
+	publish := func(s *redis.Store, k store.RoomKey, payload string) store.Message {
 		t.Helper()
-		m, _, err := s.Publish(ctx, store.PublishParams{Room: key, Payload: payload, ClientMessageID: "c-" + payload, Now: t0})
+		m, _, err := s.Publish(ctx, store.PublishParams{Room: k, Payload: payload, ClientMessageID: "c-" + payload, Now: t0})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return m
 	}
-	publish(a, "own")
-	publish(other, "elsewhere")
-	want := publish(b, "from b\x00with a NUL")
-	if err := a.Announce(ctx, []byte("own event")); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Announce(ctx, []byte("b event")); err != nil {
-		t.Fatal(err)
-	}
-
 	timeout := time.After(10 * time.Second)
-	select {
-	case got := <-msgs:
-		if d := cmp.Diff(want, got); d != "" {
-			t.Errorf("message mismatch (-want +got):\n%s", d)
+	next := func(want store.Message) {
+		t.Helper()
+		select {
+		case got := <-msgs:
+			if d := cmp.Diff(want, got); d != "" {
+				t.Errorf("message mismatch (-want +got):\n%s", d)
+			}
+		case <-timeout:
+			t.Fatalf("no message %q", want.Payload)
 		}
-	case <-timeout:
-		t.Fatal("no message from b")
+	}
+	publish(a, key, "own")
+	publish(other, key, "other prefix")
+	publish(b, unwatched, "unwatched room")
+	next(publish(b, key, "from b\x00with a NUL"))
+	for _, c := range []struct {
+		s *redis.Store
+		k store.RoomKey
+	}{{a, key}, {b, unwatched}, {b, key}} {
+		if err := c.s.Announce(ctx, c.k, []byte("event")); err != nil {
+			t.Fatal(err)
+		}
 	}
 	select {
 	case got := <-events:
-		if got != "b event" {
-			t.Errorf("event %q, want %q", got, "b event")
+		if got != "lobby: event" {
+			t.Errorf("event %q, want %q", got, "lobby: event")
 		}
 	case <-timeout:
 		t.Fatal("no event from b")
@@ -120,15 +133,37 @@ func TestFollow(t *testing.T) {
 	case <-timeout:
 		t.Fatal("Lost not called after the connection was killed")
 	}
-	want = publish(b, "after the loss")
-	select {
-	case got := <-msgs:
-		if d := cmp.Diff(want, got); d != "" {
-			t.Errorf("message after the loss mismatch (-want +got):\n%s", d)
-		}
-	case <-timeout:
-		t.Fatal("no message from b after the loss")
+	next(publish(b, key, "after the loss"))
+
+	// Watched again while still watched, then released twice: watched
+	// until the last release.
+	again, err := fl.Watch(ctx, []store.RoomKey{key})
+	if err != nil {
+		t.Fatal(err)
 	}
+	release()
+	next(publish(b, key, "still watched"))
+	again()
+	// Unsubscribing is not waited for: once Redis counts no subscriber,
+	// nothing more arrives.
+	for n := int64(1); n > 0; {
+		res, err := killer.PubSubNumSub(ctx, "p:ch{/\x00lobby}").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n = res["p:ch{/\x00lobby}"]; n > 0 {
+			select {
+			case <-timeout:
+				t.Fatal("the room is still subscribed to after its last release")
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}
+	publish(b, key, "no longer watched")
+	if _, err := fl.Watch(ctx, []store.RoomKey{unwatched}); err != nil {
+		t.Fatal(err)
+	}
+	next(publish(b, unwatched, "now watched"))
 	if len(msgs)+len(events) != 0 {
 		t.Errorf("unexpected deliveries: %d messages, %d events", len(msgs), len(events))
 	}

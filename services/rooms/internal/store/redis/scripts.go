@@ -204,7 +204,7 @@ return out
 // A message is the member of its room's sorted set, scored by its offset:
 // "offset:created(20)" then sender, session and client id, each as
 // "length:text", then the payload. A new one is also published on the
-// events channel, in the same step, for the stores that follow it.
+// room's channel, in the same step, for the stores that watch the room.
 var publishScript = script(`
 local ns, name, sender, cid, now = ARGV[2], ARGV[3], ARGV[4], ARGV[6], ARGV[8]
 local room, mem, _, msgs, dedupe = keys(ns, name)
@@ -229,7 +229,7 @@ local off = redis.call('HINCRBY', room, 'last', 1)
 local session, payload = ARGV[7], ARGV[5]
 local enc = off .. ':' .. now .. #sender .. ':' .. sender .. #session .. ':' .. session .. #cid .. ':' .. cid .. payload
 redis.call('ZADD', msgs, off, enc)
-redis.call('PUBLISH', P .. 'events', 'm' .. ref(ARGV[10], ns, name, enc))
+redis.call('PUBLISH', P .. 'ch' .. tag(ns, name), 'm' .. ARGV[10] .. '\0' .. enc)
 if cid ~= '' then redis.call('HSET', dedupe, dkey, off .. ' ' .. now) end
 local hmax = tonumber(r[2])
 if hmax > 0 and off > hmax then redis.call('ZREMRANGEBYSCORE', msgs, '-inf', off - hmax) end
