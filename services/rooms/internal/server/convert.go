@@ -39,6 +39,10 @@ func errStatus(ctx context.Context, log *slog.Logger, op string, err error) erro
 			return status.Errorf(m.code, "%s: %v", op, m.target)
 		}
 	}
+	if errors.Is(err, store.ErrUnavailable) {
+		log.WarnContext(ctx, "store unavailable", "op", op, "err", err)
+		return status.Errorf(codes.Unavailable, "%s: %v; retry", op, store.ErrUnavailable)
+	}
 	log.ErrorContext(ctx, "store failure", "op", op, "err", err)
 	return status.Errorf(codes.Internal, "%s failed", op)
 }

@@ -30,6 +30,10 @@ var (
 	ErrNotMember = errors.New("sender is not a member")
 	// ErrReadOnly: a publish named a sender in a read-only room.
 	ErrReadOnly = errors.New("room is read-only")
+	// ErrUnavailable: a networked backend could not be reached, or is not
+	// ready (Redis loading its data). The call may be retried; a write
+	// may or may not have been applied.
+	ErrUnavailable = errors.New("store unavailable")
 )
 
 // RoomKey identifies a room: a name within a namespace.

@@ -35,11 +35,14 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"io"
+	"net"
 	neturl "net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -114,6 +117,21 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 // Close implements store.Store.
 func (s *Store) Close() error { return s.c.Close() }
 
+// unavailable marks the errors of a Redis that cannot be reached or is not
+// ready yet as store.ErrUnavailable.
+func unavailable(err error) error {
+	var netErr net.Error
+	switch {
+	case err == nil, errors.Is(err, store.ErrUnavailable):
+		return err
+	case errors.As(err, &netErr), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, goredis.ErrPoolTimeout),
+		goredis.HasErrorPrefix(err, "LOADING"), goredis.HasErrorPrefix(err, "MASTERDOWN"), goredis.HasErrorPrefix(err, "TRYAGAIN"):
+		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+	}
+	return err
+}
+
 // run runs a script with the prefix as ARGV[1] and maps the scripts' error
 // replies to the store's errors.
 func (s *Store) run(ctx context.Context, sc *goredis.Script, args ...any) (any, error) {
@@ -121,7 +139,7 @@ func (s *Store) run(ctx context.Context, sc *goredis.Script, args ...any) (any, 
 	if errors.Is(err, goredis.Nil) {
 		return nil, nil
 	}
-	if err != nil {
+	if err := unavailable(err); err != nil {
 		switch strings.TrimPrefix(err.Error(), "ERR ") {
 		case "NOTFOUND":
 			return nil, store.ErrNotFound
@@ -262,6 +280,7 @@ func (s *Store) roomKey(key store.RoomKey) string {
 // GetRoom implements store.Store.
 func (s *Store) GetRoom(ctx context.Context, key store.RoomKey) (store.Room, error) {
 	m, err := s.c.HGetAll(ctx, s.roomKey(key)).Result()
+	err = unavailable(err)
 	if err == nil {
 		var r store.Room
 		if r, err = parseRoom(m); err == nil {
@@ -291,7 +310,7 @@ func (s *Store) ListRooms(ctx context.Context, q store.ListRoomsQuery) ([]store.
 			Key: s.p + "rooms", Start: lo, Stop: hi, ByLex: true, Count: int64(max(q.Limit, 64)),
 		}).Result()
 		if err != nil {
-			return nil, fmt.Errorf("list rooms: %w", err)
+			return nil, fmt.Errorf("list rooms: %w", unavailable(err))
 		}
 		var keys []store.RoomKey
 		for _, ref := range page {
@@ -305,7 +324,7 @@ func (s *Store) ListRooms(ctx context.Context, q store.ListRoomsQuery) ([]store.
 		}
 		got, err := s.rooms(ctx, keys)
 		if err != nil {
-			return nil, fmt.Errorf("list rooms: %w", err)
+			return nil, fmt.Errorf("list rooms: %w", unavailable(err))
 		}
 		rooms = append(rooms, got...)
 		if int64(len(page)) < int64(max(q.Limit, 64)) {

@@ -2,6 +2,7 @@ package redis_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -284,5 +285,40 @@ func TestOpenKeepsThePasswordOutOfErrors(t *testing.T) {
 		if strings.Contains(err.Error(), "s3cret") {
 			t.Errorf("Open(%q) error shows the password: %v", url, err)
 		}
+	}
+}
+
+// TestUnreachableRedisIsUnavailable checks that calls made while Redis is
+// down fail with store.ErrUnavailable, which callers may retry, and work
+// again once it is back.
+func TestUnreachableRedisIsUnavailable(t *testing.T) {
+	ctx := t.Context()
+	rd := redistest.StartDurable(t)
+	s := open(t, rd.Addr, "p:")
+	key := store.RoomKey{Namespace: "/", Name: "r"}
+	if _, err := s.CreateRoom(ctx, key, store.RoomOptions{}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	rd.Kill()
+	calls := map[string]func() error{
+		"Publish": func() error {
+			_, _, err := s.Publish(ctx, store.PublishParams{Room: key, Payload: "x", Now: time.Now()})
+			return err
+		},
+		"GetRoom":   func() error { _, err := s.GetRoom(ctx, key); return err },
+		"ListRooms": func() error { _, err := s.ListRooms(ctx, store.ListRoomsQuery{Limit: 10}); return err },
+		"Stats":     func() error { _, err := s.Stats(ctx, ""); return err },
+		"SaveSessions": func() error {
+			return s.SaveSessions(ctx, []store.Session{{Namespace: "/", ID: "a", Data: []byte("d"), Expire: time.Now().Add(time.Hour)}})
+		},
+	}
+	for name, call := range calls {
+		if err := call(); !errors.Is(err, store.ErrUnavailable) {
+			t.Errorf("%s with Redis down: %v, want ErrUnavailable", name, err)
+		}
+	}
+	rd.Restart()
+	if _, err := s.GetRoom(ctx, key); err != nil {
+		t.Errorf("GetRoom once Redis is back: %v", err)
 	}
 }

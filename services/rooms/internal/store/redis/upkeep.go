@@ -100,7 +100,7 @@ func (s *Store) DeleteEmptyRooms(ctx context.Context, now time.Time) ([]store.Ro
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("delete empty rooms: %w", err)
+		return nil, fmt.Errorf("delete empty rooms: %w", unavailable(err))
 	}
 	return deleted, nil
 }
@@ -110,7 +110,7 @@ func (s *Store) DeleteEmptyRooms(ctx context.Context, now time.Time) ([]store.Ro
 // once per sweep.
 func (s *Store) Sweep(ctx context.Context, now, dedupeBefore time.Time) error {
 	if err := s.sweep(ctx, now, dedupeBefore); err != nil {
-		return fmt.Errorf("sweep: %w", err)
+		return fmt.Errorf("sweep: %w", unavailable(err))
 	}
 	return nil
 }
@@ -165,7 +165,7 @@ func (s *Store) sweep(ctx context.Context, now, dedupeBefore time.Time) error {
 func (s *Store) Stats(ctx context.Context, namespace string) (store.Stats, error) {
 	st, err := s.stats(ctx, namespace)
 	if err != nil {
-		return store.Stats{}, fmt.Errorf("stats %q: %w", namespace, err)
+		return store.Stats{}, fmt.Errorf("stats %q: %w", namespace, unavailable(err))
 	}
 	return st, nil
 }
@@ -233,7 +233,7 @@ func (s *Store) SaveSessions(ctx context.Context, sessions []store.Session) erro
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("save %d sessions: %w", len(sessions), err)
+		return fmt.Errorf("save %d sessions: %w", len(sessions), unavailable(err))
 	}
 	return nil
 }
