@@ -40,6 +40,8 @@ type Server struct {
 	port    int
 	dir     string
 	durable bool
+	extra   []string // more arguments, after the common ones
+	conf    string   // a configuration file for the server's first argument, or ""
 	cmd     *exec.Cmd
 	exited  chan struct{}
 }
@@ -63,6 +65,13 @@ func StartDurable(t testing.TB) *Server {
 
 func launch(t testing.TB, durable bool) *Server {
 	t.Helper()
+	return launchWith(t, func(s *Server) error { s.durable = durable; return nil })
+}
+
+// launchWith starts a server that prepare has set up, given its port and
+// directory.
+func launchWith(t testing.TB, prepare func(*Server) error) *Server {
+	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		if os.Getenv("CI") == "true" {
@@ -75,8 +84,11 @@ func launch(t testing.TB, durable bool) *Server {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s := &Server{t: t, bin: bin, port: port, dir: t.TempDir(), durable: durable,
+		s := &Server{t: t, bin: bin, port: port, dir: t.TempDir(),
 			Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
+		if err := prepare(s); err != nil {
+			t.Fatal(err)
+		}
 		if err = s.start(); err == nil {
 			return s
 		}
@@ -114,19 +126,26 @@ func (s *Server) start() error {
 		return err
 	}
 	defer console.Close()
-	persistence := []string{"--appendonly", "no"}
-	if s.durable {
-		persistence = []string{"--appendonly", "yes", "--appendfsync", "always"}
+	var args []string
+	if s.conf != "" {
+		args = append(args, s.conf)
 	}
-	cmd := exec.Command(s.bin, append([]string{
+	args = append(args,
 		"--port", strconv.Itoa(s.port),
 		"--bind", "127.0.0.1",
-		"--save", "",
 		"--dir", s.dir,
 		"--logfile", logFile,
 		"--protected-mode", "no",
 		"--daemonize", "no",
-	}, persistence...)...)
+	)
+	switch {
+	case s.conf != "": // a Sentinel keeps no data
+	case s.durable:
+		args = append(args, "--save", "", "--appendonly", "yes", "--appendfsync", "always")
+	default:
+		args = append(args, "--save", "", "--appendonly", "no")
+	}
+	cmd := exec.Command(s.bin, append(args, s.extra...)...)
 	cmd.Stdout, cmd.Stderr = console, console
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start redis-server: %w", err)
@@ -238,4 +257,79 @@ func logTail(dir string) string {
 		return "(nothing)\n"
 	}
 	return b.String()
+}
+
+// Sentinel is a primary, its replica, and a Sentinel that watches them and
+// promotes the replica when the primary is down for half a second.
+type Sentinel struct {
+	Primary, Replica, Sentinel *Server
+}
+
+// masterName is the name the Sentinel knows the primary by.
+const masterName = "parley"
+
+// URL reaches the primary through the Sentinel, as go-redis reads it.
+func (s *Sentinel) URL() string {
+	return "redis://" + s.Sentinel.Addr + "?master_name=" + masterName
+}
+
+// StartSentinel starts a primary, a replica of it and a Sentinel, and
+// returns once the Sentinel knows the replica.
+func StartSentinel(t testing.TB) *Sentinel {
+	t.Helper()
+	primary := launch(t, false)
+	host, port, _ := net.SplitHostPort(primary.Addr)
+	replica := launchWith(t, func(s *Server) error {
+		s.extra = []string{"--replicaof", host, port}
+		return nil
+	})
+	sentinel := launchWith(t, func(s *Server) error {
+		s.conf = filepath.Join(s.dir, "sentinel.conf")
+		s.extra = []string{"--sentinel"}
+		return os.WriteFile(s.conf, []byte(fmt.Sprintf(
+			"sentinel monitor %s %s %s 1\nsentinel down-after-milliseconds %[1]s 500\nsentinel failover-timeout %[1]s 5000\n",
+			masterName, host, port)), 0o600)
+	})
+	// The Sentinel learns of the replica from the primary, and the replica
+	// must have synced before it can be promoted.
+	_, replicaPort, _ := net.SplitHostPort(replica.Addr)
+	deadline := time.Now().Add(readyTimeout)
+	for {
+		replicas, err1 := Do(sentinel.Addr, "SENTINEL REPLICAS "+masterName)
+		role, err2 := Do(replica.Addr, "INFO replication")
+		if err1 == nil && err2 == nil && strings.Contains(replicas, replicaPort) && strings.Contains(role, "master_link_status:up") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the Sentinel and the replica were not ready within %v: %v %v", readyTimeout, err1, err2)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return &Sentinel{Primary: primary, Replica: replica, Sentinel: sentinel}
+}
+
+// Do sends one command, in the inline protocol, and returns the raw reply:
+// what arrives until the server has been quiet for a moment.
+func Do(addr, command string) (string, error) {
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, command+"\r\n"); err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	buf := make([]byte, 4096)
+	for {
+		conn.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		n, err := conn.Read(buf)
+		b.Write(buf[:n])
+		if err != nil {
+			if b.Len() > 0 {
+				return b.String(), nil
+			}
+			return "", err
+		}
+	}
 }

@@ -3,6 +3,7 @@ package redistest
 import (
 	"bufio"
 	"net"
+	"strings"
 	"testing"
 	"time"
 )
@@ -87,5 +88,32 @@ func TestDurableSurvivesKill(t *testing.T) {
 	s.Restart()
 	if got := send("GET kept"); got != "value\r\n" {
 		t.Errorf("GET after restart answered %q, want value", got)
+	}
+}
+
+// TestSentinelPromotesTheReplica checks that the Sentinel reports the
+// primary, and the replica once the primary is killed.
+func TestSentinelPromotesTheReplica(t *testing.T) {
+	s := StartSentinel(t)
+	primaryOf := func() string {
+		t.Helper()
+		reply, err := Do(s.Sentinel.Addr, "SENTINEL GET-MASTER-ADDR-BY-NAME "+masterName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return reply
+	}
+	_, port, _ := net.SplitHostPort(s.Primary.Addr)
+	if got := primaryOf(); !strings.Contains(got, "\r\n"+port+"\r\n") {
+		t.Fatalf("the Sentinel names %q as the primary, want port %s", got, port)
+	}
+	s.Primary.Kill()
+	_, port, _ = net.SplitHostPort(s.Replica.Addr)
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(primaryOf(), "\r\n"+port+"\r\n") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the replica was not promoted: the Sentinel names %q", primaryOf())
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -50,7 +50,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	fs.StringVar(&c.MetricsListen, "metrics-listen", ":9091", "HTTP listen address for /metrics and /healthz")
 	fs.StringVar(&c.DataDir, "data-dir", "./parley-data", "directory of the embedded SQLite store, created on first start")
 	fs.StringVar(&c.SQLiteSync, "sqlite-synchronous", "normal", "SQLite synchronous mode: normal (acknowledged messages survive a process crash) or full (they also survive a power loss, at the cost of an fsync per write)")
-	fs.StringVar(&c.RedisURL, "redis-url", "", "keep rooms in Redis instead of SQLite (redis://[user:password@]host:port/db, rediss:// for TLS); replicas sharing it and --redis-prefix serve the same rooms")
+	fs.StringVar(&c.RedisURL, "redis-url", "", "keep rooms in Redis instead of SQLite (redis://[user:password@]host:port/db, rediss:// for TLS; with ?master_name=NAME the host is a Sentinel, more with &addr=host:port); replicas sharing it and --redis-prefix serve the same rooms")
 	fs.StringVar(&c.RedisPrefix, "redis-prefix", redis.DefaultPrefix, "prefix of every Redis key and channel the service uses")
 	fs.StringVar(&c.ServiceToken, "service-token", "", "bearer token of gateways and internal services (required)")
 	fs.StringVar(&c.AdminToken, "admin-token", "", "bearer token of operators, needed by AdminService (required)")

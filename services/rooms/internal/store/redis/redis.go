@@ -82,7 +82,9 @@ type Store struct {
 var _ store.Store = (*Store)(nil)
 
 // Open connects to the Redis server at url (redis://[user:password@]host:port/db,
-// rediss:// for TLS) and returns a Store on it once Redis answers.
+// rediss:// for TLS) and returns a Store on it once Redis answers. A URL with
+// a master_name parameter names a Sentinel instead (more with addr
+// parameters), and the store follows the primary the Sentinels name.
 //
 // The client never sends a command again by itself after a failure: a
 // script whose answer was lost may have run, and a publish without a client
@@ -90,15 +92,26 @@ var _ store.Store = (*Store)(nil)
 // as the store's contract says, and decides.
 func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	// url.Parse's errors quote the URL, password and all.
-	if _, err := neturl.Parse(url); err != nil {
+	u, err := neturl.Parse(url)
+	if err != nil {
 		return nil, errors.New("open redis store: the URL does not parse")
 	}
-	copts, err := goredis.ParseURL(url)
-	if err != nil {
-		return nil, fmt.Errorf("open redis store: %w", err)
+	var c *goredis.Client
+	if u.Query().Has("master_name") {
+		fopts, err := goredis.ParseFailoverURL(url)
+		if err != nil {
+			return nil, fmt.Errorf("open redis store: %w", err)
+		}
+		fopts.MaxRetries = -1
+		c = goredis.NewFailoverClient(fopts)
+	} else {
+		copts, err := goredis.ParseURL(url)
+		if err != nil {
+			return nil, fmt.Errorf("open redis store: %w", err)
+		}
+		copts.MaxRetries = -1
+		c = goredis.NewClient(copts)
 	}
-	copts.MaxRetries = -1
-	c := goredis.NewClient(copts)
 	if err := c.Ping(ctx).Err(); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("open redis store: %w", err)

@@ -322,3 +322,114 @@ func TestUnreachableRedisIsUnavailable(t *testing.T) {
 		t.Errorf("GetRoom once Redis is back: %v", err)
 	}
 }
+
+// TestSentinelFailover runs the store through a Sentinel: when the primary
+// is killed, calls fail with ErrUnavailable until the replica is promoted,
+// then work on it with what was replicated, and a follower is told of the
+// loss and gets what is published afterwards.
+func TestSentinelFailover(t *testing.T) {
+	ctx := t.Context()
+	sen := redistest.StartSentinel(t)
+	openVia := func() *redis.Store {
+		s, err := redis.Open(ctx, sen.URL(), redis.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	a, b := openVia(), openVia()
+	key := store.RoomKey{Namespace: "/", Name: "r"}
+	if _, err := a.CreateRoom(ctx, key, store.RoomOptions{}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := a.Publish(ctx, store.PublishParams{Room: key, Payload: "before", Now: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	msgs, lost := make(chan store.Message, 10), make(chan struct{}, 10)
+	fl, err := a.Follow(ctx, redis.Follower{Message: func(m store.Message) { msgs <- m }, Lost: func() { lost <- struct{}{} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fl.Stop()
+	if _, err := fl.Watch(ctx, []store.RoomKey{key}); err != nil {
+		t.Fatal(err)
+	}
+	// Replication is asynchronous: the primary dies once the replica has
+	// everything.
+	offset := func(addr, field string) string {
+		t.Helper()
+		info, err := redistest.Do(addr, "INFO replication")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for line := range strings.SplitSeq(info, "\r\n") {
+			if v, ok := strings.CutPrefix(line, field+":"); ok {
+				return v
+			}
+		}
+		return ""
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for offset(sen.Primary.Addr, "master_repl_offset") != offset(sen.Replica.Addr, "slave_repl_offset") {
+		if time.Now().After(deadline) {
+			t.Fatal("the replica did not catch up")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	sen.Primary.Kill()
+
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		_, _, err := b.Publish(ctx, store.PublishParams{Room: key, Payload: "after", Now: time.Now()})
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, store.ErrUnavailable) {
+			t.Fatalf("publish during the failover: %v, want ErrUnavailable", err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still failing after 30 s: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	msgs2, err := a.History(ctx, store.HistoryQuery{Room: key, Mode: store.HistoryAfter, Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var payloads []string
+	for _, m := range msgs2 {
+		payloads = append(payloads, m.Payload)
+	}
+	if want := []string{"before", "after"}; !slices.Equal(payloads, want) {
+		t.Errorf("history after the failover: %q, want %q", payloads, want)
+	}
+	timeout := time.After(30 * time.Second)
+	select {
+	case <-lost:
+	case <-timeout:
+		t.Fatal("the follower was not told of the loss")
+	}
+	// The follower subscribes again on its own once the new primary is
+	// known: until it has, what is published is not seen live.
+	for {
+		m, _, err := b.Publish(ctx, store.PublishParams{Room: key, Payload: "followed", Now: time.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		quiet := time.After(time.Second)
+	read:
+		for {
+			select {
+			case got := <-msgs:
+				if got.Offset >= m.Offset {
+					return
+				}
+			case <-quiet:
+				break read
+			case <-timeout:
+				t.Fatal("the follower got nothing published after the failover")
+			}
+		}
+	}
+}
