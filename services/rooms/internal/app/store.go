@@ -55,6 +55,7 @@ func openStore(ctx context.Context, cfg Config, hub *fanout.Hub, log *slog.Logge
 		return nil, errors.New("--redis-url does not parse") // its error would quote the password
 	}
 	where := u.Redacted()
+	redis.LogTo(log)
 	st, err := redis.Open(ctx, cfg.RedisURL, redis.Options{
 		Prefix:    cfg.RedisPrefix,
 		Committed: server.BroadcastCommitted(hub),
