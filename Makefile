@@ -72,7 +72,8 @@ run-cluster: build ## Run Redis, two rooms replicas on it and two gateways (:300
 	@trap 'kill $$(jobs -p) 2>/dev/null; wait' INT TERM; \
 	redis-server --port $(CLUSTER_REDIS_PORT) --bind 127.0.0.1 --dir $(CLUSTER_DIR)/redis \
 		--appendonly yes --appendfsync always --save '' --loglevel warning & \
-	until redis-cli -p $(CLUSTER_REDIS_PORT) ping >/dev/null 2>&1; do sleep 0.1; done; \
+	for i in $$(seq 100); do redis-cli -p $(CLUSTER_REDIS_PORT) ping >/dev/null 2>&1 && break; sleep 0.1; done; \
+	redis-cli -p $(CLUSTER_REDIS_PORT) ping >/dev/null || { echo "redis-server did not start" >&2; kill $$(jobs -p) 2>/dev/null; exit 1; }; \
 	for i in 1 2; do \
 		$(BIN)/rooms --listen :5005$$i --metrics-listen :909$$i --redis-url redis://localhost:$(CLUSTER_REDIS_PORT) \
 			--service-token $(RUN_SERVICE_TOKEN) --admin-token $(RUN_ADMIN_TOKEN) & \

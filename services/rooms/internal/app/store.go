@@ -56,14 +56,11 @@ func openStore(ctx context.Context, cfg Config, hub *fanout.Hub, log *slog.Logge
 	}
 	where := u.Redacted()
 	redis.LogTo(log)
-	st, err := redis.Open(ctx, cfg.RedisURL, redis.Options{
-		Prefix:    cfg.RedisPrefix,
-		Committed: server.BroadcastCommitted(hub),
-	})
+	broadcast := server.BroadcastCommitted(hub)
+	st, err := redis.Open(ctx, cfg.RedisURL, redis.Options{Prefix: cfg.RedisPrefix, Committed: broadcast})
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", where, err)
 	}
-	broadcast := server.BroadcastCommitted(hub)
 	fl, err := st.Follow(ctx, redis.Follower{
 		Message: func(m store.Message) { broadcast([]store.Message{m}) },
 		Event: func(_ store.RoomKey, b []byte) {
