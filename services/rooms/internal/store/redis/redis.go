@@ -15,6 +15,7 @@
 //	P rooms           sorted set of "ns\0name", for ordered pages of rooms
 //	P retention       set of rooms with a history age limit, for Sweep
 //	P emptyttl        set of rooms deleted when empty, for DeleteEmptyRooms
+//	P deduped         set of rooms with deduplication keys, for Sweep
 //	P leases          hash: lease → expiry
 //	P leaserefs       set of leases that sessions were joined under
 //	P lease:<lease>   set of "ns\0name\0user\0session" held under the lease

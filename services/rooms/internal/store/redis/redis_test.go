@@ -433,3 +433,55 @@ func TestSentinelFailover(t *testing.T) {
 		}
 	}
 }
+
+// TestSweepReadsOnlyRoomsWithDedupeKeys checks the set Sweep reads: a room
+// is in it once a publish with a client message id left a key, and leaves
+// it once Sweep forgot its last key, or with the room.
+func TestSweepReadsOnlyRoomsWithDedupeKeys(t *testing.T) {
+	ctx := t.Context()
+	addr := redistest.Start(t)
+	s := open(t, addr, "p:")
+	raw := goredis.NewClient(&goredis.Options{Addr: addr})
+	defer raw.Close()
+	members := func() []string {
+		t.Helper()
+		m, err := raw.SMembers(ctx, "p:deduped").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(m)
+		return m
+	}
+	t0 := time.Now()
+	for _, name := range []string{"quiet", "keyed", "deleted"} {
+		k := store.RoomKey{Namespace: "/", Name: name}
+		if _, err := s.CreateRoom(ctx, k, store.RoomOptions{}, t0); err != nil {
+			t.Fatal(err)
+		}
+		cid := "c1"
+		if name == "quiet" {
+			cid = ""
+		}
+		if _, _, err := s.Publish(ctx, store.PublishParams{Room: k, Payload: "x", ClientMessageID: cid, Now: t0}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := members(), []string{"/\x00deleted", "/\x00keyed"}; !slices.Equal(got, want) {
+		t.Fatalf("rooms with keys: %q, want %q", got, want)
+	}
+	if err := s.DeleteRoom(ctx, store.RoomKey{Namespace: "/", Name: "deleted"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Sweep(ctx, t0, t0); err != nil { // keys accepted at t0 are kept
+		t.Fatal(err)
+	}
+	if got, want := members(), []string{"/\x00keyed"}; !slices.Equal(got, want) {
+		t.Errorf("after a sweep that kept the key: %q, want %q", got, want)
+	}
+	if err := s.Sweep(ctx, t0, t0.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if got := members(); len(got) != 0 {
+		t.Errorf("after the last key was forgotten: %q, want none", got)
+	}
+}

@@ -70,6 +70,7 @@ local function deleteRoom(ns, name)
 	redis.call('ZREM', P .. 'rooms', k)
 	redis.call('SREM', P .. 'retention', k)
 	redis.call('SREM', P .. 'emptyttl', k)
+	redis.call('SREM', P .. 'deduped', k)
 end
 local function index(set, k, on)
 	if on then redis.call('SADD', P .. set, k) else redis.call('SREM', P .. set, k) end
@@ -230,7 +231,10 @@ local session, payload = ARGV[7], ARGV[5]
 local enc = off .. ':' .. now .. #sender .. ':' .. sender .. #session .. ':' .. session .. #cid .. ':' .. cid .. payload
 redis.call('ZADD', msgs, off, enc)
 redis.call('PUBLISH', P .. 'ch' .. tag(ns, name), 'm' .. ARGV[10] .. '\0' .. enc)
-if cid ~= '' then redis.call('HSET', dedupe, dkey, off .. ' ' .. now) end
+if cid ~= '' then
+	redis.call('HSET', dedupe, dkey, off .. ' ' .. now)
+	redis.call('SADD', P .. 'deduped', ref(ns, name))
+end
 local hmax = tonumber(r[2])
 if hmax > 0 and off > hmax then redis.call('ZREMRANGEBYSCORE', msgs, '-inf', off - hmax) end
 return {1, off}
@@ -345,7 +349,8 @@ return n
 `)
 
 // ARGV: prefix, ns, name, before. Forgets the room's deduplication keys
-// accepted before before.
+// accepted before before, and the room from the rooms that have some once
+// it has none.
 var sweepDedupeScript = script(`
 local ns, name = ARGV[2], ARGV[3]
 local _, _, _, _, dedupe = keys(ns, name)
@@ -353,6 +358,7 @@ local all = redis.call('HGETALL', dedupe)
 for i = 1, #all, 2 do
 	if string.match(all[i + 1], ' (%d+)$') < ARGV[4] then redis.call('HDEL', dedupe, all[i]) end
 end
+if redis.call('HLEN', dedupe) == 0 then redis.call('SREM', P .. 'deduped', ref(ns, name)) end
 return 1
 `)
 

@@ -105,9 +105,9 @@ func (s *Store) DeleteEmptyRooms(ctx context.Context, now time.Time) ([]store.Ro
 	return deleted, nil
 }
 
-// Sweep implements store.Store. It reads every room with a retention, and
-// every room's deduplication keys: a cost that grows with the rooms, paid
-// once per sweep.
+// Sweep implements store.Store. It reads every room with a retention and
+// every room with deduplication keys: a cost that grows with those rooms,
+// paid once per sweep.
 func (s *Store) Sweep(ctx context.Context, now, dedupeBefore time.Time) error {
 	if err := s.sweep(ctx, now, dedupeBefore); err != nil {
 		return fmt.Errorf("sweep: %w", unavailable(err))
@@ -132,16 +132,12 @@ func (s *Store) sweep(ctx context.Context, now, dedupeBefore time.Time) error {
 			return err
 		}
 	}
-	all, err := s.c.ZRange(ctx, s.p+"rooms", 0, -1).Result()
+	deduped, err := s.indexed(ctx, "deduped")
 	if err != nil {
 		return err
 	}
-	for _, ref := range all {
-		f := splitRef(ref)
-		if len(f) != 2 {
-			continue
-		}
-		if _, err := s.run(ctx, sweepDedupeScript, f[0], f[1], stamp(dedupeBefore)); err != nil {
+	for _, k := range deduped {
+		if _, err := s.run(ctx, sweepDedupeScript, k.Namespace, k.Name, stamp(dedupeBefore)); err != nil {
 			return err
 		}
 	}
