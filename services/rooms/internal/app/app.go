@@ -48,7 +48,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	stopping := make(chan struct{})
-	deps := &server.Deps{Store: st, Hub: hub, Limits: cfg.Limits, Log: log, Metrics: server.NewMetrics(reg), Stopping: stopping, Announce: st.announce, Watch: st.watch}
+	deps := &server.Deps{Store: st, Hub: hub, Limits: cfg.Limits, Log: log, Metrics: server.NewMetrics(reg), Stopping: stopping, Announce: st.announce, Watch: st.watch, Claim: st.claim}
 	grpcSrv, hs, err := NewGRPCServer(log, reg, GRPCOptions{
 		ServiceToken:    cfg.ServiceToken,
 		AdminToken:      cfg.AdminToken,

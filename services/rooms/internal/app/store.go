@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -24,10 +25,12 @@ type openedStore struct {
 	store.Store
 	// where names the store for the log, without secrets.
 	where string
-	// announce tells other replicas of the service's events, and watch has
-	// the hub fed theirs; nil on SQLite, which one process owns.
+	// announce tells other replicas of the service's events, watch has the
+	// hub fed theirs, and claim takes turns at periodic jobs with them; nil
+	// on SQLite, which one process owns.
 	announce func(*roomsv1.Event)
 	watch    func(context.Context, []store.RoomKey) (func(), error)
+	claim    func(context.Context, string, time.Duration) bool
 	// close ends the store's feed of other replicas' events, then the store.
 	close func() error
 }
@@ -89,7 +92,7 @@ func openStore(ctx context.Context, cfg Config, hub *fanout.Hub, log *slog.Logge
 			log.Warn("could not tell other replicas of an event", "room", ev.GetRoom(), "error", err)
 		}
 	}
-	return &openedStore{Store: st, where: where, announce: announce, watch: fl.Watch, close: func() error {
+	return &openedStore{Store: st, where: where, announce: announce, watch: fl.Watch, claim: st.Claim, close: func() error {
 		fl.Stop()
 		return st.Close()
 	}}, nil

@@ -41,6 +41,9 @@ func (s *Admin) GetStats(ctx context.Context, req *roomsv1.GetStatsRequest) (*ro
 // keeps messages a little longer.
 func Sweep(ctx context.Context, d *Deps, interval time.Duration) {
 	loop.Every(ctx, interval, func(ctx context.Context) {
+		if !d.claim(ctx, "sweep", interval) {
+			return
+		}
 		now := d.now()
 		if err := d.Store.Sweep(ctx, now, now.Add(-d.Limits.DedupeWindow)); err != nil && ctx.Err() == nil {
 			d.Log.LogAttrs(ctx, slog.LevelError, "retention sweep failed", slog.Any("err", err))
@@ -68,6 +71,9 @@ func ExpireLeases(ctx context.Context, d *Deps, interval, grace time.Duration) {
 	case <-time.After(grace):
 	}
 	loop.Every(ctx, interval, func(ctx context.Context) {
+		if !d.claim(ctx, "leases", interval) {
+			return
+		}
 		left, err := d.Store.ExpireLeases(ctx, d.now())
 		if err != nil && ctx.Err() == nil {
 			d.Log.LogAttrs(ctx, slog.LevelError, "lease expiry failed", slog.Any("err", err))

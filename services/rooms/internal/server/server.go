@@ -106,6 +106,15 @@ type Deps struct {
 	// from when it returns until release is called; Subscribe calls it
 	// before it reads the store.
 	Watch func(ctx context.Context, rooms []store.RoomKey) (release func(), err error)
+	// Claim, if set, says whether this replica runs a periodic job (Sweep,
+	// ExpireLeases) this time: replicas sharing a store take turns, one a
+	// period, instead of each repeating the others' work.
+	Claim func(ctx context.Context, job string, every time.Duration) bool
+}
+
+// claim says whether this replica runs job now.
+func (d *Deps) claim(ctx context.Context, job string, every time.Duration) bool {
+	return d.Claim == nil || d.Claim(ctx, job, every)
 }
 
 // broadcast hands ev to the local subscribers, then to the other replicas.

@@ -23,6 +23,7 @@
 //	P saved:<ns\0id>  string: a saved session, "expiry data"
 //	P savedx          sorted set of saved-session keys by expiry in milliseconds
 //	P ch T            channel: the room's new messages and announced events (see Follow)
+//	P upkeep:<job>    string: the replica that runs a periodic job this period (see Claim)
 //
 // The scripts name the keys they touch through the prefix rather than as
 // KEYS arguments, which one Redis server accepts; Redis Cluster needs the

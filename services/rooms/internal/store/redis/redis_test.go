@@ -485,3 +485,28 @@ func TestSweepReadsOnlyRoomsWithDedupeKeys(t *testing.T) {
 		t.Errorf("after the last key was forgotten: %q, want none", got)
 	}
 }
+
+// TestClaim checks that replicas sharing a prefix take turns at a job: one
+// claim a period, free again before the next.
+func TestClaim(t *testing.T) {
+	ctx := t.Context()
+	addr := redistest.Start(t)
+	a, b, other := open(t, addr, "p:"), open(t, addr, "p:"), open(t, addr, "q:")
+	const every = 300 * time.Millisecond
+	if !a.Claim(ctx, "sweep", every) {
+		t.Fatal("the first claim was refused")
+	}
+	if b.Claim(ctx, "sweep", every) || a.Claim(ctx, "sweep", every) {
+		t.Error("a claimed job was claimed again within its period")
+	}
+	if !b.Claim(ctx, "leases", every) || !other.Claim(ctx, "sweep", every) {
+		t.Error("another job, or the same job under another prefix, was refused")
+	}
+	deadline := time.Now().Add(every)
+	for !b.Claim(ctx, "sweep", every) {
+		if time.Now().After(deadline) {
+			t.Fatal("the claim had not lapsed by the end of its period")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -246,3 +246,13 @@ func (s *Store) TakeSession(ctx context.Context, namespace, id string, now time.
 	data, _ := v.(string)
 	return []byte(data), nil
 }
+
+// Claim says whether this store's replica runs a periodic job this time:
+// the first of the replicas sharing the prefix to ask in a period does. A
+// claim lapses a little before the period ends, so that the next tick of
+// any replica finds it free. When Redis cannot be asked, the job runs (and
+// reports the failure it will meet).
+func (s *Store) Claim(ctx context.Context, job string, every time.Duration) bool {
+	ok, err := s.c.SetNX(ctx, s.p+"upkeep:"+job, s.origin, every*9/10).Result()
+	return ok || err != nil
+}
