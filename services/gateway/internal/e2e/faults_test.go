@@ -64,26 +64,6 @@ func TestFaults(t *testing.T) {
 	for i := range gws {
 		startGateway(i)
 	}
-	admin := s.adminClient(t)
-	stats := func(ns string) *roomsv1.GetStatsResponse {
-		t.Helper()
-		resp, err := admin.GetStats(s.adminCtx(t), &roomsv1.GetStatsRequest{Namespace: ns})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp
-	}
-	// settle waits for the namespace's live sessions and memberships to
-	// come to want each, as leases of dead sockets lapse.
-	settle := func(ns string, want uint64) {
-		t.Helper()
-		eventually(t, 45*time.Second, func() error {
-			if st := stats(ns); st.GetSessions() != want || st.GetMembers() != want {
-				return fmt.Errorf("namespace %s: %d sessions and %d memberships, want %d of each", ns, st.GetSessions(), st.GetMembers(), want)
-			}
-			return nil
-		})
-	}
 
 	sc := runScript(t, dir, node, "faults.mjs", 15*time.Minute,
 		"GATEWAY_URLS="+strings.Join(urls, ","), "NAMESPACE="+namespace, "ROOM="+room,
@@ -98,11 +78,7 @@ func TestFaults(t *testing.T) {
 		}
 		return out
 	}
-	phases := []struct {
-		name string
-		do   func()
-		lost []int // the clients that must reconnect
-	}{
+	runFaults(t, sc, scale.phase, []fault{
 		{"SIGKILL gateway", func() { gws[0].Kill(); startGateway(0) }, clientsOf(0)},
 		{"SIGTERM gateway", func() { gws[1].Terminate(t); startGateway(1) }, clientsOf(1)},
 		{"SIGKILL rooms service", func() { s.restartRooms(func(p *proctest.Process) { p.Kill() }) }, nil},
@@ -113,7 +89,7 @@ func TestFaults(t *testing.T) {
 				"SOCKETS="+strconv.Itoa(scale.storm), "ROOM_PREFIX=storm-")
 			storm.expect("JOINED")
 			storm.next()
-			settle(namespace, uint64(scale.clients))
+			s.settle(t, namespace, uint64(scale.clients))
 		}, nil},
 		{"aborted connects", func() {
 			for i := range 20 {
@@ -124,34 +100,71 @@ func TestFaults(t *testing.T) {
 				}
 				c.ws.Close()
 			}
-			settle("/", 0)
+			s.settle(t, "/", 0)
 		}, nil},
-	}
-	for _, p := range phases {
-		select {
-		case <-time.After(scale.phase):
-		case <-t.Context().Done():
-			t.FailNow()
-		}
-		t.Logf("fault: %s", p.name)
-		p.do()
-		sc.nextLine("up")
-		var up struct{ Disconnected []int }
-		if err := json.Unmarshal([]byte(sc.expect("UP")), &up); err != nil {
-			t.Fatal(err)
-		}
-		slices.Sort(up.Disconnected)
-		if !slices.Equal(up.Disconnected, p.lost) {
-			t.Errorf("%s: clients %v lost their connection, want %v", p.name, up.Disconnected, p.lost)
-		}
-	}
+	})
 
 	sc.nextLine("stop")
 	t.Logf("stopped sending; %s messages acknowledged", sc.expect("STOPPED"))
 	s.checkDeliveries(t, sc, namespace, room)
 	sc.nextLine("leave " + strconv.Itoa(scale.clients))
 	sc.expect("LEFT")
-	settle(namespace, 0)
+	s.settle(t, namespace, 0)
+}
+
+// fault is one step of a fault run: what to do to the processes, and the
+// clients that must lose their connection (and recover) because of it.
+type fault struct {
+	name string
+	do   func()
+	lost []int
+}
+
+// runFaults lets the fault script's traffic run for phase before each
+// fault, and fails t when other clients than a fault names lost their
+// connection.
+func runFaults(t *testing.T, sc *script, phase time.Duration, faults []fault) {
+	t.Helper()
+	for _, f := range faults {
+		pause(t, phase)
+		t.Logf("fault: %s", f.name)
+		f.do()
+		sc.nextLine("up")
+		var up struct{ Disconnected []int }
+		if err := json.Unmarshal([]byte(sc.expect("UP")), &up); err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(up.Disconnected)
+		if !slices.Equal(up.Disconnected, f.lost) {
+			t.Errorf("%s: clients %v lost their connection, want %v", f.name, up.Disconnected, f.lost)
+		}
+	}
+}
+
+// pause waits for d, or fails t if the test ends first.
+func pause(t *testing.T, d time.Duration) {
+	select {
+	case <-time.After(d):
+	case <-t.Context().Done():
+		t.FailNow()
+	}
+}
+
+// settle waits for the namespace's live sessions and memberships to come to
+// want each, as leases of dead sockets lapse.
+func (s *stack) settle(t *testing.T, namespace string, want uint64) {
+	t.Helper()
+	admin := s.adminClient(t)
+	eventually(t, 45*time.Second, func() error {
+		st, err := admin.GetStats(s.adminCtx(t), &roomsv1.GetStatsRequest{Namespace: namespace})
+		if err != nil {
+			return err
+		}
+		if st.GetSessions() != want || st.GetMembers() != want {
+			return fmt.Errorf("namespace %s: %d sessions and %d memberships, want %d of each", namespace, st.GetSessions(), st.GetMembers(), want)
+		}
+		return nil
+	})
 }
 
 // checkDeliveries hands the script of faults.mjs the stored history of its

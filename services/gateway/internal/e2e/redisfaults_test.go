@@ -2,16 +2,12 @@ package e2e
 
 import (
 	"cmp"
-	"encoding/json"
-	"fmt"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	roomsv1 "github.com/parleyhq/parley/proto/parley/rooms/v1"
 	"github.com/parleyhq/parley/services/kit/proctest"
 	"github.com/parleyhq/parley/services/kit/redistest"
 )
@@ -48,7 +44,6 @@ func TestFaultsOnRedis(t *testing.T) {
 	for i := range gws {
 		startGateway(i)
 	}
-	admin := s.adminClient(t)
 
 	sc := runScript(t, dir, node, "faults.mjs", 15*time.Minute,
 		"GATEWAY_URLS="+strings.Join(urls, ","), "NAMESPACE="+namespace, "ROOM="+room,
@@ -59,54 +54,18 @@ func TestFaultsOnRedis(t *testing.T) {
 	for i := 0; i < scale.clients; i += len(gws) {
 		clientsOfFirst = append(clientsOfFirst, i)
 	}
-	phases := []struct {
-		name string
-		do   func()
-		lost []int // the clients that must reconnect
-	}{
+	runFaults(t, sc, scale.phase, []fault{
 		{"SIGKILL rooms replica 1", func() { s.restartRooms(func(p *proctest.Process) { p.Kill() }) }, nil},
 		{"SIGKILL rooms replica 2", func() { second.Kill(); second = s.startReplica(replicas[1]) }, nil},
 		{"SIGKILL gateway", func() { gws[0].Kill(); startGateway(0) }, clientsOfFirst},
 		{"SIGKILL Redis", func() { rd.Kill(); rd.Restart() }, nil},
-	}
-	for _, p := range phases {
-		select {
-		case <-time.After(scale.phase):
-		case <-t.Context().Done():
-			t.FailNow()
-		}
-		t.Logf("fault: %s", p.name)
-		p.do()
-		sc.nextLine("up")
-		var up struct{ Disconnected []int }
-		if err := json.Unmarshal([]byte(sc.expect("UP")), &up); err != nil {
-			t.Fatal(err)
-		}
-		slices.Sort(up.Disconnected)
-		if !slices.Equal(up.Disconnected, p.lost) {
-			t.Errorf("%s: clients %v lost their connection, want %v", p.name, up.Disconnected, p.lost)
-		}
-	}
-	// Let traffic flow after the last fault too.
-	select {
-	case <-time.After(scale.phase):
-	case <-t.Context().Done():
-		t.FailNow()
-	}
+	})
+	pause(t, scale.phase) // traffic after the last fault too
 
 	sc.nextLine("stop")
 	t.Logf("stopped sending; %s messages acknowledged", sc.expect("STOPPED"))
 	s.checkDeliveries(t, sc, namespace, room)
 	sc.nextLine("leave " + strconv.Itoa(scale.clients))
 	sc.expect("LEFT")
-	eventually(t, 45*time.Second, func() error {
-		resp, err := admin.GetStats(s.adminCtx(t), &roomsv1.GetStatsRequest{Namespace: namespace})
-		if err != nil {
-			return err
-		}
-		if resp.GetSessions() != 0 || resp.GetMembers() != 0 {
-			return fmt.Errorf("namespace %s: %d sessions and %d memberships left, want none", namespace, resp.GetSessions(), resp.GetMembers())
-		}
-		return nil
-	})
+	s.settle(t, namespace, 0)
 }
