@@ -74,10 +74,6 @@ func (fl *Following) Stop() {
 	<-fl.done
 }
 
-func (s *Store) channel(k store.RoomKey) string {
-	return s.p + "ch{" + k.Namespace + "\x00" + k.Name + "}"
-}
-
 // Watch makes the rooms' messages and events reach the Follower, and
 // returns once Redis has confirmed it, so that everything published to them
 // from then on does. Each Watch must be released once, with the function it
@@ -87,7 +83,7 @@ func (fl *Following) Watch(ctx context.Context, rooms []store.RoomKey) (release 
 	var waits []chan struct{}
 	fl.mu.Lock()
 	for _, k := range rooms {
-		ch := fl.s.channel(k)
+		ch := fl.s.key("ch", k)
 		channels = append(channels, ch)
 		fl.watchers[ch]++
 		switch q := fl.pending[ch]; {
@@ -216,7 +212,7 @@ func (fl *Following) deliver(channel, payload string) {
 
 // Announce publishes an event's bytes to the stores that watch room.
 func (s *Store) Announce(ctx context.Context, room store.RoomKey, event []byte) error {
-	if err := s.c.Publish(ctx, s.channel(room), "e"+s.origin+"\x00"+string(event)).Err(); err != nil {
+	if err := s.c.Publish(ctx, s.key("ch", room), "e"+s.origin+"\x00"+string(event)).Err(); err != nil {
 		return fmt.Errorf("announce: %w", err)
 	}
 	return nil

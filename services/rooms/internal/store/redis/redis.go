@@ -288,13 +288,15 @@ func (s *Store) CreateRoom(ctx context.Context, key store.RoomKey, opts store.Ro
 	return store.Room{RoomKey: key, Options: opts, CreateTime: at, UpdateTime: at, Epoch: epoch}, nil
 }
 
-func (s *Store) roomKey(key store.RoomKey) string {
-	return s.p + "room{" + key.Namespace + "\x00" + key.Name + "}"
+// key is the name of one of a room's keys (kind "room", "msgs") or of its
+// channel ("ch"), as the scripts' keys function builds it.
+func (s *Store) key(kind string, k store.RoomKey) string {
+	return s.p + kind + "{" + k.Namespace + "\x00" + k.Name + "}"
 }
 
 // GetRoom implements store.Store.
 func (s *Store) GetRoom(ctx context.Context, key store.RoomKey) (store.Room, error) {
-	m, err := s.c.HGetAll(ctx, s.roomKey(key)).Result()
+	m, err := s.c.HGetAll(ctx, s.key("room", key)).Result()
 	err = unavailable(err)
 	if err == nil {
 		var r store.Room
@@ -320,9 +322,10 @@ func (s *Store) ListRooms(ctx context.Context, q store.ListRoomsQuery) ([]store.
 		}
 	}
 	var rooms []store.Room
+	pageSize := max(q.Limit, 64)
 	for len(rooms) < q.Limit {
 		page, err := s.c.ZRangeArgs(ctx, goredis.ZRangeArgs{
-			Key: s.p + "rooms", Start: lo, Stop: hi, ByLex: true, Count: int64(max(q.Limit, 64)),
+			Key: s.p + "rooms", Start: lo, Stop: hi, ByLex: true, Count: int64(pageSize),
 		}).Result()
 		if err != nil {
 			return nil, fmt.Errorf("list rooms: %w", unavailable(err))
@@ -342,7 +345,7 @@ func (s *Store) ListRooms(ctx context.Context, q store.ListRoomsQuery) ([]store.
 			return nil, fmt.Errorf("list rooms: %w", unavailable(err))
 		}
 		rooms = append(rooms, got...)
-		if int64(len(page)) < int64(max(q.Limit, 64)) {
+		if len(page) < pageSize {
 			break
 		}
 		lo = "(" + page[len(page)-1]
@@ -358,7 +361,7 @@ func (s *Store) rooms(ctx context.Context, keys []store.RoomKey) ([]store.Room, 
 	pipe := s.c.Pipeline()
 	cmds := make([]*goredis.MapStringStringCmd, len(keys))
 	for i, k := range keys {
-		cmds[i] = pipe.HGetAll(ctx, s.roomKey(k))
+		cmds[i] = pipe.HGetAll(ctx, s.key("room", k))
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, err
@@ -524,12 +527,13 @@ func (s *Store) published(p store.PublishParams, v any, err error) (store.Messag
 		return store.Message{}, false, fmt.Errorf("bad publish reply %v", v)
 	}
 	off, _ := f[1].(int64)
+	m := store.Message{
+		Room: p.Room, Offset: uint64(off), Sender: p.Sender, Payload: p.Payload,
+		ClientMessageID: p.ClientMessageID, SessionID: p.SessionID,
+	}
 	if f[0] == int64(1) {
-		at, _ := unstamp(stamp(p.Now))
-		return store.Message{
-			Room: p.Room, Offset: uint64(off), Sender: p.Sender, Payload: p.Payload,
-			ClientMessageID: p.ClientMessageID, SessionID: p.SessionID, CreateTime: at,
-		}, false, nil
+		m.CreateTime, _ = unstamp(stamp(p.Now))
+		return m, false, nil
 	}
 	// A duplicate: the first message if history still has it, else what
 	// the deduplication key kept of it.
@@ -540,11 +544,8 @@ func (s *Store) published(p store.PublishParams, v any, err error) (store.Messag
 		}
 	}
 	created, _ := f[2].(string)
-	at, err := unstamp(created)
-	return store.Message{
-		Room: p.Room, Offset: uint64(off), Sender: p.Sender, Payload: p.Payload,
-		ClientMessageID: p.ClientMessageID, SessionID: p.SessionID, CreateTime: at,
-	}, true, err
+	m.CreateTime, err = unstamp(created)
+	return m, true, err
 }
 
 // decodeMessage reads a message as publishScript stores it.

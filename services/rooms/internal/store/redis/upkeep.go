@@ -65,7 +65,7 @@ func (s *Store) durations(ctx context.Context, keys []store.RoomKey, field strin
 	pipe := s.c.Pipeline()
 	cmds := make([]*goredis.StringCmd, len(keys))
 	for i, k := range keys {
-		cmds[i] = pipe.HGet(ctx, s.roomKey(k), field)
+		cmds[i] = pipe.HGet(ctx, s.key("room", k), field)
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
 		return nil, err
@@ -184,8 +184,8 @@ func (s *Store) stats(ctx context.Context, namespace string) (store.Stats, error
 			continue
 		}
 		k := store.RoomKey{Namespace: f[0], Name: f[1]}
-		counts = append(counts, pipe.HMGet(ctx, s.roomKey(k), "count", "sess"))
-		msgs = append(msgs, pipe.ZCard(ctx, s.p+"msgs{"+ref+"}"))
+		counts = append(counts, pipe.HMGet(ctx, s.key("room", k), "count", "sess"))
+		msgs = append(msgs, pipe.ZCard(ctx, s.key("msgs", k)))
 	}
 	if len(counts) > 0 {
 		if _, err := pipe.Exec(ctx); err != nil {
