@@ -6,6 +6,7 @@ package redistest
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -25,6 +27,19 @@ const (
 	readyTimeout = 10 * time.Second // for a server to answer PING
 	stopTimeout  = 5 * time.Second  // from SIGTERM to SIGKILL
 	tailLines    = 20               // of the server's log in a failure message
+
+	busOffset      = 10000            // a cluster node listens for the other nodes this far above its port
+	portPicks      = 100              // ports tried for one whose cluster bus port is free too
+	clusterTimeout = 20 * time.Second // for redis-cli to form a cluster and every node to find it ok
+
+	// A cluster node fails another that has not answered its ping for the
+	// node timeout, in milliseconds.
+	nodeTimeout = 2000
+	// The node timeout while a cluster forms. A node pings every other at
+	// least every half node timeout, and the nodes learn of each other from
+	// those pings, which redis-cli waits for a second at a time: with
+	// nodeTimeout that often takes two to six seconds, with meetTimeout one.
+	meetTimeout = 500
 )
 
 // errBind is returned by start when the server could not bind its port,
@@ -65,22 +80,32 @@ func StartDurable(t testing.TB) *Server {
 
 func launch(t testing.TB, durable bool) *Server {
 	t.Helper()
-	return launchWith(t, func(s *Server) error { s.durable = durable; return nil })
+	return launchWith(t, freePort, func(s *Server) error { s.durable = durable; return nil })
 }
 
-// launchWith starts a server that prepare has set up, given its port and
-// directory.
-func launchWith(t testing.TB, prepare func(*Server) error) *Server {
+// need returns the path of program, one of those Debian's redis-server
+// package brings, or skips the test without it, failing it instead when CI
+// is "true".
+func need(t testing.TB, program string) string {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
+	bin, err := exec.LookPath(program)
 	if err != nil {
 		if os.Getenv("CI") == "true" {
-			t.Fatalf("redis-server is needed: %v (.ci/run installs it with apt-get)", err)
+			t.Fatalf("%s is needed: %v (.ci/run installs it: apt-get install redis-server)", program, err)
 		}
-		t.Skipf("redis-server not installed: %v (apt-get install redis-server)", err)
+		t.Skipf("%s not installed: %v (apt-get install redis-server)", program, err)
 	}
+	return bin
+}
+
+// launchWith starts a server on a port pick returns, in a directory of its
+// own, once prepare has set it up.
+func launchWith(t testing.TB, pick func() (int, error), prepare func(*Server) error) *Server {
+	t.Helper()
+	bin := need(t, "redis-server")
+	var last error
 	for range attempts {
-		port, err := freePort()
+		port, err := pick()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -89,14 +114,16 @@ func launchWith(t testing.TB, prepare func(*Server) error) *Server {
 		if err := prepare(s); err != nil {
 			t.Fatal(err)
 		}
-		if err = s.start(); err == nil {
+		err = s.start()
+		if err == nil {
 			return s
 		}
 		if !errors.Is(err, errBind) {
 			t.Fatal(err)
 		}
+		last = err
 	}
-	t.Fatalf("redis-server found no free port in %d tries, the last: %v", attempts, err)
+	t.Fatalf("redis-server found no free port in %d tries, the last: %v", attempts, last)
 	return nil
 }
 
@@ -198,6 +225,30 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
+// clusterPort returns a loopback port that nothing listened on a moment
+// ago, nor on the port busOffset above it, where a cluster node listens for
+// the other nodes.
+func clusterPort() (int, error) {
+	for range portPicks {
+		port, err := freePort()
+		if err != nil {
+			return 0, err
+		}
+		// The kernel hands out ports up to 60999 by default; redis-server
+		// refuses one whose bus port would not exist.
+		if port+busOffset > 65535 {
+			continue
+		}
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port+busOffset)))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return port, nil
+	}
+	return 0, fmt.Errorf("no loopback port free with the port %d above it in %d tries", busOffset, portPicks)
+}
+
 // ping returns nil if the server at addr answers PING and is process pid:
 // until our server has bound the port, a server another test started on it
 // could answer instead.
@@ -279,11 +330,11 @@ func StartSentinel(t testing.TB) *Sentinel {
 	t.Helper()
 	primary := launch(t, false)
 	host, port, _ := net.SplitHostPort(primary.Addr)
-	replica := launchWith(t, func(s *Server) error {
+	replica := launchWith(t, freePort, func(s *Server) error {
 		s.extra = []string{"--replicaof", host, port}
 		return nil
 	})
-	sentinel := launchWith(t, func(s *Server) error {
+	sentinel := launchWith(t, freePort, func(s *Server) error {
 		s.conf = filepath.Join(s.dir, "sentinel.conf")
 		s.extra = []string{"--sentinel"}
 		return os.WriteFile(s.conf, []byte(fmt.Sprintf(
@@ -306,6 +357,122 @@ func StartSentinel(t testing.TB) *Sentinel {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return &Sentinel{Primary: primary, Replica: replica, Sentinel: sentinel}
+}
+
+// Cluster is a Redis Cluster of three primaries that serve a third of the
+// slots each, and no replicas.
+type Cluster struct {
+	Nodes []*Server
+}
+
+// Addrs returns the address of each primary, "127.0.0.1:port".
+func (c *Cluster) Addrs() []string {
+	addrs := make([]string, len(c.Nodes))
+	for i, n := range c.Nodes {
+		addrs[i] = n.Addr
+	}
+	return addrs
+}
+
+// URL names every primary, as go-redis's ParseClusterURL reads it: the
+// first as the host, the others as addr parameters, so that the client can
+// start from any of them.
+func (c *Cluster) URL() string {
+	addrs := c.Addrs()
+	return "redis://" + addrs[0] + "?addr=" + strings.Join(addrs[1:], "&addr=")
+}
+
+// StartCluster runs a Redis Cluster of three primaries (no replicas) on
+// 127.0.0.1, which keep nothing on disk but the cluster's configuration,
+// and returns once every node finds all 16384 slots served. A node that
+// stops answering is failed after two seconds, not the default fifteen, so
+// that a test that kills one sees the cluster react soon. The nodes are
+// stopped at the end of the test. If redis-server or redis-cli is not on
+// PATH the test is skipped, or fails when CI is "true".
+func StartCluster(t testing.TB) *Cluster {
+	t.Helper()
+	cli := need(t, "redis-cli")
+	c := &Cluster{}
+	for range 3 {
+		c.Nodes = append(c.Nodes, launchWith(t, clusterPort, func(s *Server) error {
+			s.extra = clusterArgs(s.dir, meetTimeout)
+			return nil
+		}))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
+	defer cancel()
+	args := append([]string{"--cluster", "create"}, c.Addrs()...)
+	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	out, err := exec.CommandContext(ctx, cli, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("redis-cli --cluster create: %v; it wrote:\n%s\n%s", err, out, c.logTails())
+	}
+	err = c.each("CONFIG SET cluster-node-timeout "+strconv.Itoa(nodeTimeout), func(reply string) bool {
+		return reply == "+OK\r\n"
+	})
+	if err != nil {
+		t.Fatalf("setting the node timeout: %v\n%s", err, c.logTails())
+	}
+	// A restarted node keeps it.
+	for _, n := range c.Nodes {
+		n.extra = clusterArgs(n.dir, nodeTimeout)
+	}
+	// redis-cli returns once the nodes agree on who serves which slots; a
+	// node calls its cluster ok two seconds after it started at the
+	// earliest.
+	deadline, _ := ctx.Deadline()
+	for {
+		err := c.each("CLUSTER INFO", func(info string) bool {
+			return strings.Contains(info, "\r\ncluster_state:ok\r\n") && strings.Contains(info, "\r\ncluster_slots_assigned:16384\r\n")
+		})
+		if err == nil {
+			return c
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the cluster was not ok within %v: %v\nredis-cli wrote:\n%s\n%s", clusterTimeout, err, out, c.logTails())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// clusterArgs are the arguments of a cluster node in dir, given its node
+// timeout in milliseconds.
+func clusterArgs(dir string, timeout int) []string {
+	return []string{
+		"--cluster-enabled", "yes",
+		"--cluster-config-file", filepath.Join(dir, "nodes.conf"),
+		"--cluster-node-timeout", strconv.Itoa(timeout),
+	}
+}
+
+// each sends command to every node at once, as Do waits a moment after
+// each reply, and returns nil if want accepts every reply, or else the
+// replies it does not.
+func (c *Cluster) each(command string, want func(reply string) bool) error {
+	errs := make([]error, len(c.Nodes))
+	var wg sync.WaitGroup
+	for i, n := range c.Nodes {
+		wg.Go(func() {
+			reply, err := Do(n.Addr, command)
+			switch {
+			case err != nil:
+				errs[i] = fmt.Errorf("%s to %s: %w", command, n.Addr, err)
+			case !want(reply):
+				errs[i] = fmt.Errorf("%s answered %s:\n%s", n.Addr, command, reply)
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// logTails returns the last lines each node wrote, for a failure message.
+func (c *Cluster) logTails() string {
+	var b strings.Builder
+	for _, n := range c.Nodes {
+		fmt.Fprintf(&b, "the node on %s logged:\n%s", n.Addr, logTail(n.dir))
+	}
+	return b.String()
 }
 
 // Do sends one command, in the inline protocol, and returns the raw reply:

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -115,5 +116,73 @@ func TestSentinelPromotesTheReplica(t *testing.T) {
 			t.Fatalf("the replica was not promoted: the Sentinel names %q", primaryOf())
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestStartCluster checks that every node finds the cluster ok, with the
+// node timeout StartCluster promises, and that the nodes share the slots:
+// one of them serves a key, and the others redirect to it.
+func TestStartCluster(t *testing.T) {
+	c := StartCluster(t)
+	addrs := c.Addrs()
+	if len(addrs) != 3 {
+		t.Fatalf("%d nodes %v, want 3", len(addrs), addrs)
+	}
+	if want := "redis://" + addrs[0] + "?addr=" + addrs[1] + "&addr=" + addrs[2]; c.URL() != want {
+		t.Errorf("URL %q, want %q", c.URL(), want)
+	}
+	// Every node is asked everything at once, as Do waits a moment after
+	// each reply.
+	var wg sync.WaitGroup
+	ask := func(addr, command string) *string {
+		reply := new(string)
+		wg.Go(func() {
+			var err error
+			if *reply, err = Do(addr, command); err != nil {
+				t.Errorf("%s to %s: %v", command, addr, err)
+			}
+		})
+		return reply
+	}
+	infos, timeouts, sets := make([]*string, len(addrs)), make([]*string, len(addrs)), make([]*string, len(addrs))
+	for i, addr := range addrs {
+		infos[i] = ask(addr, "CLUSTER INFO")
+		timeouts[i] = ask(addr, "CONFIG GET cluster-node-timeout")
+		sets[i] = ask(addr, "SET parley value")
+	}
+	wg.Wait()
+	var owner string
+	var moved []string
+	for i, addr := range addrs {
+		if !strings.Contains(*infos[i], "\r\ncluster_state:ok\r\n") {
+			t.Errorf("%s answered CLUSTER INFO %q, want cluster_state:ok", addr, *infos[i])
+		}
+		// The nodes formed the cluster with a shorter timeout.
+		if !strings.HasSuffix(*timeouts[i], "\r\n2000\r\n") {
+			t.Errorf("%s answered CONFIG GET cluster-node-timeout %q, want 2000", addr, *timeouts[i])
+		}
+		switch set := *sets[i]; {
+		case set == "+OK\r\n":
+			if owner != "" {
+				t.Errorf("both %s and %s accepted SET of the same key", owner, addr)
+			}
+			owner = addr
+		case strings.HasPrefix(set, "-MOVED "):
+			moved = append(moved, set)
+		default:
+			t.Errorf("SET to %s answered %q, want +OK or -MOVED", addr, set)
+		}
+	}
+	if owner == "" {
+		t.Fatalf("no node accepted SET; the others answered %q", moved)
+	}
+	if len(moved) != 2 {
+		t.Errorf("%d nodes answered MOVED (%q), want the 2 other than %s", len(moved), moved, owner)
+	}
+	// "-MOVED <slot> <address>" names the node that serves the key.
+	for _, reply := range moved {
+		if !strings.HasSuffix(reply, " "+owner+"\r\n") {
+			t.Errorf("a node answered %q, want a redirection to %s", reply, owner)
+		}
 	}
 }
