@@ -57,3 +57,42 @@ func testLeases(t *testing.T, s store.Store) {
 		{UserID: "carol", JoinTime: t0, Sessions: 1},
 	}, listMembers(t, s, key, "", 10))
 }
+
+// testEphemeralWithoutSession checks the other ways an ephemeral member is
+// left without a session, besides its lease lapsing: its last session
+// ended, or it joined without one. Either way it stays until ExpireLeases,
+// which removes and reports it, as it does not a member who is not
+// ephemeral, or a room deleted meanwhile.
+func testEphemeralWithoutSession(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	key := store.RoomKey{Namespace: "acme", Name: "lobby"}
+	gone := store.RoomKey{Namespace: "acme", Name: "gone"}
+	createRoom(t, s, key, store.RoomOptions{}, t0)
+	createRoom(t, s, gone, store.RoomOptions{}, t0)
+	_, err := s.KeepLease(ctx, "gw-a", at(time.Hour))
+	noErr(t, "KeepLease", err)
+	join(t, s, store.JoinParams{Room: key, UserID: "guest-1", SessionID: "s1", Lease: "gw-a", Ephemeral: true, Now: t0})
+	join(t, s, store.JoinParams{Room: key, UserID: "guest-1", SessionID: "s2", Lease: "gw-a", Ephemeral: true, Now: t0})
+	join(t, s, store.JoinParams{Room: key, UserID: "guest-2", Ephemeral: true, Now: t0})
+	join(t, s, store.JoinParams{Room: key, UserID: "alice", SessionID: "s3", Lease: "gw-a", Now: t0})
+	join(t, s, store.JoinParams{Room: gone, UserID: "guest-3", Ephemeral: true, Now: t0})
+	noErr(t, "DeleteRoom", s.DeleteRoom(ctx, gone))
+
+	for _, e := range []struct{ user, session string }{{"guest-1", "s1"}, {"guest-1", "s2"}, {"alice", "s3"}} {
+		_, err := s.EndSession(ctx, key, e.user, e.session)
+		noErr(t, "EndSession "+e.session, err)
+	}
+	check(t, "ListMembers before ExpireLeases", []store.Member{
+		{UserID: "alice", JoinTime: t0},
+		{UserID: "guest-1", JoinTime: t0},
+		{UserID: "guest-2", JoinTime: t0},
+	}, listMembers(t, s, key, "", 10))
+
+	left, err := s.ExpireLeases(ctx, at(time.Second))
+	noErr(t, "ExpireLeases", err)
+	check(t, "left", []store.Membership{{Room: key, UserID: "guest-1"}, {Room: key, UserID: "guest-2"}}, left)
+	check(t, "ListMembers after ExpireLeases", []store.Member{{UserID: "alice", JoinTime: t0}}, listMembers(t, s, key, "", 10))
+	left, err = s.ExpireLeases(ctx, at(2*time.Second))
+	noErr(t, "ExpireLeases again", err)
+	check(t, "left again", []store.Membership(nil), left)
+}

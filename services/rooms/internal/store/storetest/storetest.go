@@ -49,6 +49,7 @@ func Run(t *testing.T, newStore func(t *testing.T, committed store.Committed) st
 		{"RemoveMember", testRemoveMember},
 		{"EndSession", testEndSession},
 		{"Leases", testLeases},
+		{"EphemeralWithoutSession", testEphemeralWithoutSession},
 		{"ListMembers", testListMembers},
 		{"Publish", testPublish},
 		{"PublishReadOnly", testPublishReadOnly},
