@@ -256,7 +256,8 @@ type Store interface {
 	KeepLease(ctx context.Context, lease string, expire time.Time) (created bool, err error)
 	// ExpireLeases ends the sessions held under leases not kept past now
 	// (or never kept), forgets those leases, and ends the ephemeral
-	// memberships left without a session. It returns those memberships.
+	// memberships left without a session. It returns those memberships,
+	// with an error too those it ended before the error.
 	ExpireLeases(ctx context.Context, now time.Time) ([]Membership, error)
 	// Stats counts rooms, memberships, sessions and messages ("" namespace: all).
 	Stats(ctx context.Context, namespace string) (Stats, error)

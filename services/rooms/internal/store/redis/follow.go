@@ -13,65 +13,75 @@ import (
 	"github.com/parleyhq/parley/services/rooms/internal/store"
 )
 
-// Each room has a channel, "<prefix>ch{ns\0name}", that carries each new
-// message as "m", the origin, a NUL and the stored message (the publish
-// script sends it), and each announced event as "e", the origin, a NUL and
-// the event's bytes.
+// Each room has a shard channel, "<prefix>ch{ns\0name}", in its keys' slot,
+// that carries each new message as "m", the origin, a NUL and the stored
+// message (the publish script sends it), and each announced event as "e",
+// the origin, a NUL and the event's bytes.
 
 // Follower receives what the other stores on the same Redis and prefix
-// publish to the rooms watched. Its functions run one at a time, on the
-// goroutine Follow starts.
+// publish to the rooms watched. Its functions run one at a time, on
+// goroutines the Following starts.
 type Follower struct {
 	// Message is told of each message another store stored, in the order
 	// Redis stored them, which is offset order per room.
 	Message func(store.Message)
 	// Event is given the bytes of each event another store announced.
 	Event func(room store.RoomKey, event []byte)
-	// Lost is called when the connection to Redis was lost and is back:
-	// what was published meanwhile was not seen.
+	// Lost is called when a connection to Redis was lost and is back, or
+	// a room's slot moved to another Cluster node: what was published
+	// meanwhile was not seen.
 	Lost func()
 }
 
-// Following is a store's subscription to the rooms it watches.
+// Following is a store's subscription to the rooms it watches: one
+// connection to each Redis node that holds watched rooms (the one server,
+// when there is no Cluster), subscribed to their shard channels.
 type Following struct {
-	s  *Store
-	ps *goredis.PubSub
-	f  Follower
+	s      *Store
+	f      Follower
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	calls sync.Mutex // the Follower's functions run one at a time
 
 	mu       sync.Mutex
 	watchers map[string]int             // by channel: Watch calls not yet released
-	pending  map[string][]chan struct{} // by channel: one per subscription sent, closed when Redis confirms it
-	cancel   context.CancelFunc
-	done     chan struct{}
+	pending  map[string][]chan struct{} // by channel: one per SSUBSCRIBE sent, closed when Redis confirms it
+	unsubs   map[string]int             // by channel: SUNSUBSCRIBEs sent, not yet confirmed
+	conns    map[string]*conn           // by node address
+	connOf   map[string]*conn           // by channel watched
+	lost     bool                       // the next confirmation follows a loss, to report
 }
 
-// control is a channel nothing is published on: a subscription to it keeps
-// the connection up while no room is watched.
-const control = "control"
+// conn is one connection of a Following, to one node.
+type conn struct {
+	addr string
+	ps   *goredis.PubSub
+}
 
-// Follow opens the connection on which the rooms Watch names are followed,
-// and delivers to f until ctx ends or Stop is called.
+// Follow checks that Redis answers and returns a Following that delivers
+// to f, on connections opened as Watch needs them, until ctx ends or Stop
+// is called.
 func (s *Store) Follow(ctx context.Context, f Follower) (*Following, error) {
-	ps := s.c.Subscribe(ctx, s.p+control)
-	if _, err := ps.Receive(ctx); err != nil {
-		ps.Close()
-		return nil, fmt.Errorf("follow: %w", err)
+	if err := s.c.Ping(ctx).Err(); err != nil {
+		return nil, fmt.Errorf("follow: %w", unavailable(err))
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	fl := &Following{s: s, ps: ps, f: f, watchers: map[string]int{}, pending: map[string][]chan struct{}{},
-		cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(fl.done)
-		fl.follow(ctx)
-	}()
-	return fl, nil
+	return &Following{s: s, f: f, ctx: ctx, cancel: cancel,
+		watchers: map[string]int{}, pending: map[string][]chan struct{}{}, unsubs: map[string]int{},
+		conns: map[string]*conn{}, connOf: map[string]*conn{}}, nil
 }
 
-// Stop ends the subscription and waits for deliveries to stop.
+// Stop ends the subscriptions and waits for deliveries to stop.
 func (fl *Following) Stop() {
 	fl.cancel()
-	fl.ps.Close()
-	<-fl.done
+	fl.mu.Lock()
+	for _, c := range fl.conns {
+		c.ps.Close()
+	}
+	fl.mu.Unlock()
+	fl.wg.Wait()
 }
 
 // Watch makes the rooms' messages and events reach the Follower, and
@@ -96,16 +106,16 @@ func (fl *Following) Watch(ctx context.Context, rooms []store.RoomKey) (release 
 			waits = append(waits, q[len(q)-1])
 		}
 	}
-	if len(subscribe) > 0 {
-		// Sent under the lock so that commands reach Redis in the order
-		// their confirmations are expected in pending.
-		err = fl.ps.Subscribe(ctx, subscribe...)
+	for _, ch := range subscribe {
+		if err = fl.subscribe(ctx, ch); err != nil {
+			break
+		}
 	}
 	fl.mu.Unlock()
 	release = func() { fl.unwatch(channels) }
 	if err != nil {
 		release()
-		return nil, fmt.Errorf("watch: %w", err)
+		return nil, fmt.Errorf("watch: %w", unavailable(err))
 	}
 	for _, w := range waits {
 		select {
@@ -113,7 +123,7 @@ func (fl *Following) Watch(ctx context.Context, rooms []store.RoomKey) (release 
 		case <-ctx.Done():
 			release()
 			return nil, fmt.Errorf("watch: %w", ctx.Err())
-		case <-fl.done:
+		case <-fl.ctx.Done():
 			release()
 			return nil, errors.New("watch: no longer following")
 		}
@@ -121,66 +131,200 @@ func (fl *Following) Watch(ctx context.Context, rooms []store.RoomKey) (release 
 	return release, nil
 }
 
+// subscribe sends SSUBSCRIBE for ch on the connection to the node that
+// holds it, one command per channel because a Cluster refuses one for
+// channels of several slots. Called with fl.mu held, so that commands reach
+// Redis in the order their confirmations are expected in pending.
+func (fl *Following) subscribe(ctx context.Context, ch string) error {
+	var addr string
+	if cc, ok := fl.s.c.(*goredis.ClusterClient); ok {
+		node, err := cc.MasterForKey(ctx, ch)
+		if err != nil {
+			return err
+		}
+		addr = node.Options().Addr
+	}
+	c, ok := fl.conns[addr]
+	if !ok {
+		c = &conn{addr: addr, ps: fl.s.c.SSubscribe(fl.ctx)}
+	}
+	if err := c.ps.SSubscribe(ctx, ch); err != nil {
+		if !ok {
+			c.ps.Close()
+		}
+		return err
+	}
+	fl.connOf[ch] = c
+	if !ok {
+		// Receiving starts once the connection is open: a Cluster
+		// connection opened without a channel would go to any node.
+		fl.conns[addr] = c
+		fl.wg.Add(1)
+		go func() {
+			defer fl.wg.Done()
+			fl.follow(c)
+		}()
+	}
+	return nil
+}
+
 func (fl *Following) unwatch(channels []string) {
-	var drop []string
 	fl.mu.Lock()
 	defer fl.mu.Unlock()
 	for _, ch := range channels {
-		if fl.watchers[ch]--; fl.watchers[ch] == 0 {
-			delete(fl.watchers, ch)
-			drop = append(drop, ch)
+		if fl.watchers[ch]--; fl.watchers[ch] > 0 {
+			continue
 		}
-	}
-	if len(drop) > 0 {
+		delete(fl.watchers, ch)
+		c, ok := fl.connOf[ch]
+		if !ok {
+			continue
+		}
+		delete(fl.connOf, ch)
 		// A failure leaves deliveries that nothing waits for, which the
 		// hub drops; the next loss of the connection ends them.
-		_ = fl.ps.Unsubscribe(context.Background(), drop...)
+		if c.ps.SUnsubscribe(context.Background(), ch) == nil {
+			fl.unsubs[ch]++
+		}
 	}
 }
 
-func (fl *Following) follow(ctx context.Context) {
-	// After an error the client reconnects and subscribes again on the
-	// next Receive; the confirmations that follow mark the loss.
-	broken := false
-	for ctx.Err() == nil {
-		msg, err := fl.ps.Receive(ctx)
+func (fl *Following) follow(c *conn) {
+	for fl.ctx.Err() == nil {
+		msg, err := c.ps.Receive(fl.ctx)
 		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, goredis.ErrClosed) {
-				return
+			if fl.ctx.Err() == nil && !errors.Is(err, goredis.ErrClosed) {
+				fl.rehome(c)
 			}
-			broken = true
-			select {
-			case <-ctx.Done():
-			case <-time.After(100 * time.Millisecond):
-			}
-			continue
+			return
 		}
 		switch m := msg.(type) {
 		case *goredis.Subscription:
-			if m.Kind != "subscribe" {
-				continue
+			switch m.Kind {
+			case "ssubscribe":
+				fl.confirmed(m.Channel)
+			case "sunsubscribe":
+				fl.unsubscribed(c, m.Channel)
 			}
-			// Confirmations come in the order the subscriptions were
-			// sent; after a loss, the client's own come first, for
-			// every channel it had.
-			fl.mu.Lock()
-			if q := fl.pending[m.Channel]; len(q) > 0 {
-				close(q[0])
-				if len(q) == 1 {
-					delete(fl.pending, m.Channel)
-				} else {
-					fl.pending[m.Channel] = q[1:]
-				}
-			}
-			fl.mu.Unlock()
-			if broken && fl.f.Lost != nil {
-				fl.f.Lost()
-			}
-			broken = false
 		case *goredis.Message:
 			fl.deliver(m.Channel, m.Payload)
 		}
 	}
+}
+
+// confirmed handles Redis's confirmation of an SSUBSCRIBE. Confirmations
+// come in the order the subscriptions were sent on their connection.
+func (fl *Following) confirmed(ch string) {
+	fl.mu.Lock()
+	if q := fl.pending[ch]; len(q) > 0 {
+		close(q[0])
+		if len(q) == 1 {
+			delete(fl.pending, ch)
+		} else {
+			fl.pending[ch] = q[1:]
+		}
+	}
+	lost := fl.lost
+	fl.lost = false
+	fl.mu.Unlock()
+	if lost && fl.f.Lost != nil {
+		fl.calls.Lock()
+		fl.f.Lost()
+		fl.calls.Unlock()
+	}
+}
+
+// unsubscribed handles an SUNSUBSCRIBE: the confirmation of one sent, or
+// Redis's notice that the channel's slot moved to another node, where the
+// channel is followed from then on.
+func (fl *Following) unsubscribed(c *conn, ch string) {
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	if fl.unsubs[ch] > 0 {
+		if fl.unsubs[ch]--; fl.unsubs[ch] == 0 {
+			delete(fl.unsubs, ch)
+		}
+		return
+	}
+	if fl.connOf[ch] != c {
+		return
+	}
+	delete(fl.connOf, ch)
+	if c.ps.SUnsubscribe(context.Background(), ch) == nil { // out of the connection's own list
+		fl.unsubs[ch]++
+	}
+	fl.awaitAgain(ch)
+	fl.lost = true
+	fl.wg.Add(1)
+	go func() {
+		defer fl.wg.Done()
+		fl.retry([]string{ch})
+	}()
+}
+
+// awaitAgain makes Watch calls for ch wait for a confirmation to come.
+// Called with fl.mu held.
+func (fl *Following) awaitAgain(ch string) {
+	if len(fl.pending[ch]) == 0 {
+		fl.pending[ch] = []chan struct{}{make(chan struct{})}
+	}
+}
+
+// rehome replaces a connection that failed: its channels are subscribed
+// again on the nodes that hold them now (the same one unless the Cluster
+// failed over), and the first confirmation reports the loss.
+func (fl *Following) rehome(dead *conn) {
+	fl.mu.Lock()
+	delete(fl.conns, dead.addr)
+	var chans []string
+	for ch, c := range fl.connOf {
+		if c == dead {
+			chans = append(chans, ch)
+			delete(fl.connOf, ch)
+			fl.awaitAgain(ch)
+		}
+	}
+	fl.lost = true
+	fl.mu.Unlock()
+	dead.ps.Close()
+	fl.retry(chans)
+}
+
+// retry subscribes again to the channels still watched, after a pause and
+// until it could send every subscription or the Following stops.
+func (fl *Following) retry(chans []string) {
+	for wait := 100 * time.Millisecond; len(chans) > 0; wait = min(2*wait, 2*time.Second) {
+		select {
+		case <-fl.ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		if cc, ok := fl.s.c.(*goredis.ClusterClient); ok {
+			cc.ReloadState(fl.ctx)
+		}
+		fl.mu.Lock()
+		chans = fl.resubscribe(chans)
+		fl.mu.Unlock()
+	}
+}
+
+// resubscribe subscribes again to the channels still watched, once for each
+// confirmation awaited (at least one), and returns those it could not.
+// Called with fl.mu held.
+func (fl *Following) resubscribe(chans []string) (failed []string) {
+	for _, ch := range chans {
+		if fl.watchers[ch] == 0 {
+			continue
+		}
+		fl.awaitAgain(ch)
+		for range fl.pending[ch] {
+			if err := fl.subscribe(fl.ctx, ch); err != nil {
+				failed = append(failed, ch)
+				break
+			}
+		}
+	}
+	return failed
 }
 
 func (fl *Following) deliver(channel, payload string) {
@@ -196,6 +340,8 @@ func (fl *Following) deliver(channel, payload string) {
 	if !ok || origin == fl.s.origin {
 		return
 	}
+	fl.calls.Lock()
+	defer fl.calls.Unlock()
 	switch kind {
 	case 'e':
 		if fl.f.Event != nil {
@@ -212,7 +358,7 @@ func (fl *Following) deliver(channel, payload string) {
 
 // Announce publishes an event's bytes to the stores that watch room.
 func (s *Store) Announce(ctx context.Context, room store.RoomKey, event []byte) error {
-	if err := s.c.Publish(ctx, s.key("ch", room), "e"+s.origin+"\x00"+string(event)).Err(); err != nil {
+	if err := s.c.SPublish(ctx, s.key("ch", room), "e"+s.origin+"\x00"+string(event)).Err(); err != nil {
 		return fmt.Errorf("announce: %w", err)
 	}
 	return nil

@@ -1,33 +1,35 @@
 // Package redis is a store.Store on Redis, for rooms services that share
-// their rooms through one Redis deployment instead of keeping them in a local
-// SQLite file. Every write is one Lua script, atomic on the server and one
-// round trip.
+// their rooms through one Redis deployment (one server, one followed by
+// Sentinels, or a Cluster) instead of keeping them in a local SQLite file.
+// Every change to a room is one Lua script, atomic on the server and one
+// round trip (scripts.go says how the deployment-wide indexes keep up).
 //
 // Keys, under a prefix P ("parley:" by default), with T = "{ns\0name}" the
-// hash tag of a room so that all of a room's keys share one Cluster slot:
+// hash tag of a room, so that all of a room's keys share one Cluster slot,
+// and {g} the hash tag of the deployment-wide keys:
 //
-//	P room T          hash: the room's settings and counters (last offset, members, sessions)
-//	P mem T           hash: user → join time (20 digits) and "1" if ephemeral
-//	P memz T          sorted set of user ids, for ordered pages of members
-//	P sess T <user>   hash: session id → lease ("" for none)
-//	P msgs T          sorted set of messages scored by offset
-//	P dedupe T        hash: sender\0client id → "offset created"
-//	P rooms           sorted set of "ns\0name", for ordered pages of rooms
-//	P retention       set of rooms with a history age limit, for Sweep
-//	P emptyttl        set of rooms deleted when empty, for DeleteEmptyRooms
-//	P deduped         set of rooms with deduplication keys, for Sweep
-//	P leases          hash: lease → expiry
-//	P leaserefs       set of leases that sessions were joined under
-//	P lease:<lease>   set of "ns\0name\0user\0session" held under the lease
-//	P lonely          set of "ns\0name\0user": ephemeral members that lost their last session
-//	P saved:<ns\0id>  string: a saved session, "expiry data"
-//	P savedx          sorted set of saved-session keys by expiry in milliseconds
-//	P ch T            channel: the room's new messages and announced events (see Follow)
-//	P upkeep:<job>    string: the replica that runs a periodic job this period (see Claim)
-//
-// The scripts name the keys they touch through the prefix rather than as
-// KEYS arguments, which one Redis server accepts; Redis Cluster needs the
-// deployment-wide keys split from the rooms' first.
+//	P room T            hash: the room's settings and counters (last offset, members, sessions)
+//	P mem T             hash: user → join time (20 digits) and "1" if ephemeral
+//	P memz T            sorted set of user ids, for ordered pages of members
+//	P sess T <user>     hash: session id → lease ("" for none)
+//	P lses T <lease>    set of "user\0session" held under the lease
+//	P lonely T          set of ephemeral members that lost their last session
+//	P msgs T            sorted set of messages scored by offset
+//	P dedupe T          hash: sender\0client id → "offset created"
+//	P ch T              shard channel: the room's new messages and announced events (see Follow)
+//	P{g}rooms           sorted set of "ns\0name", for ordered pages of rooms
+//	P{g}fresh           sorted set of "ns\0name" by when an index last added the room (ms)
+//	P{g}retention       set of rooms with a history age limit, for Sweep
+//	P{g}emptyttl        set of rooms deleted when empty, for DeleteEmptyRooms
+//	P{g}deduped         set of rooms with deduplication keys, for Sweep
+//	P{g}lonely          set of rooms that may have ephemeral members without a session
+//	P{g}leases          hash: lease → expiry
+//	P{g}leaserefs       set of leases that sessions were joined under
+//	P{g}lease:<lease>   sorted set of the rooms joined under the lease, by when (ms)
+//	P{g}expiring        set of leases whose sessions ExpireLeases is ending
+//	P{g}saved:<ns\0id>  string: a saved session, "expiry data"
+//	P{g}savedx          sorted set of saved-session keys by expiry in milliseconds
+//	P{g}upkeep:<job>    string: the replica that runs a periodic job this period (see Claim)
 package redis
 
 import (
@@ -69,10 +71,11 @@ type Options struct {
 
 // Store is a store.Store on Redis.
 type Store struct {
-	c         *goredis.Client
+	c         goredis.UniversalClient
 	p         string
 	origin    string
 	committed store.Committed
+	grace     time.Duration // indexGrace, shorter in tests
 
 	// Publishes to one room hold its stripe from the script's call until
 	// Committed has been told, so that Committed sees each room's messages
@@ -84,49 +87,88 @@ type Store struct {
 var _ store.Store = (*Store)(nil)
 
 // Open connects to the Redis server at url (redis://[user:password@]host:port/db,
-// rediss:// for TLS) and returns a Store on it once Redis answers. A URL with
-// a master_name parameter names a Sentinel instead (more with addr
-// parameters), and the store follows the primary the Sentinels name.
+// rediss:// for TLS) and returns a Store on it once Redis answers.
+//   - A URL with a master_name parameter names a Sentinel instead (more with
+//     addr parameters), and the store follows the primary the Sentinels name.
+//   - A URL with addr parameters, or one whose server says it is a Cluster
+//     node, names a Redis Cluster, whose nodes the store learns from those
+//     it is given.
 //
 // The client never sends a command again by itself after a failure: a
 // script whose answer was lost may have run, and a publish without a client
 // message id run twice would be stored twice. The caller gets the error,
-// as the store's contract says, and decides.
+// as the store's contract says, and decides. (A Cluster node's MOVED or ASK
+// answer is followed: the command did not run.)
 func Open(ctx context.Context, url string, opts Options) (*Store, error) {
-	// url.Parse's errors quote the URL, password and all.
-	u, err := neturl.Parse(url)
-	if err != nil {
-		return nil, errors.New("open redis store: the URL does not parse")
-	}
-	var c *goredis.Client
-	if u.Query().Has("master_name") {
-		fopts, err := goredis.ParseFailoverURL(url)
-		if err != nil {
-			return nil, fmt.Errorf("open redis store: %w", err)
-		}
-		fopts.MaxRetries = -1
-		c = goredis.NewFailoverClient(fopts)
-	} else {
-		copts, err := goredis.ParseURL(url)
-		if err != nil {
-			return nil, fmt.Errorf("open redis store: %w", err)
-		}
-		copts.MaxRetries = -1
-		c = goredis.NewClient(copts)
-	}
-	if err := c.Ping(ctx).Err(); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("open redis store: %w", err)
-	}
 	p := opts.Prefix
 	if p == "" {
 		p = DefaultPrefix
+	}
+	if strings.ContainsAny(p, "{}") {
+		// A brace in the prefix would change the keys' hash tags.
+		return nil, fmt.Errorf("open redis store: the prefix %q has a brace", p)
+	}
+	c, err := connect(ctx, url)
+	if err != nil {
+		return nil, fmt.Errorf("open redis store: %w", err)
 	}
 	origin := opts.Origin
 	if origin == "" {
 		origin = newEpoch()
 	}
-	return &Store{c: c, p: p, origin: origin, committed: opts.Committed, seed: maphash.MakeSeed()}, nil
+	return &Store{c: c, p: p, origin: origin, committed: opts.Committed, grace: indexGrace, seed: maphash.MakeSeed()}, nil
+}
+
+func connect(ctx context.Context, url string) (goredis.UniversalClient, error) {
+	// url.Parse's errors quote the URL, password and all.
+	u, err := neturl.Parse(url)
+	if err != nil {
+		return nil, errors.New("the URL does not parse")
+	}
+	q := u.Query()
+	var c goredis.UniversalClient
+	switch {
+	case q.Has("master_name"):
+		o, err := goredis.ParseFailoverURL(url)
+		if err != nil {
+			return nil, err
+		}
+		o.MaxRetries = -1
+		c = goredis.NewFailoverClient(o)
+	case q.Has("addr"):
+		return connectCluster(ctx, url)
+	default:
+		o, err := goredis.ParseURL(url)
+		if err != nil {
+			return nil, err
+		}
+		o.MaxRetries = -1
+		c = goredis.NewClient(o)
+	}
+	info, err := c.Info(ctx, "cluster").Result()
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	if strings.Contains(info, "cluster_enabled:1") {
+		c.Close()
+		return connectCluster(ctx, url)
+	}
+	return c, nil
+}
+
+func connectCluster(ctx context.Context, url string) (goredis.UniversalClient, error) {
+	o, err := goredis.ParseClusterURL(url)
+	if err != nil {
+		return nil, err
+	}
+	o.MaxRetries = -1
+	c := goredis.NewClusterClient(o)
+	if err := c.Ping(ctx).Err(); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
 }
 
 // Close implements store.Store.
@@ -147,10 +189,22 @@ func unavailable(err error) error {
 	return err
 }
 
-// run runs a script with the prefix as ARGV[1] and maps the scripts' error
-// replies to the store's errors.
-func (s *Store) run(ctx context.Context, sc *goredis.Script, args ...any) (any, error) {
-	v, err := sc.Run(ctx, s.c, nil, append([]any{s.p}, args...)...).Result()
+// room runs one of a room's scripts, with the prefix, namespace and name as
+// its first arguments, on the node that holds the room.
+func (s *Store) room(ctx context.Context, sc *goredis.Script, k store.RoomKey, args ...any) (any, error) {
+	return s.run(ctx, sc, s.key("room", k), append([]any{s.p, k.Namespace, k.Name}, args...))
+}
+
+// global runs one of the scripts of the deployment-wide keys, with the
+// prefix as its first argument.
+func (s *Store) global(ctx context.Context, sc *goredis.Script, args ...any) (any, error) {
+	return s.run(ctx, sc, s.g("rooms"), append([]any{s.p}, args...))
+}
+
+// run runs a script and maps the scripts' error replies to the store's
+// errors.
+func (s *Store) run(ctx context.Context, sc *goredis.Script, route string, args []any) (any, error) {
+	v, err := sc.Run(ctx, s.c, []string{route}, args...).Result()
 	if errors.Is(err, goredis.Nil) {
 		return nil, nil
 	}
@@ -168,10 +222,46 @@ func (s *Store) run(ctx context.Context, sc *goredis.Script, args ...any) (any, 
 			return nil, store.ErrNotMember
 		case "READONLY":
 			return nil, store.ErrReadOnly
+		case "UNINDEXED":
+			return nil, errUnindexed
 		}
 		return nil, err
 	}
 	return v, nil
+}
+
+// errUnindexed is a room script's refusal to make a change that needs the
+// room in an index first.
+var errUnindexed = errors.New("room not indexed")
+
+// indexGrace is how long an index keeps a room after its last addition,
+// whatever removals say, so that a removal never undoes an addition whose
+// room change has yet to land: far longer than any request takes.
+const indexGrace = time.Minute
+
+// index adds the room to indexes, and with a lease to the lease's rooms,
+// before the room's change that needs it.
+func (s *Store) index(ctx context.Context, k store.RoomKey, lease string, indexes ...string) error {
+	args := []any{roomRef(k), lease}
+	for _, ix := range indexes {
+		args = append(args, ix)
+	}
+	_, err := s.global(ctx, indexScript, args...)
+	return err
+}
+
+// forget removes rooms from indexes ("all" for every one) after the rooms'
+// changes that end their need; pairs are a room ref and an index.
+func (s *Store) forget(ctx context.Context, pairs ...string) error {
+	if len(pairs) == 0 {
+		return nil
+	}
+	args := []any{s.grace.Milliseconds()}
+	for _, p := range pairs {
+		args = append(args, p)
+	}
+	_, err := s.global(ctx, forgetScript, args...)
+	return err
 }
 
 // stamp writes t as 20 digits of Unix nanoseconds, so that stamps compare as
@@ -278,9 +368,19 @@ func member(user string, rec any, sessions any) (store.Member, error) {
 // CreateRoom implements store.Store.
 func (s *Store) CreateRoom(ctx context.Context, key store.RoomKey, opts store.RoomOptions, now time.Time) (store.Room, error) {
 	epoch := newEpoch()
-	_, err := s.run(ctx, createRoomScript, key.Namespace, key.Name, flag(opts.Private), opts.MaxMembers,
-		flag(opts.ReadOnly), opts.HistoryMaxMessages, int64(opts.HistoryRetention), stamp(now), epoch,
-		int64(opts.DeleteWhenEmpty))
+	indexes := []string{"rooms"}
+	if opts.HistoryRetention != 0 {
+		indexes = append(indexes, "retention")
+	}
+	if opts.DeleteWhenEmpty != 0 {
+		indexes = append(indexes, "emptyttl")
+	}
+	err := s.index(ctx, key, "", indexes...)
+	if err == nil {
+		_, err = s.room(ctx, createRoomScript, key, flag(opts.Private), opts.MaxMembers,
+			flag(opts.ReadOnly), opts.HistoryMaxMessages, int64(opts.HistoryRetention), stamp(now), epoch,
+			int64(opts.DeleteWhenEmpty))
+	}
 	if err != nil {
 		return store.Room{}, fmt.Errorf("create room %s/%s: %w", key.Namespace, key.Name, err)
 	}
@@ -293,6 +393,10 @@ func (s *Store) CreateRoom(ctx context.Context, key store.RoomKey, opts store.Ro
 func (s *Store) key(kind string, k store.RoomKey) string {
 	return s.p + kind + "{" + k.Namespace + "\x00" + k.Name + "}"
 }
+
+// g is the name of one of the deployment-wide keys, as the scripts' G
+// builds it.
+func (s *Store) g(name string) string { return s.p + "{g}" + name }
 
 // GetRoom implements store.Store.
 func (s *Store) GetRoom(ctx context.Context, key store.RoomKey) (store.Room, error) {
@@ -325,7 +429,7 @@ func (s *Store) ListRooms(ctx context.Context, q store.ListRoomsQuery) ([]store.
 	pageSize := max(q.Limit, 64)
 	for len(rooms) < q.Limit {
 		page, err := s.c.ZRangeArgs(ctx, goredis.ZRangeArgs{
-			Key: s.p + "rooms", Start: lo, Stop: hi, ByLex: true, Count: int64(pageSize),
+			Key: s.g("rooms"), Start: lo, Stop: hi, ByLex: true, Count: int64(pageSize),
 		}).Result()
 		if err != nil {
 			return nil, fmt.Errorf("list rooms: %w", unavailable(err))
@@ -367,16 +471,21 @@ func (s *Store) rooms(ctx context.Context, keys []store.RoomKey) ([]store.Room, 
 		return nil, err
 	}
 	rooms := make([]store.Room, 0, len(keys))
-	for _, c := range cmds {
+	var gone []string
+	for i, c := range cmds {
 		r, err := parseRoom(c.Val())
 		if errors.Is(err, store.ErrNotFound) {
-			continue // deleted since the index was read
+			gone = append(gone, roomRef(keys[i]), "all")
+			continue
 		}
 		if err != nil {
 			return nil, err
 		}
 		rooms = append(rooms, r)
 	}
+	// What the index names wrongly goes once nothing can be adding it: a
+	// failure here leaves it for the next reader.
+	_ = s.forget(ctx, gone...)
 	return rooms, nil
 }
 
@@ -395,12 +504,26 @@ func (s *Store) UpdateRoom(ctx context.Context, key store.RoomKey, patch store.R
 	if patch.DeleteWhenEmpty != nil {
 		emptyTTL = strconv.FormatInt(int64(*patch.DeleteWhenEmpty), 10)
 	}
-	v, err := s.run(ctx, updateRoomScript, key.Namespace, key.Name,
-		opt(patch.Private != nil, flag(patch.Private != nil && *patch.Private)),
-		opt(patch.MaxMembers != nil, strconv.FormatUint(uint64(deref(patch.MaxMembers)), 10)),
-		opt(patch.ReadOnly != nil, flag(patch.ReadOnly != nil && *patch.ReadOnly)),
-		opt(patch.HistoryMaxMessages != nil, strconv.FormatUint(uint64(deref(patch.HistoryMaxMessages)), 10)),
-		retention, stamp(now), emptyTTL)
+	var indexes []string
+	if deref(patch.HistoryRetention) != 0 {
+		indexes = append(indexes, "retention")
+	}
+	if deref(patch.DeleteWhenEmpty) != 0 {
+		indexes = append(indexes, "emptyttl")
+	}
+	var err error
+	if len(indexes) > 0 {
+		err = s.index(ctx, key, "", indexes...)
+	}
+	var v any
+	if err == nil {
+		v, err = s.room(ctx, updateRoomScript, key,
+			opt(patch.Private != nil, flag(patch.Private != nil && *patch.Private)),
+			opt(patch.MaxMembers != nil, strconv.FormatUint(uint64(deref(patch.MaxMembers)), 10)),
+			opt(patch.ReadOnly != nil, flag(patch.ReadOnly != nil && *patch.ReadOnly)),
+			opt(patch.HistoryMaxMessages != nil, strconv.FormatUint(uint64(deref(patch.HistoryMaxMessages)), 10)),
+			retention, stamp(now), emptyTTL)
+	}
 	var r store.Room
 	if err == nil {
 		r, err = roomHash(v)
@@ -421,7 +544,11 @@ func deref[T any](p *T) T {
 
 // DeleteRoom implements store.Store.
 func (s *Store) DeleteRoom(ctx context.Context, key store.RoomKey) error {
-	if _, err := s.run(ctx, deleteRoomScript, key.Namespace, key.Name); err != nil {
+	_, err := s.room(ctx, deleteRoomScript, key)
+	if err == nil {
+		err = s.forget(ctx, roomRef(key), "all")
+	}
+	if err != nil {
 		return fmt.Errorf("delete room %s/%s: %w", key.Namespace, key.Name, err)
 	}
 	return nil
@@ -429,8 +556,17 @@ func (s *Store) DeleteRoom(ctx context.Context, key store.RoomKey) error {
 
 // Join implements store.Store.
 func (s *Store) Join(ctx context.Context, p store.JoinParams) (store.JoinResult, error) {
-	v, err := s.run(ctx, joinScript, p.Room.Namespace, p.Room.Name, p.UserID, p.SessionID, p.Lease,
-		flag(p.Ephemeral), flag(p.Admit), stamp(p.Now))
+	var err error
+	switch {
+	case p.SessionID != "" && p.Lease != "":
+		err = s.index(ctx, p.Room, p.Lease)
+	case p.SessionID == "" && p.Ephemeral:
+		err = s.index(ctx, p.Room, "", "lonely")
+	}
+	var v any
+	if err == nil {
+		v, err = s.room(ctx, joinScript, p.Room, p.UserID, p.SessionID, p.Lease, flag(p.Ephemeral), flag(p.Admit), stamp(p.Now))
+	}
 	var res store.JoinResult
 	if err == nil {
 		err = func() error {
@@ -457,7 +593,7 @@ func (s *Store) Join(ctx context.Context, p store.JoinParams) (store.JoinResult,
 
 // RemoveMember implements store.Store.
 func (s *Store) RemoveMember(ctx context.Context, key store.RoomKey, userID string) (bool, error) {
-	v, err := s.run(ctx, removeMemberScript, key.Namespace, key.Name, userID)
+	v, err := s.room(ctx, removeMemberScript, key, userID)
 	if err != nil {
 		return false, fmt.Errorf("remove member %q from %s/%s: %w", userID, key.Namespace, key.Name, err)
 	}
@@ -466,7 +602,12 @@ func (s *Store) RemoveMember(ctx context.Context, key store.RoomKey, userID stri
 
 // EndSession implements store.Store.
 func (s *Store) EndSession(ctx context.Context, key store.RoomKey, userID, sessionID string) (store.Member, error) {
-	v, err := s.run(ctx, endSessionScript, key.Namespace, key.Name, userID, sessionID)
+	v, err := s.room(ctx, endSessionScript, key, userID, sessionID, "0")
+	if errors.Is(err, errUnindexed) {
+		if err = s.index(ctx, key, "", "lonely"); err == nil {
+			v, err = s.room(ctx, endSessionScript, key, userID, sessionID, "1")
+		}
+	}
 	var m store.Member
 	if err == nil {
 		if f, ok := v.([]any); ok && len(f) == 2 {
@@ -483,7 +624,7 @@ func (s *Store) EndSession(ctx context.Context, key store.RoomKey, userID, sessi
 
 // ListMembers implements store.Store.
 func (s *Store) ListMembers(ctx context.Context, key store.RoomKey, afterUser string, limit int) ([]store.Member, error) {
-	v, err := s.run(ctx, listMembersScript, key.Namespace, key.Name, afterUser, max(limit, 0))
+	v, err := s.room(ctx, listMembersScript, key, afterUser, max(limit, 0))
 	var members []store.Member
 	if err == nil {
 		f, _ := v.([]any)
@@ -506,8 +647,16 @@ func (s *Store) Publish(ctx context.Context, p store.PublishParams) (store.Messa
 	mu := &s.stripes[maphash.String(s.seed, roomRef(p.Room))%uint64(len(s.stripes))]
 	mu.Lock()
 	defer mu.Unlock()
-	v, err := s.run(ctx, publishScript, p.Room.Namespace, p.Room.Name, p.Sender, p.Payload,
-		p.ClientMessageID, p.SessionID, stamp(p.Now), stamp(p.DedupeSince), s.origin)
+	publish := func(indexed string) (any, error) {
+		return s.room(ctx, publishScript, p.Room, p.Sender, p.Payload,
+			p.ClientMessageID, p.SessionID, stamp(p.Now), stamp(p.DedupeSince), s.origin, indexed)
+	}
+	v, err := publish("0")
+	if errors.Is(err, errUnindexed) {
+		if err = s.index(ctx, p.Room, "", "deduped"); err == nil {
+			v, err = publish("1")
+		}
+	}
 	m, dup, err := s.published(p, v, err)
 	if err != nil {
 		return store.Message{}, false, fmt.Errorf("publish %s/%s: %w", p.Room.Namespace, p.Room.Name, err)
@@ -593,7 +742,7 @@ func (s *Store) History(ctx context.Context, q store.HistoryQuery) ([]store.Mess
 	default:
 		return nil, fmt.Errorf("history of %s/%s: unknown mode %d", q.Room.Namespace, q.Room.Name, q.Mode)
 	}
-	v, err := s.run(ctx, historyScript, q.Room.Namespace, q.Room.Name, mode, strconv.FormatUint(q.Offset, 10), max(q.Limit, 0))
+	v, err := s.room(ctx, historyScript, q.Room, mode, strconv.FormatUint(q.Offset, 10), max(q.Limit, 0))
 	var msgs []store.Message
 	if err == nil {
 		f, _ := v.([]any)
@@ -618,7 +767,7 @@ func (s *Store) History(ctx context.Context, q store.HistoryQuery) ([]store.Mess
 
 // Purge implements store.Store.
 func (s *Store) Purge(ctx context.Context, key store.RoomKey, before uint64) (uint64, error) {
-	v, err := s.run(ctx, purgeScript, key.Namespace, key.Name, strconv.FormatUint(before, 10))
+	v, err := s.room(ctx, purgeScript, key, strconv.FormatUint(before, 10))
 	if err != nil {
 		return 0, fmt.Errorf("purge %s/%s: %w", key.Namespace, key.Name, err)
 	}

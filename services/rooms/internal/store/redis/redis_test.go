@@ -20,27 +20,66 @@ import (
 	"github.com/parleyhq/parley/services/rooms/internal/store/storetest"
 )
 
-// TestConformance runs the store suite on one real redis-server, each
-// subtest under a prefix of its own, as several deployments sharing a Redis
-// would be.
-func TestConformance(t *testing.T) {
-	addr := redistest.Start(t)
-	var n atomic.Int64
-	storetest.Run(t, func(t *testing.T, committed store.Committed) store.Store {
-		s, err := redis.Open(t.Context(), "redis://"+addr, redis.Options{
-			Prefix:    fmt.Sprintf("t%d:", n.Add(1)),
-			Committed: committed,
-		})
-		if err != nil {
-			t.Fatalf("Open: %v", err)
-		}
-		return s
-	})
+// deployment is a Redis to test against: one server or a Cluster.
+type deployment struct {
+	url   string
+	nodes []string // the addresses of the primaries
 }
 
-func open(t *testing.T, addr, prefix string) *redis.Store {
+func deployments(t *testing.T) []struct {
+	name  string
+	start func(t *testing.T) deployment
+} {
+	return []struct {
+		name  string
+		start func(t *testing.T) deployment
+	}{
+		{"server", func(t *testing.T) deployment {
+			addr := redistest.Start(t)
+			return deployment{url: "redis://" + addr, nodes: []string{addr}}
+		}},
+		{"cluster", func(t *testing.T) deployment {
+			c := redistest.StartCluster(t)
+			return deployment{url: c.URL(), nodes: c.Addrs()}
+		}},
+	}
+}
+
+// each runs f on a client of each primary.
+func (d deployment) each(t *testing.T, f func(*goredis.Client)) {
 	t.Helper()
-	s, err := redis.Open(t.Context(), "redis://"+addr, redis.Options{Prefix: prefix})
+	for _, addr := range d.nodes {
+		c := goredis.NewClient(&goredis.Options{Addr: addr})
+		f(c)
+		c.Close()
+	}
+}
+
+// TestConformance runs the store suite on one real redis-server and on a
+// three-node Redis Cluster, each subtest under a prefix of its own, as
+// several deployments sharing a Redis would be.
+func TestConformance(t *testing.T) {
+	for _, d := range deployments(t) {
+		t.Run(d.name, func(t *testing.T) {
+			dep := d.start(t)
+			var n atomic.Int64
+			storetest.Run(t, func(t *testing.T, committed store.Committed) store.Store {
+				s, err := redis.Open(t.Context(), dep.url, redis.Options{
+					Prefix:    fmt.Sprintf("t%d:", n.Add(1)),
+					Committed: committed,
+				})
+				if err != nil {
+					t.Fatalf("Open: %v", err)
+				}
+				return s
+			})
+		})
+	}
+}
+
+func open(t *testing.T, url, prefix string) *redis.Store {
+	t.Helper()
+	s, err := redis.Open(t.Context(), url, redis.Options{Prefix: prefix})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -53,9 +92,14 @@ func open(t *testing.T, addr, prefix string) *redis.Store {
 // its own, nor of other rooms, nor of those of another prefix, nor once it
 // stopped watching; and that a lost connection is reported once it is back.
 func TestFollow(t *testing.T) {
+	for _, d := range deployments(t) {
+		t.Run(d.name, func(t *testing.T) { testFollow(t, d.start(t)) })
+	}
+}
+
+func testFollow(t *testing.T, d deployment) {
 	ctx := t.Context()
-	addr := redistest.Start(t)
-	a, b, other := open(t, addr, "p:"), open(t, addr, "p:"), open(t, addr, "q:")
+	a, b, other := open(t, d.url, "p:"), open(t, d.url, "p:"), open(t, d.url, "q:")
 	key, unwatched := store.RoomKey{Namespace: "/", Name: "lobby"}, store.RoomKey{Namespace: "/", Name: "elsewhere"}
 	t0 := time.Date(2031, time.March, 4, 5, 6, 7, 123456789, time.UTC)
 	for _, c := range []struct {
@@ -124,11 +168,11 @@ func TestFollow(t *testing.T) {
 	}
 
 	// Redis drops the subscriber's connection; the client subscribes again.
-	killer := goredis.NewClient(&goredis.Options{Addr: addr})
-	defer killer.Close()
-	if err := killer.Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
-		t.Fatal(err)
-	}
+	d.each(t, func(c *goredis.Client) {
+		if err := c.Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
+			t.Fatal(err)
+		}
+	})
 	select {
 	case <-lost:
 	case <-timeout:
@@ -148,11 +192,15 @@ func TestFollow(t *testing.T) {
 	// Unsubscribing is not waited for: once Redis counts no subscriber,
 	// nothing more arrives.
 	for n := int64(1); n > 0; {
-		res, err := killer.PubSubNumSub(ctx, "p:ch{/\x00lobby}").Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n = res["p:ch{/\x00lobby}"]; n > 0 {
+		n = 0
+		d.each(t, func(c *goredis.Client) {
+			res, err := c.PubSubShardNumSub(ctx, "p:ch{/\x00lobby}").Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			n += res["p:ch{/\x00lobby}"]
+		})
+		if n > 0 {
 			select {
 			case <-timeout:
 				t.Fatal("the room is still subscribed to after its last release")
@@ -294,7 +342,7 @@ func TestOpenKeepsThePasswordOutOfErrors(t *testing.T) {
 func TestUnreachableRedisIsUnavailable(t *testing.T) {
 	ctx := t.Context()
 	rd := redistest.StartDurable(t)
-	s := open(t, rd.Addr, "p:")
+	s := open(t, "redis://"+rd.Addr, "p:")
 	key := store.RoomKey{Namespace: "/", Name: "r"}
 	if _, err := s.CreateRoom(ctx, key, store.RoomOptions{}, time.Now()); err != nil {
 		t.Fatal(err)
@@ -434,18 +482,20 @@ func TestSentinelFailover(t *testing.T) {
 	}
 }
 
-// TestSweepReadsOnlyRoomsWithDedupeKeys checks the set Sweep reads: a room
-// is in it once a publish with a client message id left a key, and leaves
-// it once Sweep forgot its last key, or with the room.
+// TestSweepReadsOnlyRoomsWithDedupeKeys checks the index Sweep reads: a
+// room is in it once a publish with a client message id left a key, and
+// leaves it once Sweep forgot its last key, or with the room, but not while
+// an addition of the room is recent, which may belong to a change still on
+// its way.
 func TestSweepReadsOnlyRoomsWithDedupeKeys(t *testing.T) {
 	ctx := t.Context()
 	addr := redistest.Start(t)
-	s := open(t, addr, "p:")
+	s := open(t, "redis://"+addr, "p:")
 	raw := goredis.NewClient(&goredis.Options{Addr: addr})
 	defer raw.Close()
 	members := func() []string {
 		t.Helper()
-		m, err := raw.SMembers(ctx, "p:deduped").Result()
+		m, err := raw.SMembers(ctx, "p:{g}deduped").Result()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -466,12 +516,21 @@ func TestSweepReadsOnlyRoomsWithDedupeKeys(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got, want := members(), []string{"/\x00deleted", "/\x00keyed"}; !slices.Equal(got, want) {
+	want := []string{"/\x00deleted", "/\x00keyed"}
+	if got := members(); !slices.Equal(got, want) {
 		t.Fatalf("rooms with keys: %q, want %q", got, want)
 	}
 	if err := s.DeleteRoom(ctx, store.RoomKey{Namespace: "/", Name: "deleted"}); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.Sweep(ctx, t0, t0); err != nil {
+		t.Fatal(err)
+	}
+	if got := members(); !slices.Equal(got, want) {
+		t.Errorf("within the grace of its addition, the deleted room: %q, want %q", got, want)
+	}
+
+	s.SetIndexGrace(0)
 	if err := s.Sweep(ctx, t0, t0); err != nil { // keys accepted at t0 are kept
 		t.Fatal(err)
 	}
@@ -491,7 +550,7 @@ func TestSweepReadsOnlyRoomsWithDedupeKeys(t *testing.T) {
 func TestClaim(t *testing.T) {
 	ctx := t.Context()
 	addr := redistest.Start(t)
-	a, b, other := open(t, addr, "p:"), open(t, addr, "p:"), open(t, addr, "q:")
+	a, b, other := open(t, "redis://"+addr, "p:"), open(t, "redis://"+addr, "p:"), open(t, "redis://"+addr, "q:")
 	const every = 300 * time.Millisecond
 	if !a.Claim(ctx, "sweep", every) {
 		t.Fatal("the first claim was refused")
@@ -509,4 +568,112 @@ func TestClaim(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// TestFollowAcrossASlotMove moves the slot of a watched room to another
+// Cluster node, as resharding does, and checks that the follower reports
+// the loss and follows the room on its new node.
+func TestFollowAcrossASlotMove(t *testing.T) {
+	cl := redistest.StartCluster(t)
+	d := deployment{url: cl.URL(), nodes: cl.Addrs()}
+	ctx := t.Context()
+	a, b := open(t, d.url, "p:"), open(t, d.url, "p:")
+	key := store.RoomKey{Namespace: "/", Name: "lobby"}
+	if _, err := a.CreateRoom(ctx, key, store.RoomOptions{}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	msgs, lost := make(chan store.Message, 10), make(chan struct{}, 10)
+	fl, err := a.Follow(ctx, redis.Follower{
+		Message: func(m store.Message) { msgs <- m },
+		Lost:    func() { lost <- struct{}{} },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fl.Stop()
+	if _, err := fl.Watch(ctx, []store.RoomKey{key}); err != nil {
+		t.Fatal(err)
+	}
+	timeout := time.After(10 * time.Second)
+	publish := func(payload string) {
+		t.Helper()
+		if _, _, err := b.Publish(ctx, store.PublishParams{Room: key, Payload: payload, Now: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case m := <-msgs:
+			if m.Payload != payload {
+				t.Fatalf("got %q, want %q", m.Payload, payload)
+			}
+		case <-timeout:
+			t.Fatalf("no message %q", payload)
+		}
+	}
+	publish("before the move")
+
+	ch := "p:ch{/\x00lobby}"
+	c := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: d.nodes})
+	defer c.Close()
+	slot, err := c.ClusterKeySlot(ctx, ch).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := c.MasterForKey(ctx, ch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dst *goredis.Client
+	for _, addr := range d.nodes {
+		if addr != src.Options().Addr {
+			dst = goredis.NewClient(&goredis.Options{Addr: addr})
+			defer dst.Close()
+			break
+		}
+	}
+	id := func(c *goredis.Client) string {
+		t.Helper()
+		id, err := c.Do(ctx, "CLUSTER", "MYID").Text()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	srcID, dstID := id(src), id(dst)
+	host, port, _ := net.SplitHostPort(dst.Options().Addr)
+	steps := [][]any{
+		{dst, "CLUSTER", "SETSLOT", slot, "IMPORTING", srcID},
+		{src, "CLUSTER", "SETSLOT", slot, "MIGRATING", dstID},
+	}
+	for _, s := range steps {
+		if err := s[0].(*goredis.Client).Do(ctx, s[1:]...).Err(); err != nil {
+			t.Fatalf("%v: %v", s[1:], err)
+		}
+	}
+	keys, err := src.ClusterGetKeysInSlot(ctx, int(slot), 1000).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) > 0 {
+		args := []any{"MIGRATE", host, port, "", 0, 5000, "KEYS"}
+		for _, k := range keys {
+			args = append(args, k)
+		}
+		if err := src.Do(ctx, args...).Err(); err != nil {
+			t.Fatalf("MIGRATE: %v", err)
+		}
+	}
+	for _, addr := range d.nodes {
+		n := goredis.NewClient(&goredis.Options{Addr: addr})
+		err := n.Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", dstID).Err()
+		n.Close()
+		if err != nil {
+			t.Fatalf("SETSLOT NODE on %s: %v", addr, err)
+		}
+	}
+	select {
+	case <-lost:
+	case <-timeout:
+		t.Fatal("Lost not called after the room's slot moved")
+	}
+	publish("after the move")
 }

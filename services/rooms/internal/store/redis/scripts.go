@@ -2,23 +2,33 @@ package redis
 
 import goredis "github.com/redis/go-redis/v9"
 
-// Every write is one Lua script, which Redis runs atomically: the script
-// checks and changes a room's keys in one round trip, as one SQLite
-// transaction would.
+// Every write to a room is one Lua script, which Redis runs atomically: the
+// script checks and changes the room's keys in one round trip, as one SQLite
+// transaction would. A room's keys share a hash tag, so that on Redis
+// Cluster one node holds them all and can run the script.
 //
-// ARGV[1] of every script is the key prefix; the scripts derive a room's keys
-// from it and the room's namespace and name (the package comment gives the
-// layout).
+// The deployment-wide indexes (the rooms, those with a retention, those with
+// deduplication keys, the leases' rooms...) share another hash tag, so they
+// may live on another node: a change to a room and to an index are two
+// scripts, and a process can die between them. The order keeps every index
+// a superset of what it should hold: an entry is added before the room's
+// change that needs it, and removed after the room's change that ends the
+// need, and only if no entry for that room was added within indexGrace, so
+// that a removal never undoes an addition whose room change has yet to
+// land. Readers of an index skip the rooms it names wrongly.
+//
+// ARGV[1] of every script is the key prefix; room scripts have the room's
+// namespace and name next, and derive the room's keys from them (the package
+// comment gives the layout), with one of them as KEYS[1] so that Cluster
+// routes the script to its node. Global scripts have the rooms index as
+// KEYS[1].
+//
 // Times are fixed-width strings of Unix nanoseconds, so that Lua, whose
 // numbers are doubles, compares them exactly as strings. Offsets, counts and
 // limits stay below 2^53 and are numbers.
-const prelude = `
+const common = `
 local P = ARGV[1]
-local function tag(ns, name) return '{' .. ns .. '\0' .. name .. '}' end
-local function keys(ns, name)
-	local t = tag(ns, name)
-	return P .. 'room' .. t, P .. 'mem' .. t, P .. 'memz' .. t, P .. 'msgs' .. t, P .. 'dedupe' .. t, P .. 'sess' .. t
-end
+local G = P .. '{g}'
 local function ref(...) return table.concat({...}, '\0') end
 local function split(s)
 	local out, i = {}, 1
@@ -29,75 +39,123 @@ local function split(s)
 		i = j + 1
 	end
 end
+`
+
+const roomPrelude = common + `
+local function tag(ns, name) return '{' .. ns .. '\0' .. name .. '}' end
+local function keys(ns, name)
+	local t = tag(ns, name)
+	return P .. 'room' .. t, P .. 'mem' .. t, P .. 'memz' .. t, P .. 'msgs' .. t, P .. 'dedupe' .. t,
+		P .. 'sess' .. t, P .. 'lonely' .. t
+end
+local function leaseKey(ns, name, lease) return P .. 'lses' .. tag(ns, name) .. lease end
 local function ephemeral(m) return string.sub(m, 21, 21) == '1' end
--- endSession removes one session, from its lease's index too, and notes an
+-- endSession removes one session, from its lease's set too, and notes an
 -- ephemeral member left without sessions for ExpireLeases.
 local function endSession(ns, name, user, session)
-	local room, mem, _, _, _, sess = keys(ns, name)
+	local room, mem, _, _, _, sess, lonely = keys(ns, name)
 	local sk = sess .. user
 	local lease = redis.call('HGET', sk, session)
 	if not lease then return end
 	redis.call('HDEL', sk, session)
 	redis.call('HINCRBY', room, 'sess', -1)
-	if lease ~= '' then redis.call('SREM', P .. 'lease:' .. lease, ref(ns, name, user, session)) end
+	if lease ~= '' then redis.call('SREM', leaseKey(ns, name, lease), ref(user, session)) end
 	if redis.call('HLEN', sk) == 0 then
 		local m = redis.call('HGET', mem, user)
-		if m and ephemeral(m) then redis.call('SADD', P .. 'lonely', ref(ns, name, user)) end
+		if m and ephemeral(m) then redis.call('SADD', lonely, user) end
 	end
 end
 -- removeMember ends a membership with all its sessions.
 local function removeMember(ns, name, user)
-	local room, mem, memz, _, _, sess = keys(ns, name)
+	local room, mem, memz, _, _, sess, lonely = keys(ns, name)
 	if redis.call('HDEL', mem, user) == 0 then return false end
 	redis.call('ZREM', memz, user)
 	local sk = sess .. user
 	local ss = redis.call('HGETALL', sk)
 	for i = 1, #ss, 2 do
-		if ss[i + 1] ~= '' then redis.call('SREM', P .. 'lease:' .. ss[i + 1], ref(ns, name, user, ss[i])) end
+		if ss[i + 1] ~= '' then redis.call('SREM', leaseKey(ns, name, ss[i + 1]), ref(user, ss[i])) end
 	end
 	redis.call('DEL', sk)
 	if #ss > 0 then redis.call('HINCRBY', room, 'sess', -math.floor(#ss / 2)) end
-	redis.call('SREM', P .. 'lonely', ref(ns, name, user))
+	redis.call('SREM', lonely, user)
 	redis.call('HINCRBY', room, 'count', -1)
 	redis.call('HSET', room, 'esince', '0')
 	return true
 end
 local function deleteRoom(ns, name)
-	local room, mem, memz, msgs, dedupe, sess = keys(ns, name)
+	local room, mem, memz, msgs, dedupe, _, lonely = keys(ns, name)
 	for _, u in ipairs(redis.call('ZRANGE', memz, 0, -1)) do removeMember(ns, name, u) end
-	redis.call('DEL', room, mem, memz, msgs, dedupe)
-	local k = ref(ns, name)
-	redis.call('ZREM', P .. 'rooms', k)
-	redis.call('SREM', P .. 'retention', k)
-	redis.call('SREM', P .. 'emptyttl', k)
-	redis.call('SREM', P .. 'deduped', k)
-end
-local function index(set, k, on)
-	if on then redis.call('SADD', P .. set, k) else redis.call('SREM', P .. set, k) end
+	redis.call('DEL', room, mem, memz, msgs, dedupe, lonely)
 end
 `
 
-func script(body string) *goredis.Script { return goredis.NewScript(prelude + body) }
+const globalPrelude = common + `
+local function nowms()
+	local t = redis.call('TIME')
+	return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+`
+
+func roomScript(body string) *goredis.Script   { return goredis.NewScript(roomPrelude + body) }
+func globalScript(body string) *goredis.Script { return goredis.NewScript(globalPrelude + body) }
+
+// ARGV: prefix, room ref, lease or "", then the indexes ("rooms",
+// "retention", "emptyttl", "deduped", "lonely") to add the room to. Notes
+// the time in fresh; with a lease, adds the room to the lease's rooms,
+// unless ExpireLeases is ending the lease's sessions.
+var indexScript = globalScript(`
+local r, lease = ARGV[2], ARGV[3]
+if lease ~= '' and redis.call('SISMEMBER', G .. 'expiring', lease) == 1 then
+	return redis.error_reply('TRYAGAIN the lease is being expired')
+end
+local ms = nowms()
+redis.call('ZADD', G .. 'fresh', ms, r)
+for i = 4, #ARGV do
+	if ARGV[i] == 'rooms' then redis.call('ZADD', G .. 'rooms', 0, r) else redis.call('SADD', G .. ARGV[i], r) end
+end
+if lease ~= '' then
+	redis.call('ZADD', G .. 'lease:' .. lease, ms, r)
+	redis.call('SADD', G .. 'leaserefs', lease)
+end
+return 1
+`)
+
+// ARGV: prefix, grace in milliseconds, then pairs of a room ref and the
+// index to remove it from, or "all" for every index. Leaves a room whose
+// last addition is within grace where it is.
+var forgetScript = globalScript(`
+local cutoff = nowms() - tonumber(ARGV[2])
+for i = 3, #ARGV - 1, 2 do
+	local r, which = ARGV[i], ARGV[i + 1]
+	local f = redis.call('ZSCORE', G .. 'fresh', r)
+	if not f or tonumber(f) <= cutoff then
+		if which == 'all' then
+			redis.call('ZREM', G .. 'rooms', r)
+			redis.call('ZREM', G .. 'fresh', r)
+			for _, s in ipairs({'retention', 'emptyttl', 'deduped', 'lonely'}) do redis.call('SREM', G .. s, r) end
+		else
+			redis.call('SREM', G .. which, r)
+		end
+	end
+end
+return 1
+`)
 
 // ARGV: prefix, ns, name, private, max, read-only, history max, retention,
 // now, epoch, delete-when-empty.
-var createRoomScript = script(`
+var createRoomScript = roomScript(`
 local ns, name = ARGV[2], ARGV[3]
 local room = keys(ns, name)
 if redis.call('EXISTS', room) == 1 then return redis.error_reply('EXISTS') end
 redis.call('HSET', room, 'ns', ns, 'name', name, 'priv', ARGV[4], 'max', ARGV[5], 'ro', ARGV[6],
 	'hmax', ARGV[7], 'ret', ARGV[8], 'last', 0, 'count', 0, 'sess', 0, 'ct', ARGV[9], 'ut', ARGV[9],
 	'epoch', ARGV[10], 'ettl', ARGV[11], 'esince', '0')
-local k = ref(ns, name)
-redis.call('ZADD', P .. 'rooms', 0, k)
-index('retention', k, ARGV[8] ~= '0')
-index('emptyttl', k, ARGV[11] ~= '0')
 return 1
 `)
 
 // ARGV: prefix, ns, name, then private, max, read-only, history max,
 // retention ("" leaves each as it is), now, then delete-when-empty ("" too).
-var updateRoomScript = script(`
+var updateRoomScript = roomScript(`
 local ns, name = ARGV[2], ARGV[3]
 local room = keys(ns, name)
 if redis.call('EXISTS', room) == 0 then return redis.error_reply('NOTFOUND') end
@@ -107,14 +165,11 @@ for i, f in ipairs(fields) do
 end
 redis.call('HSET', room, 'ut', ARGV[9])
 if ARGV[10] ~= '' then redis.call('HSET', room, 'ettl', ARGV[10]) end
-local k = ref(ns, name)
-index('retention', k, redis.call('HGET', room, 'ret') ~= '0')
-index('emptyttl', k, redis.call('HGET', room, 'ettl') ~= '0')
 return redis.call('HGETALL', room)
 `)
 
 // ARGV: prefix, ns, name.
-var deleteRoomScript = script(`
+var deleteRoomScript = roomScript(`
 local ns, name = ARGV[2], ARGV[3]
 if redis.call('EXISTS', (keys(ns, name))) == 0 then return redis.error_reply('NOTFOUND') end
 deleteRoom(ns, name)
@@ -124,9 +179,9 @@ return 1
 // ARGV: prefix, ns, name, user, session, lease, ephemeral, admit, now.
 // Returns the room, the membership record, its session count and whether
 // the user joined.
-var joinScript = script(`
+var joinScript = roomScript(`
 local ns, name, user, session, lease = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-local room, mem, memz, _, _, sess = keys(ns, name)
+local room, mem, memz, _, _, sess, lonely = keys(ns, name)
 local r = redis.call('HMGET', room, 'priv', 'max', 'count')
 if not r[1] then return redis.error_reply('NOTFOUND') end
 local m = redis.call('HGET', mem, user)
@@ -141,49 +196,53 @@ if not m then
 	redis.call('HINCRBY', room, 'count', 1)
 	redis.call('HSET', room, 'esince', '0')
 	joined = 1
-	if ARGV[7] == '1' and session == '' then redis.call('SADD', P .. 'lonely', ref(ns, name, user)) end
+	if ARGV[7] == '1' and session == '' then redis.call('SADD', lonely, user) end
 end
 local sk = sess .. user
 if session ~= '' then
 	local old = redis.call('HGET', sk, session)
-	local sref = ref(ns, name, user, session)
+	local sref = ref(user, session)
 	if not old then
 		redis.call('HINCRBY', room, 'sess', 1)
 	elseif old ~= '' and old ~= lease then
-		redis.call('SREM', P .. 'lease:' .. old, sref)
+		redis.call('SREM', leaseKey(ns, name, old), sref)
 	end
 	redis.call('HSET', sk, session, lease)
-	if lease ~= '' then
-		redis.call('SADD', P .. 'lease:' .. lease, sref)
-		redis.call('SADD', P .. 'leaserefs', lease)
-	end
+	if lease ~= '' then redis.call('SADD', leaseKey(ns, name, lease), sref) end
 end
 return {redis.call('HGETALL', room), m, redis.call('HLEN', sk), joined}
 `)
 
 // ARGV: prefix, ns, name, user. Returns 1 if the user was a member.
-var removeMemberScript = script(`
+var removeMemberScript = roomScript(`
 local ns, name = ARGV[2], ARGV[3]
 if redis.call('EXISTS', (keys(ns, name))) == 0 then return redis.error_reply('NOTFOUND') end
 if removeMember(ns, name, ARGV[4]) then return 1 end
 return 0
 `)
 
-// ARGV: prefix, ns, name, user, session. Returns the membership record and
-// its session count.
-var endSessionScript = script(`
-local ns, name, user = ARGV[2], ARGV[3], ARGV[4]
-local room, mem, _, _, _, sess = keys(ns, name)
+// ARGV: prefix, ns, name, user, session, indexed. Returns the membership
+// record and its session count. Unless indexed is "1", refuses with
+// UNINDEXED, changing nothing, to leave an ephemeral member without a
+// session in a room that may be missing from the lonely index.
+var endSessionScript = roomScript(`
+local ns, name, user, session = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local room, mem, _, _, _, sess, lonely = keys(ns, name)
 if redis.call('EXISTS', room) == 0 then return redis.error_reply('NOTFOUND') end
 local m = redis.call('HGET', mem, user)
 if not m then return redis.error_reply('NOTFOUND') end
-endSession(ns, name, user, ARGV[5])
-return {m, redis.call('HLEN', sess .. user)}
+local sk = sess .. user
+if ARGV[6] ~= '1' and ephemeral(m) and redis.call('EXISTS', lonely) == 0
+	and redis.call('HEXISTS', sk, session) == 1 and redis.call('HLEN', sk) == 1 then
+	return redis.error_reply('UNINDEXED')
+end
+endSession(ns, name, user, session)
+return {m, redis.call('HLEN', sk)}
 `)
 
 // ARGV: prefix, ns, name, after ("" for the first), limit. Returns user,
 // membership record, session count for each member.
-var listMembersScript = script(`
+var listMembersScript = roomScript(`
 local ns, name = ARGV[2], ARGV[3]
 local room, mem, memz, _, _, sess = keys(ns, name)
 if redis.call('EXISTS', room) == 0 then return redis.error_reply('NOTFOUND') end
@@ -199,14 +258,17 @@ return out
 `)
 
 // ARGV: prefix, ns, name, sender, payload, client message id, session, now,
-// dedupe-since, origin. Returns {1, offset} for a new message, {0, offset,
-// created, message or nil} for a duplicate.
+// dedupe-since, origin, indexed. Returns {1, offset} for a new message, {0,
+// offset, created, message or nil} for a duplicate. Unless indexed is "1",
+// refuses with UNINDEXED, changing nothing, to keep the first
+// deduplication key of a room that may be missing from the deduped index.
 //
 // A message is the member of its room's sorted set, scored by its offset:
 // "offset:created(20)" then sender, session and client id, each as
 // "length:text", then the payload. A new one is also published on the
-// room's channel, in the same step, for the stores that watch the room.
-var publishScript = script(`
+// room's shard channel, in the same step, for the stores that watch the
+// room.
+var publishScript = roomScript(`
 local ns, name, sender, cid, now = ARGV[2], ARGV[3], ARGV[4], ARGV[6], ARGV[8]
 local room, mem, _, msgs, dedupe = keys(ns, name)
 local r = redis.call('HMGET', room, 'ro', 'hmax')
@@ -224,17 +286,16 @@ if cid ~= '' then
 			local found = redis.call('ZRANGEBYSCORE', msgs, off, off)
 			return {0, tonumber(off), created, found[1]}
 		end
+	elseif ARGV[11] ~= '1' and redis.call('EXISTS', dedupe) == 0 then
+		return redis.error_reply('UNINDEXED')
 	end
 end
 local off = redis.call('HINCRBY', room, 'last', 1)
 local session, payload = ARGV[7], ARGV[5]
 local enc = off .. ':' .. now .. #sender .. ':' .. sender .. #session .. ':' .. session .. #cid .. ':' .. cid .. payload
 redis.call('ZADD', msgs, off, enc)
-redis.call('PUBLISH', P .. 'ch' .. tag(ns, name), 'm' .. ARGV[10] .. '\0' .. enc)
-if cid ~= '' then
-	redis.call('HSET', dedupe, dkey, off .. ' ' .. now)
-	redis.call('SADD', P .. 'deduped', ref(ns, name))
-end
+redis.call('SPUBLISH', P .. 'ch' .. tag(ns, name), 'm' .. ARGV[10] .. '\0' .. enc)
+if cid ~= '' then redis.call('HSET', dedupe, dkey, off .. ' ' .. now) end
 local hmax = tonumber(r[2])
 if hmax > 0 and off > hmax then redis.call('ZREMRANGEBYSCORE', msgs, '-inf', off - hmax) end
 return {1, off}
@@ -242,7 +303,7 @@ return {1, off}
 
 // ARGV: prefix, ns, name, mode ("latest", "before" or "after"), offset,
 // limit. Returns the messages, newest first unless mode is "after".
-var historyScript = script(`
+var historyScript = roomScript(`
 local ns, name = ARGV[2], ARGV[3]
 local room, _, _, msgs = keys(ns, name)
 if redis.call('EXISTS', room) == 0 then return redis.error_reply('NOTFOUND') end
@@ -254,7 +315,7 @@ return redis.call('ZRANGEBYSCORE', msgs, '(' .. ARGV[5], '+inf', 'LIMIT', 0, lim
 `)
 
 // ARGV: prefix, ns, name, before (0: all). Returns how many were deleted.
-var purgeScript = script(`
+var purgeScript = roomScript(`
 local ns, name = ARGV[2], ARGV[3]
 local room, _, _, msgs = keys(ns, name)
 if redis.call('EXISTS', room) == 0 then return redis.error_reply('NOTFOUND') end
@@ -263,60 +324,93 @@ return redis.call('ZREMRANGEBYSCORE', msgs, '-inf', '(' .. ARGV[4])
 `)
 
 // ARGV: prefix, lease, expiry. Returns 1 if the lease was not kept before.
-var keepLeaseScript = script(`
-local old = redis.call('HGET', P .. 'leases', ARGV[2])
-redis.call('HSET', P .. 'leases', ARGV[2], ARGV[3])
+var keepLeaseScript = globalScript(`
+local old = redis.call('HGET', G .. 'leases', ARGV[2])
+redis.call('HSET', G .. 'leases', ARGV[2], ARGV[3])
 if old then return 0 end
 return 1
 `)
 
-// ARGV: prefix, now. Ends the sessions of leases not kept until now, forgets
-// those leases, and removes ephemeral members left without a session.
-// Returns ns, name, user of each member removed.
-var expireLeasesScript = script(`
-local now = ARGV[2]
-local leases = P .. 'leases'
-for _, lease in ipairs(redis.call('SMEMBERS', P .. 'leaserefs')) do
-	local exp = redis.call('HGET', leases, lease)
+// ARGV: prefix, now. The first step of ExpireLeases: forgets the leases not
+// kept until now, marks them expiring (so that no session joins under them
+// until the last step), and returns them, each with the rooms that may hold
+// its sessions, then the rooms that may have ephemeral members without a
+// session. A lease still marked expiring was not finished by an earlier
+// call, and is returned again.
+var expiredLeasesScript = globalScript(`
+local now, leases, expiring = ARGV[2], G .. 'leases', G .. 'expiring'
+local out, seen = {}, {}
+local function take(l)
+	if seen[l] then return end
+	seen[l] = true
+	local exp = redis.call('HGET', leases, l)
 	if not exp or exp < now then
-		for _, s in ipairs(redis.call('SMEMBERS', P .. 'lease:' .. lease)) do
-			local f = split(s)
-			local _, _, _, _, _, sess = keys(f[1], f[2])
-			if redis.call('HGET', sess .. f[3], f[4]) == lease then endSession(f[1], f[2], f[3], f[4]) end
-		end
-		redis.call('DEL', P .. 'lease:' .. lease)
-		redis.call('SREM', P .. 'leaserefs', lease)
+		redis.call('HDEL', leases, l)
+	elseif redis.call('SISMEMBER', expiring, l) == 0 then
+		return
 	end
+	redis.call('SADD', expiring, l)
+	table.insert(out, {l, redis.call('ZRANGE', G .. 'lease:' .. l, 0, -1)})
 end
+for _, l in ipairs(redis.call('SMEMBERS', G .. 'leaserefs')) do take(l) end
+for _, l in ipairs(redis.call('SMEMBERS', expiring)) do take(l) end
 local all = redis.call('HGETALL', leases)
 for i = 1, #all, 2 do
 	if all[i + 1] < now then redis.call('HDEL', leases, all[i]) end
 end
-local left = {}
-for _, c in ipairs(redis.call('SMEMBERS', P .. 'lonely')) do
-	local f = split(c)
-	local _, mem, _, _, _, sess = keys(f[1], f[2])
-	local m = redis.call('HGET', mem, f[3])
-	if m and ephemeral(m) and redis.call('HLEN', sess .. f[3]) == 0 then
-		removeMember(f[1], f[2], f[3])
-		table.insert(left, f[1])
-		table.insert(left, f[2])
-		table.insert(left, f[3])
+return {out, redis.call('SMEMBERS', G .. 'lonely')}
+`)
+
+// ARGV: prefix, ns, name, lease or "". The room's step of ExpireLeases:
+// ends the room's sessions held under lease, then removes the ephemeral
+// members left without a session, and returns them.
+var expireRoomScript = roomScript(`
+local ns, name, lease = ARGV[2], ARGV[3], ARGV[4]
+local _, mem, _, _, _, sess, lonely = keys(ns, name)
+if lease ~= '' then
+	local lk = leaseKey(ns, name, lease)
+	for _, e in ipairs(redis.call('SMEMBERS', lk)) do
+		local f = split(e)
+		if redis.call('HGET', sess .. f[1], f[2]) == lease then endSession(ns, name, f[1], f[2]) end
 	end
-	redis.call('SREM', P .. 'lonely', c)
+	redis.call('DEL', lk)
 end
+local left = {}
+for _, u in ipairs(redis.call('SMEMBERS', lonely)) do
+	local m = redis.call('HGET', mem, u)
+	if m and ephemeral(m) and redis.call('HLEN', sess .. u) == 0 and removeMember(ns, name, u) then
+		table.insert(left, u)
+	end
+end
+redis.call('DEL', lonely)
 return left
+`)
+
+// ARGV: prefix, grace in milliseconds, then leases. The last step of
+// ExpireLeases, once the rooms' steps are done: removes from each lease's
+// rooms those added before grace, the lease once it has none, and the
+// leases' expiring marks.
+var settleLeasesScript = globalScript(`
+local cutoff = nowms() - tonumber(ARGV[2])
+for i = 3, #ARGV do
+	local l = ARGV[i]
+	local k = G .. 'lease:' .. l
+	redis.call('ZREMRANGEBYSCORE', k, '-inf', cutoff)
+	if redis.call('EXISTS', k) == 0 then redis.call('SREM', G .. 'leaserefs', l) end
+	redis.call('SREM', G .. 'expiring', l)
+end
+return 1
 `)
 
 // ARGV: prefix, ns, name, now, cutoff: now less the room's
 // delete-when-empty. Notes an empty room, clears the note of one with
 // members, or deletes one noted empty at or before cutoff; returns 1 if it
-// deleted the room.
-var emptyRoomScript = script(`
+// deleted the room, -1 if the room is missing or not deleted when empty.
+var emptyRoomScript = roomScript(`
 local ns, name = ARGV[2], ARGV[3]
 local room = keys(ns, name)
 local r = redis.call('HMGET', room, 'count', 'esince', 'ettl')
-if not r[1] or r[3] == '0' then return 0 end
+if not r[1] or r[3] == '0' then return -1 end
 if tonumber(r[1]) > 0 then
 	if r[2] ~= '0' then redis.call('HSET', room, 'esince', '0') end
 	return 0
@@ -334,7 +428,7 @@ return 0
 
 // ARGV: prefix, ns, name, cutoff. Deletes the room's messages created
 // before cutoff.
-var sweepMessagesScript = script(`
+var sweepMessagesScript = roomScript(`
 local ns, name = ARGV[2], ARGV[3]
 local _, _, _, msgs = keys(ns, name)
 local n = 0
@@ -349,38 +443,37 @@ return n
 `)
 
 // ARGV: prefix, ns, name, before. Forgets the room's deduplication keys
-// accepted before before, and the room from the rooms that have some once
-// it has none.
-var sweepDedupeScript = script(`
+// accepted before before; returns 1 if the room has none left.
+var sweepDedupeScript = roomScript(`
 local ns, name = ARGV[2], ARGV[3]
 local _, _, _, _, dedupe = keys(ns, name)
 local all = redis.call('HGETALL', dedupe)
 for i = 1, #all, 2 do
 	if string.match(all[i + 1], ' (%d+)$') < ARGV[4] then redis.call('HDEL', dedupe, all[i]) end
 end
-if redis.call('HLEN', dedupe) == 0 then redis.call('SREM', P .. 'deduped', ref(ns, name)) end
-return 1
+if redis.call('EXISTS', dedupe) == 0 then return 1 end
+return 0
 `)
 
 // ARGV: prefix, saved-session key, now. Returns the session's data and
 // deletes it; nil if there was none or it expired at now.
-var takeSessionScript = script(`
+var takeSessionScript = globalScript(`
 local v = redis.call('GET', ARGV[2])
 if not v then return false end
 redis.call('DEL', ARGV[2])
-redis.call('ZREM', P .. 'savedx', ARGV[2])
+redis.call('ZREM', G .. 'savedx', ARGV[2])
 if string.sub(v, 1, 20) <= ARGV[3] then return false end
 return string.sub(v, 22)
 `)
 
 // ARGV: prefix, now, then candidate saved-session keys. Deletes those
 // expired at now.
-var sweepSessionsScript = script(`
+var sweepSessionsScript = globalScript(`
 for i = 3, #ARGV do
 	local v = redis.call('GET', ARGV[i])
 	if not v or string.sub(v, 1, 20) <= ARGV[2] then
 		redis.call('DEL', ARGV[i])
-		redis.call('ZREM', P .. 'savedx', ARGV[i])
+		redis.call('ZREM', G .. 'savedx', ARGV[i])
 	end
 end
 return 1

@@ -16,44 +16,118 @@ import (
 
 // KeepLease implements store.Store.
 func (s *Store) KeepLease(ctx context.Context, lease string, expire time.Time) (bool, error) {
-	v, err := s.run(ctx, keepLeaseScript, lease, stamp(expire))
+	v, err := s.global(ctx, keepLeaseScript, lease, stamp(expire))
 	if err != nil {
 		return false, fmt.Errorf("keep lease %q: %w", lease, err)
 	}
 	return v == int64(1), nil
 }
 
-// ExpireLeases implements store.Store.
+// ExpireLeases implements store.Store, in three steps: the leases not kept
+// are taken from the deployment-wide keys, then each room that may hold
+// their sessions ends them, then the leases are settled. A lease whose rooms
+// were not all reached stays marked expiring, and the next call finishes
+// it. With an error, it still returns the members the rooms it reached
+// removed, so that their departure is told.
 func (s *Store) ExpireLeases(ctx context.Context, now time.Time) ([]store.Membership, error) {
-	v, err := s.run(ctx, expireLeasesScript, stamp(now))
-	if err != nil {
-		return nil, fmt.Errorf("expire leases: %w", err)
-	}
-	f, _ := v.([]any)
-	var left []store.Membership
-	for i := 0; i+2 < len(f); i += 3 {
-		ns, _ := f[i].(string)
-		name, _ := f[i+1].(string)
-		user, _ := f[i+2].(string)
-		left = append(left, store.Membership{Room: store.RoomKey{Namespace: ns, Name: name}, UserID: user})
-	}
+	left, err := s.expireLeases(ctx, now)
 	slices.SortFunc(left, func(a, b store.Membership) int {
 		return cmp.Or(cmp.Compare(a.Room.Namespace, b.Room.Namespace), cmp.Compare(a.Room.Name, b.Room.Name),
 			cmp.Compare(a.UserID, b.UserID))
 	})
+	if err != nil {
+		return left, fmt.Errorf("expire leases: %w", err)
+	}
 	return left, nil
+}
+
+func (s *Store) expireLeases(ctx context.Context, now time.Time) ([]store.Membership, error) {
+	v, err := s.global(ctx, expiredLeasesScript, stamp(now))
+	if err != nil {
+		return nil, err
+	}
+	f, ok := v.([]any)
+	if !ok || len(f) != 2 {
+		return nil, fmt.Errorf("bad reply %v", v)
+	}
+	expired, _ := f[0].([]any)
+	lonely, _ := f[1].([]any)
+	var (
+		left    []store.Membership
+		settled = []any{s.grace.Milliseconds()}
+		forgets []string
+		errs    []error
+	)
+	end := func(ref any, lease string) error {
+		k, ok := refKey(ref)
+		if !ok {
+			return nil
+		}
+		v, err := s.room(ctx, expireRoomScript, k, lease)
+		if err != nil {
+			return err
+		}
+		users, _ := v.([]any)
+		for _, u := range users {
+			user, _ := u.(string)
+			left = append(left, store.Membership{Room: k, UserID: user})
+		}
+		return nil
+	}
+	for _, e := range expired {
+		pair, _ := e.([]any)
+		if len(pair) != 2 {
+			return left, fmt.Errorf("bad expired lease %v", e)
+		}
+		lease, _ := pair[0].(string)
+		rooms, _ := pair[1].([]any)
+		reached := true
+		for _, r := range rooms {
+			if err := end(r, lease); err != nil {
+				errs = append(errs, err)
+				reached = false
+			}
+		}
+		if reached {
+			settled = append(settled, lease)
+		}
+	}
+	for _, r := range lonely {
+		if err := end(r, ""); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		ref, _ := r.(string)
+		forgets = append(forgets, ref, "lonely")
+	}
+	if len(settled) > 1 {
+		if _, err := s.global(ctx, settleLeasesScript, settled...); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return left, errors.Join(append(errs, s.forget(ctx, forgets...))...)
+}
+
+// refKey reads a room ref from a script's reply.
+func refKey(v any) (store.RoomKey, bool) {
+	ref, _ := v.(string)
+	f := splitRef(ref)
+	if len(f) != 2 {
+		return store.RoomKey{}, false
+	}
+	return store.RoomKey{Namespace: f[0], Name: f[1]}, true
 }
 
 // indexed returns the rooms listed in one of the store's room sets.
 func (s *Store) indexed(ctx context.Context, set string) ([]store.RoomKey, error) {
-	refs, err := s.c.SMembers(ctx, s.p+set).Result()
+	refs, err := s.c.SMembers(ctx, s.g(set)).Result()
 	if err != nil {
 		return nil, err
 	}
 	keys := make([]store.RoomKey, 0, len(refs))
 	for _, ref := range refs {
-		if f := splitRef(ref); len(f) == 2 {
-			keys = append(keys, store.RoomKey{Namespace: f[0], Name: f[1]})
+		if k, ok := refKey(ref); ok {
+			keys = append(keys, k)
 		}
 	}
 	return keys, nil
@@ -89,15 +163,26 @@ func (s *Store) DeleteEmptyRooms(ctx context.Context, now time.Time) ([]store.Ro
 	if err == nil {
 		ttls, err = s.durations(ctx, keys, "ettl")
 	}
-	var deleted []store.RoomKey
+	var (
+		deleted []store.RoomKey
+		forgets []string
+	)
 	for i, k := range keys {
 		if err != nil {
 			break
 		}
 		var v any
-		if v, err = s.run(ctx, emptyRoomScript, k.Namespace, k.Name, stamp(now), before(now, ttls[i])); err == nil && v == int64(1) {
+		v, err = s.room(ctx, emptyRoomScript, k, stamp(now), before(now, ttls[i]))
+		switch v {
+		case int64(1):
 			deleted = append(deleted, k)
+			forgets = append(forgets, roomRef(k), "all")
+		case int64(-1):
+			forgets = append(forgets, roomRef(k), "emptyttl")
 		}
+	}
+	if err == nil {
+		err = s.forget(ctx, forgets...)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("delete empty rooms: %w", unavailable(err))
@@ -124,11 +209,13 @@ func (s *Store) sweep(ctx context.Context, now, dedupeBefore time.Time) error {
 	if err != nil {
 		return err
 	}
+	var forgets []string
 	for i, k := range keys {
-		if rets[i] <= 0 {
+		if rets[i] <= 0 { // the room is gone or keeps its history
+			forgets = append(forgets, roomRef(k), "retention")
 			continue
 		}
-		if _, err := s.run(ctx, sweepMessagesScript, k.Namespace, k.Name, before(now, rets[i])); err != nil {
+		if _, err := s.room(ctx, sweepMessagesScript, k, before(now, rets[i])); err != nil {
 			return err
 		}
 	}
@@ -137,14 +224,21 @@ func (s *Store) sweep(ctx context.Context, now, dedupeBefore time.Time) error {
 		return err
 	}
 	for _, k := range deduped {
-		if _, err := s.run(ctx, sweepDedupeScript, k.Namespace, k.Name, stamp(dedupeBefore)); err != nil {
+		v, err := s.room(ctx, sweepDedupeScript, k, stamp(dedupeBefore))
+		if err != nil {
 			return err
 		}
+		if v == int64(1) {
+			forgets = append(forgets, roomRef(k), "deduped")
+		}
+	}
+	if err := s.forget(ctx, forgets...); err != nil {
+		return err
 	}
 	// Saved sessions expire in Redis too, by the clock; the sweep removes
 	// those expired at now, by the caller's.
 	due, err := s.c.ZRangeArgs(ctx, goredis.ZRangeArgs{
-		Key: s.p + "savedx", Start: "-inf", Stop: strconv.FormatInt(now.UnixMilli()+1, 10), ByScore: true,
+		Key: s.g("savedx"), Start: "-inf", Stop: strconv.FormatInt(now.UnixMilli()+1, 10), ByScore: true,
 	}).Result()
 	if err != nil || len(due) == 0 {
 		return err
@@ -153,7 +247,7 @@ func (s *Store) sweep(ctx context.Context, now, dedupeBefore time.Time) error {
 	for _, k := range due {
 		args = append(args, k)
 	}
-	_, err = s.run(ctx, sweepSessionsScript, args...)
+	_, err = s.global(ctx, sweepSessionsScript, args...)
 	return err
 }
 
@@ -171,7 +265,7 @@ func (s *Store) stats(ctx context.Context, namespace string) (store.Stats, error
 	if namespace != "" {
 		lo, hi = "["+namespace+"\x00", "("+namespace+"\x01"
 	}
-	refs, err := s.c.ZRangeArgs(ctx, goredis.ZRangeArgs{Key: s.p + "rooms", Start: lo, Stop: hi, ByLex: true}).Result()
+	refs, err := s.c.ZRangeArgs(ctx, goredis.ZRangeArgs{Key: s.g("rooms"), Start: lo, Stop: hi, ByLex: true}).Result()
 	if err != nil {
 		return store.Stats{}, err
 	}
@@ -209,7 +303,7 @@ func (s *Store) stats(ctx context.Context, namespace string) (store.Stats, error
 }
 
 func (s *Store) savedKey(namespace, id string) string {
-	return s.p + "saved:" + namespace + "\x00" + id
+	return s.g("saved:" + namespace + "\x00" + id)
 }
 
 // SaveSessions implements store.Store.
@@ -224,7 +318,7 @@ func (s *Store) SaveSessions(ctx context.Context, sessions []store.Session) erro
 			// One millisecond late, so that Redis never drops a session
 			// before TakeSession would stop returning it.
 			pipe.PExpireAt(ctx, k, ss.Expire.Add(time.Millisecond))
-			pipe.ZAdd(ctx, s.p+"savedx", goredis.Z{Score: float64(ss.Expire.UnixMilli()), Member: k})
+			pipe.ZAdd(ctx, s.g("savedx"), goredis.Z{Score: float64(ss.Expire.UnixMilli()), Member: k})
 		}
 		return nil
 	})
@@ -236,7 +330,7 @@ func (s *Store) SaveSessions(ctx context.Context, sessions []store.Session) erro
 
 // TakeSession implements store.Store.
 func (s *Store) TakeSession(ctx context.Context, namespace, id string, now time.Time) ([]byte, error) {
-	v, err := s.run(ctx, takeSessionScript, s.savedKey(namespace, id), stamp(now))
+	v, err := s.global(ctx, takeSessionScript, s.savedKey(namespace, id), stamp(now))
 	if err == nil && v == nil {
 		err = store.ErrNotFound
 	}
@@ -253,6 +347,6 @@ func (s *Store) TakeSession(ctx context.Context, namespace, id string, now time.
 // any replica finds it free. When Redis cannot be asked, the job runs (and
 // reports the failure it will meet).
 func (s *Store) Claim(ctx context.Context, job string, every time.Duration) bool {
-	ok, err := s.c.SetNX(ctx, s.p+"upkeep:"+job, s.origin, every*9/10).Result()
+	ok, err := s.c.SetNX(ctx, s.g("upkeep:"+job), s.origin, every*9/10).Result()
 	return ok || err != nil
 }
