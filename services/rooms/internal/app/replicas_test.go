@@ -29,14 +29,26 @@ func events(stream grpc.ServerStreamingClient[roomsv1.SubscribeResponse]) <-chan
 	return ch
 }
 
-// TestReplicasOnRedis runs two rooms-service processes on one real Redis:
-// a subscriber of either replica sees, in offset order and once each, the
-// messages published through both, and the presence events of both; after
-// SIGKILL of one replica under load, the other has every publish it
-// acknowledged, and its subscriber saw each of them.
+// TestReplicasOnRedis runs two rooms-service processes on one real Redis
+// server, then on a real three-node Redis Cluster: a subscriber of either
+// replica sees, in offset order and once each, the messages published
+// through both, and the presence events of both; after SIGKILL of one
+// replica under load, the other has every publish it acknowledged, and its
+// subscriber saw each of them.
 func TestReplicasOnRedis(t *testing.T) {
-	redisURL := "redis://" + redistest.Start(t)
 	bin := roomstest.Build(t)
+	for _, tt := range []struct {
+		name  string
+		start func(t *testing.T) string
+	}{
+		{"server", func(t *testing.T) string { return "redis://" + redistest.Start(t) }},
+		{"cluster", func(t *testing.T) string { return redistest.StartCluster(t).URL() }},
+	} {
+		t.Run(tt.name, func(t *testing.T) { testReplicasOnRedis(t, bin, tt.start(t)) })
+	}
+}
+
+func testReplicasOnRedis(t *testing.T, bin, redisURL string) {
 	a := roomstest.Start(t, bin, t.TempDir(), "--redis-url", redisURL)
 	b := roomstest.Start(t, bin, t.TempDir(), "--redis-url", redisURL)
 	ca, cb := dial(t, a.GRPCAddr), dial(t, b.GRPCAddr)
