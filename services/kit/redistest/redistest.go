@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -360,9 +361,10 @@ func StartSentinel(t testing.TB) *Sentinel {
 }
 
 // Cluster is a Redis Cluster of three primaries that serve a third of the
-// slots each, and no replicas.
+// slots each, and the replicas AddReplica adds.
 type Cluster struct {
-	Nodes []*Server
+	Nodes    []*Server // the primaries it started with
+	Replicas []*Server // those AddReplica added
 }
 
 // Addrs returns the address of each primary, "127.0.0.1:port".
@@ -430,6 +432,58 @@ func StartCluster(t testing.TB) *Cluster {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("the cluster was not ok within %v: %v\nredis-cli wrote:\n%s\n%s", clusterTimeout, err, out, c.logTails())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// AddReplica starts a node that replicates primary, one of the cluster's
+// Nodes, and returns once the primary streams to it and every node knows
+// it, so that it takes over primary's slots if primary stops answering for
+// the node timeout.
+func (c *Cluster) AddReplica(t testing.TB, primary *Server) *Server {
+	t.Helper()
+	cli := need(t, "redis-cli")
+	r := launchWith(t, clusterPort, func(s *Server) error {
+		s.extra = clusterArgs(s.dir, nodeTimeout)
+		return nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
+	defer cancel()
+	reply, err := Do(primary.Addr, "CLUSTER MYID")
+	lines := strings.Split(reply, "\r\n")
+	if err != nil || len(lines) < 2 || !strings.HasPrefix(lines[0], "$") {
+		t.Fatalf("CLUSTER MYID: %q, %v", reply, err)
+	}
+	id := lines[1]
+	// Redis waits five seconds by default for more replicas to sync at once.
+	if reply, err := Do(primary.Addr, "CONFIG SET repl-diskless-sync-delay 0"); err != nil || reply != "+OK\r\n" {
+		t.Fatalf("CONFIG SET repl-diskless-sync-delay: %q, %v", reply, err)
+	}
+	out, err := exec.CommandContext(ctx, cli, "--cluster", "add-node", r.Addr, primary.Addr,
+		"--cluster-slave", "--cluster-master-id", id).CombinedOutput()
+	if err != nil {
+		t.Fatalf("redis-cli --cluster add-node: %v; it wrote:\n%s\n%s", err, out, c.logTails())
+	}
+	everyone := &Cluster{Nodes: append(slices.Clone(c.Nodes), r)}
+	deadline, _ := ctx.Deadline()
+	for {
+		err := everyone.each("CLUSTER NODES", func(nodes string) bool {
+			return strings.Contains(nodes, "slave "+id+" ")
+		})
+		if err == nil {
+			var info string
+			info, err = Do(primary.Addr, "INFO replication")
+			if err == nil && !strings.Contains(info, ",state=online,") {
+				err = fmt.Errorf("the primary does not stream to the replica yet:\n%s", info)
+			}
+		}
+		if err == nil {
+			c.Replicas = append(c.Replicas, r)
+			return r
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the replica was not in place within %v: %v\n%s", clusterTimeout, err, everyone.logTails())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
