@@ -164,6 +164,7 @@ func connectCluster(ctx context.Context, url string) (goredis.UniversalClient, e
 	}
 	o.MaxRetries = -1
 	c := goredis.NewClusterClient(o)
+	guard(c)
 	if err := c.Ping(ctx).Err(); err != nil {
 		c.Close()
 		return nil, err

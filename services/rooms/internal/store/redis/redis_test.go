@@ -220,20 +220,20 @@ func testFollow(t *testing.T, d deployment) {
 
 // dropProxy forwards connections to a Redis server; once armed, it runs the
 // next script it forwards and then cuts the connection before the answer, as
-// a crash or a network failure can.
+// a crash or a network failure can. Proxies may share their arming.
 type dropProxy struct {
 	addr  string
-	armed atomic.Bool
+	armed *atomic.Bool
 }
 
-func startDropProxy(t *testing.T, redisAddr string) *dropProxy {
+func startDropProxy(t *testing.T, redisAddr string, armed *atomic.Bool) *dropProxy {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { lis.Close() })
-	p := &dropProxy{addr: lis.Addr().String()}
+	p := &dropProxy{addr: lis.Addr().String(), armed: armed}
 	go func() {
 		for {
 			c, err := lis.Accept()
@@ -285,11 +285,54 @@ func startDropProxy(t *testing.T, redisAddr string) *dropProxy {
 
 // TestLostAnswerIsNotRetried checks that a publish whose answer was lost is
 // not run again: without a client message id nothing could tell the second
-// run from a new message, and it would be stored twice.
+// run from a new message, and it would be stored twice. On a Cluster, each
+// node announces the address of its proxy, so that the client reaches every
+// node through one.
 func TestLostAnswerIsNotRetried(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		start func(t *testing.T, armed *atomic.Bool) string
+	}{
+		{"server", func(t *testing.T, armed *atomic.Bool) string {
+			return "redis://" + startDropProxy(t, redistest.Start(t), armed).addr
+		}},
+		{"cluster", func(t *testing.T, armed *atomic.Bool) string {
+			cl := redistest.StartCluster(t)
+			var proxies []string
+			for _, n := range cl.Nodes {
+				p := startDropProxy(t, n.Addr, armed)
+				_, port, _ := net.SplitHostPort(p.addr)
+				if reply, err := redistest.Do(n.Addr, "CONFIG SET cluster-announce-port "+port); err != nil || reply != "+OK\r\n" {
+					t.Fatalf("CONFIG SET cluster-announce-port: %q, %v", reply, err)
+				}
+				proxies = append(proxies, p.addr)
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for _, n := range cl.Nodes {
+				for {
+					nodes, err := redistest.Do(n.Addr, "CLUSTER NODES")
+					if err == nil && !slices.ContainsFunc(proxies, func(p string) bool { return !strings.Contains(nodes, " "+p+"@") }) {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("%s does not know every proxy: %v\n%s", n.Addr, err, nodes)
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+			}
+			return "redis://" + proxies[0]
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var armed atomic.Bool
+			testLostAnswer(t, tt.start(t, &armed), &armed)
+		})
+	}
+}
+
+func testLostAnswer(t *testing.T, url string, armed *atomic.Bool) {
 	ctx := t.Context()
-	proxy := startDropProxy(t, redistest.Start(t))
-	s, err := redis.Open(ctx, "redis://"+proxy.addr, redis.Options{})
+	s, err := redis.Open(ctx, url, redis.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,9 +344,12 @@ func TestLostAnswerIsNotRetried(t *testing.T) {
 	if _, _, err := s.Publish(ctx, store.PublishParams{Room: key, Payload: "first", Now: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	proxy.armed.Store(true)
+	armed.Store(true)
 	_, _, err = s.Publish(ctx, store.PublishParams{Room: key, Payload: "second", Now: time.Now()})
 	t.Logf("publish whose answer was cut: %v", err)
+	if armed.Load() {
+		t.Fatal("the publish did not go through a proxy")
+	}
 	msgs, err := s.History(ctx, store.HistoryQuery{Room: key, Mode: store.HistoryAfter, Limit: 10})
 	if err != nil {
 		t.Fatal(err)
@@ -676,4 +722,115 @@ func TestFollowAcrossASlotMove(t *testing.T) {
 		t.Fatal("Lost not called after the room's slot moved")
 	}
 	publish("after the move")
+}
+
+// TestClusterFailover kills, with SIGKILL, the Cluster primary that holds a
+// watched room: once its replica has taken over, publishes to the room work
+// again, the follower has reported the loss, and it follows the room on the
+// new primary.
+func TestClusterFailover(t *testing.T) {
+	ctx := t.Context()
+	cl := redistest.StartCluster(t)
+	a, b := open(t, cl.URL(), "p:"), open(t, cl.URL(), "p:")
+	key := store.RoomKey{Namespace: "/", Name: "lobby"}
+	if _, err := a.CreateRoom(ctx, key, store.RoomOptions{}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	c := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: cl.Addrs()})
+	defer c.Close()
+	holder, err := c.MasterForKey(ctx, "p:room{/\x00lobby}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(cl.Nodes, func(s *redistest.Server) bool { return s.Addr == holder.Options().Addr })
+	if i < 0 {
+		t.Fatalf("no node at %s", holder.Options().Addr)
+	}
+	primary := cl.Nodes[i]
+	cl.AddReplica(t, primary)
+
+	msgs, lost := make(chan store.Message, 10), make(chan struct{}, 10)
+	fl, err := a.Follow(ctx, redis.Follower{
+		Message: func(m store.Message) { msgs <- m },
+		Lost:    func() { lost <- struct{}{} },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fl.Stop()
+	if _, err := fl.Watch(ctx, []store.RoomKey{key}); err != nil {
+		t.Fatal(err)
+	}
+	timeout := time.After(20 * time.Second)
+	received := func(payload string) {
+		t.Helper()
+		select {
+		case m := <-msgs:
+			if m.Payload != payload {
+				t.Fatalf("got %q, want %q", m.Payload, payload)
+			}
+		case <-timeout:
+			t.Fatalf("no message %q", payload)
+		}
+	}
+	first, _, err := b.Publish(ctx, store.PublishParams{Room: key, Payload: "before", ClientMessageID: "c1", Now: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	received("before")
+	// The replica must have the message before its primary dies: replication
+	// is asynchronous.
+	if err := c.Wait(ctx, 1, time.Second).Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	primary.Kill()
+	var failures int
+	for {
+		_, _, err := b.Publish(ctx, store.PublishParams{Room: key, Payload: "after", ClientMessageID: "c2", Now: time.Now()})
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, store.ErrUnavailable) {
+			t.Fatalf("publish during the failover: %v, want ErrUnavailable", err)
+		}
+		failures++
+		select {
+		case <-timeout:
+			t.Fatalf("publishes still fail %d tries after the primary died: %v", failures, err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	select {
+	case <-lost:
+	case <-timeout:
+		t.Fatal("Lost not called after the primary died")
+	}
+	// What was published before the follower was back may have been missed,
+	// as Lost says; what is published after is not.
+	if _, _, err := b.Publish(ctx, store.PublishParams{Room: key, Payload: "once followed again", Now: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-msgs:
+		if m.Payload == "after" {
+			received("once followed again")
+		} else if m.Payload != "once followed again" {
+			t.Fatalf("got %q after the failover", m.Payload)
+		}
+	case <-timeout:
+		t.Fatal("nothing received once followed again")
+	}
+	h, err := a.History(ctx, store.HistoryQuery{Room: key, Mode: store.HistoryAfter, Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var offsets []uint64
+	for _, m := range h {
+		offsets = append(offsets, m.Offset)
+	}
+	if want := []uint64{first.Offset, first.Offset + 1, first.Offset + 2}; !slices.Equal(offsets, want) {
+		t.Errorf("history after the failover: offsets %v, want %v", offsets, want)
+	}
+	t.Logf("%d publishes failed during the failover", failures)
 }
