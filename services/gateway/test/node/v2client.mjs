@@ -43,6 +43,14 @@ describe(`socket.io-client 2.x (transports: ${TRANSPORTS.join(',')})`, () => {
     assert.equal(String(s.io.engine.transport.query.EIO), '3');
   });
 
+  it('is refused by a namespace that needs a token, which v2 cannot send', opts, async (t) => {
+    const s = io(GATEWAY_URL + '/chat', { forceNew: true, reconnection: false, transports: TRANSPORTS });
+    t.after(() => s.close());
+    const [err] = await once(s, 'error');
+    assert.ok(err, 'an error names the refusal');
+    assert.equal(s.connected, false);
+  });
+
   it('two clients chat in room1 without acks; the sender gets no echo', opts, async (t) => {
     const [a, b] = await Promise.all([connect(t), connect(t)]);
     const aGot = record(a, 'receive message');
@@ -81,7 +89,9 @@ describe(`socket.io-client 2.x (transports: ${TRANSPORTS.join(',')})`, () => {
     const x = await connect(t, { reconnection: true, reconnectionDelay: 300, reconnectionDelayMax: 300 });
     const y = await connect(t);
     const first = x.id;
-    const reconnected = once(x, 'reconnect', 10_000);
+    // "reconnect" comes when the connection is open again, "connect" once
+    // the gateway has the socket in its namespace and default rooms.
+    const reconnected = Promise.all([once(x, 'reconnect', 10_000), once(x, 'connect', 10_000)]);
     x.io.engine.close();
     await reconnected;
     assert.notEqual(x.id, first, 'v2 has no session recovery: a new socket id');
