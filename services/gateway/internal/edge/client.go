@@ -41,6 +41,8 @@ type client struct {
 	// unlogged counts those left out.
 	logLimit *rate.Limiter
 	unlogged atomic.Int64
+	// events numbers the socket's events, for their request ids.
+	events atomic.Uint64
 
 	mu     sync.Mutex
 	rooms  map[string]*joined

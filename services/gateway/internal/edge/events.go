@@ -6,9 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"strconv"
+	"time"
 	"unicode/utf8"
 
 	"github.com/zishang520/socket.io/servers/socket/v3"
+
+	"github.com/parleyhq/parley/services/kit/requestid"
 )
 
 // handler runs one event's arguments (without the ack) and returns the ack's
@@ -74,18 +78,22 @@ func (c *client) onEvent(name string, raw []any) {
 }
 
 // handle runs one event, in the socket's own goroutine (events of a socket are
-// handled in order), and answers it.
+// handled in order), and answers it. The event's request id, the socket id
+// and the event's number, goes with the rooms-service calls it makes, whose
+// log lines carry it too.
 func (c *client) handle(name string, h handler, raw []any) {
 	args, ack := splitAck(raw)
-	result, err := c.run(h, args)
-	c.reply(name, ack, result, err)
+	id := c.id + ":" + strconv.FormatUint(c.events.Add(1), 10)
+	start := time.Now()
+	result, err := c.run(h, args, id)
+	c.reply(name, ack, result, err, id, start)
 }
 
 // run runs h once the socket is set up, within its event allowance. A panic
 // becomes an internal error that carries the stack into the log: socket.io
 // would recover it out of sight, leaving the client without an ack, or, for
 // an event of no registered name, not recover it and crash the gateway.
-func (c *client) run(h handler, args []any) (result any, err error) {
+func (c *client) run(h handler, args []any, id string) (result any, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			result, err = nil, fmt.Errorf("handler panic: %v\n%s", p, debug.Stack())
@@ -99,17 +107,22 @@ func (c *client) run(h handler, args []any) (result any, err error) {
 	}
 	ctx, cancel := c.callContext()
 	defer cancel()
-	return h(c, ctx, args)
+	return h(c, requestid.With(ctx, id), args)
 }
 
-// reply sends the ack, if the client asked for one, and records the outcome.
-func (c *client) reply(event string, ack socket.Ack, result any, err error) {
+// reply sends the ack, if the client asked for one, and records the outcome:
+// every event in the debug log, a refused one in the log.
+func (c *client) reply(event string, ack socket.Ack, result any, err error, id string, start time.Time) {
 	a := Ack{Result: result}
 	outcome := "ok"
 	if err != nil {
 		a = Ack{Err: toError(err)}
 		outcome = string(a.Err.Code)
-		c.logRefusal(event, a.Err.Code, err)
+		c.logRefusal(event, a.Err.Code, err, id)
+	}
+	if log := c.g.cfg.Log; log.Enabled(context.Background(), slog.LevelDebug) {
+		log.Debug("event handled", "namespace", c.ns.Name, "socket", c.id, "user", c.user, "event", event,
+			"request_id", id, "outcome", outcome, "ms", float64(time.Since(start).Microseconds())/1000)
 	}
 	c.g.cfg.Metrics.Event(event, outcome)
 	if ack != nil {
@@ -133,7 +146,7 @@ func splitAck(raw []any) ([]any, socket.Ack) {
 // Refusals the client causes (bad input, limits, unknown events, an event cut
 // short by its own disconnect) are logged at info; the rooms service being
 // unavailable at warn; anything else that failed is an error.
-func (c *client) logRefusal(event string, code Code, err error) {
+func (c *client) logRefusal(event string, code Code, err error, id string) {
 	if !c.logLimit.Allow() {
 		c.unlogged.Add(1)
 		return
@@ -148,5 +161,5 @@ func (c *client) logRefusal(event string, code Code, err error) {
 	}
 	dropped := c.unlogged.Swap(0)
 	c.g.cfg.Log.Log(context.Background(), level, "event refused", "namespace", c.ns.Name, "socket", c.id,
-		"user", c.user, "event", event, "code", code, "err", err, "unlogged_refusals", dropped)
+		"user", c.user, "event", event, "request_id", id, "code", code, "err", err, "unlogged_refusals", dropped)
 }

@@ -24,6 +24,7 @@ import (
 
 	roomsv1 "github.com/parleyhq/parley/proto/parley/rooms/v1"
 	"github.com/parleyhq/parley/services/gateway/internal/relay"
+	"github.com/parleyhq/parley/services/kit/requestid"
 )
 
 // Namespace is the configuration of one socket.io namespace.
@@ -271,6 +272,9 @@ func (g *Gateway) admit(ns *Namespace) socket.NamespaceMiddleware {
 		c.listen(s)
 		ctx, cancel := c.callContext()
 		defer cancel()
+		// The connection's calls have request id number 0; events count
+		// from 1.
+		ctx = requestid.With(ctx, c.id+":0")
 		for _, room := range ns.DefaultRooms {
 			if err := c.autoJoin(ctx, room); err != nil {
 				g.cfg.Log.Error("auto-join failed", "namespace", ns.Name, "room", room, "socket", s.Id(), "err", err)

@@ -11,11 +11,14 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	// Registers the client side of gRPC health checking, which
 	// serviceConfig turns on.
 	_ "google.golang.org/grpc/health"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
+
+	"github.com/parleyhq/parley/services/kit/requestid"
 )
 
 // token is a per-RPC credential sending "authorization: Bearer <token>".
@@ -72,6 +75,8 @@ func Dial(addr, serviceToken string) (*grpc.ClientConn, error) {
 		grpc.WithDefaultServiceConfig(serviceConfig),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithPerRPCCredentials(token(serviceToken)),
+		grpc.WithChainUnaryInterceptor(passRequestIDUnary),
+		grpc.WithChainStreamInterceptor(passRequestIDStream),
 		grpc.WithConnectParams(reconnect),
 		// Fixed flow-control windows, as the rooms service sets: gRPC's
 		// default sizes them by pinging the peer whenever data arrives,
@@ -83,4 +88,21 @@ func Dial(addr, serviceToken string) (*grpc.ClientConn, error) {
 		return nil, fmt.Errorf("rooms service %s: %w", addr, err)
 	}
 	return conn, nil
+}
+
+// passRequestIDUnary and passRequestIDStream send the id of the client event
+// a call serves, if any, so that the rooms service logs it with the call.
+func passRequestIDUnary(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	return invoker(withRequestID(ctx), method, req, reply, cc, opts...)
+}
+
+func passRequestIDStream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	return streamer(withRequestID(ctx), desc, cc, method, opts...)
+}
+
+func withRequestID(ctx context.Context) context.Context {
+	if id := requestid.From(ctx); id != "" {
+		return metadata.AppendToOutgoingContext(ctx, requestid.Metadata, id)
+	}
+	return ctx
 }

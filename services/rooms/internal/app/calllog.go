@@ -10,8 +10,11 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+
+	"github.com/parleyhq/parley/services/kit/requestid"
 )
 
 // logUnary and logStream log each finished call at logLevel of its code,
@@ -69,6 +72,11 @@ func logCall(ctx context.Context, log *slog.Logger, fullMethod, typ string, star
 	attrs = append(attrs, slog.String("grpc.start_time", start.Format(time.RFC3339)))
 	if d, ok := ctx.Deadline(); ok {
 		attrs = append(attrs, slog.String("grpc.request.deadline", d.Format(time.RFC3339)))
+	}
+	// The gateway names the client event a call serves; another caller's
+	// id is logged only if it looks like one.
+	if ids := metadata.ValueFromIncomingContext(ctx, requestid.Metadata); len(ids) == 1 && requestid.Valid(ids[0]) {
+		attrs = append(attrs, slog.String("request_id", ids[0]))
 	}
 	attrs = append(attrs, slog.String("grpc.code", code.String()))
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 )
@@ -22,10 +23,21 @@ func TestLogCalls(t *testing.T) {
 		name  string
 		level slog.Level
 		err   error
+		id    string         // the caller's x-request-id, if any
 		want  map[string]any // the record's fields but its times; nil: nothing logged
 	}{
 		{name: "success at info", level: slog.LevelInfo},
 		{name: "success at debug", level: slog.LevelDebug, want: map[string]any{
+			"level": "DEBUG", "msg": "finished call", "protocol": "grpc", "grpc.component": "server",
+			"grpc.service": "parley.rooms.v1.RoomsService", "grpc.method": "GetRoom", "grpc.method_type": "unary",
+			"peer.address": "192.0.2.1:4242", "grpc.code": "OK",
+		}},
+		{name: "a gateway's request id", level: slog.LevelDebug, id: "sock_-1.a:12", want: map[string]any{
+			"level": "DEBUG", "msg": "finished call", "protocol": "grpc", "grpc.component": "server",
+			"grpc.service": "parley.rooms.v1.RoomsService", "grpc.method": "GetRoom", "grpc.method_type": "unary",
+			"peer.address": "192.0.2.1:4242", "grpc.code": "OK", "request_id": "sock_-1.a:12",
+		}},
+		{name: "a request id that is no id", level: slog.LevelDebug, id: "forged\nline", want: map[string]any{
 			"level": "DEBUG", "msg": "finished call", "protocol": "grpc", "grpc.component": "server",
 			"grpc.service": "parley.rooms.v1.RoomsService", "grpc.method": "GetRoom", "grpc.method_type": "unary",
 			"peer.address": "192.0.2.1:4242", "grpc.code": "OK",
@@ -46,6 +58,9 @@ func TestLogCalls(t *testing.T) {
 			var out strings.Builder
 			log := slog.New(slog.NewJSONHandler(&out, &slog.HandlerOptions{Level: tt.level}))
 			ctx := peer.NewContext(t.Context(), &peer.Peer{Addr: &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 4242}})
+			if tt.id != "" {
+				ctx = metadata.NewIncomingContext(ctx, metadata.Pairs("x-request-id", tt.id))
+			}
 			handler := func(context.Context, any) (any, error) { return "response", tt.err }
 			resp, err := logUnary(log)(ctx, "request", &grpc.UnaryServerInfo{FullMethod: method}, handler)
 			if resp != "response" || err != tt.err {
