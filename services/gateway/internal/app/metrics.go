@@ -12,6 +12,7 @@ type metrics struct {
 	events      *prometheus.CounterVec
 	latency     prometheus.Histogram
 	drops       prometheus.Counter
+	deliveries  prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -30,8 +31,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		drops: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "parley_gateway_send_queue_drops_total", Help: "Sockets disconnected because their send queue was full.",
 		}),
+		deliveries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "parley_gateway_deliveries_total", Help: "Messages queued on sockets as they arrived live (not catch-up), one per socket.",
+		}),
 	}
-	reg.MustRegister(m.connections, m.events, m.latency, m.drops)
+	reg.MustRegister(m.connections, m.events, m.latency, m.drops, m.deliveries)
 	return m
 }
 
@@ -41,6 +45,9 @@ func (m *metrics) Connected(namespace string, delta int) {
 	m.connections.WithLabelValues(namespace).Add(float64(delta))
 }
 
-func (m *metrics) Delivered(since time.Duration) { m.latency.Observe(since.Seconds()) }
+func (m *metrics) Delivered(since time.Duration, sockets int) {
+	m.latency.Observe(since.Seconds())
+	m.deliveries.Add(float64(sockets))
+}
 
 func (m *metrics) Dropped() { m.drops.Inc() }

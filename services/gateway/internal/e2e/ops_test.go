@@ -55,23 +55,35 @@ func healthz(t *testing.T, url string) int {
 }
 
 // TestHealthAndMetrics checks that /healthz follows the rooms service's
-// reachability and that /metrics counts connections and events.
+// reachability and that /metrics counts connections, events and deliveries
+// (one per receiving socket, none to the sender).
 func TestHealthAndMetrics(t *testing.T) {
 	s := startStack(t)
 	_, url := s.gateway("127.0.0.1:0")
 	if code := healthz(t, url); code != http.StatusOK {
 		t.Fatalf("/healthz = %d with the rooms service up, want 200", code)
 	}
-	c := dialGo(t, url+"/", nil)
+	c, d := dialGo(t, url+"/", nil), dialGo(t, url+"/", nil)
 	c.mustOK("join", "metrics-room")
+	d.mustOK("join", "metrics-room")
 	c.call("no such event")
+	c.mustOK("send message", "metrics-room", "counted")
+	d.nextMessage()
+	eventually(t, 5*time.Second, func() error {
+		if got := gatewayMetric(t, url, "parley_gateway_deliveries_total"); got != 1 {
+			return fmt.Errorf("parley_gateway_deliveries_total = %v, want 1", got)
+		}
+		return nil
+	})
 	for _, m := range []struct {
 		prefix string
 		want   float64
 	}{
-		{`parley_gateway_connections{namespace="/"}`, 1},
-		{`parley_gateway_events_total{event="join",result="ok"}`, 1},
+		{`parley_gateway_connections{namespace="/"}`, 2},
+		{`parley_gateway_events_total{event="join",result="ok"}`, 2},
+		{`parley_gateway_events_total{event="send message",result="ok"}`, 1},
 		{`parley_gateway_events_total{event="unknown",result="unimplemented"}`, 1},
+		{`parley_gateway_fanout_latency_seconds_count`, 1},
 	} {
 		if got := gatewayMetric(t, url, m.prefix); got != m.want {
 			t.Errorf("%s = %v, want %v", m.prefix, got, m.want)

@@ -45,8 +45,9 @@ type Member struct {
 // Metrics are the relay's hooks into the gateway's metrics.
 type Metrics interface {
 	// Delivered observes the time from a message's acceptance by the rooms
-	// service to its packet being queued on local sockets.
-	Delivered(since time.Duration)
+	// service to its packet being queued on local sockets, and counts
+	// those sockets.
+	Delivered(since time.Duration, sockets int)
 }
 
 // Options configure a Relay.
@@ -256,8 +257,10 @@ func (r *Relay) Close() {
 
 // deliver writes a message packet to m unless m published it. A catch-up's
 // packets may go over the socket's live bound (wire.Conn.WriteMessage).
-func deliver(m *Member, p wire.MessagePacket, catchUp bool) {
-	if p.Session != m.ID {
-		m.Out.WriteMessage(p, catchUp)
+func deliver(m *Member, p wire.MessagePacket, catchUp bool) bool {
+	if p.Session == m.ID {
+		return false
 	}
+	m.Out.WriteMessage(p, catchUp)
+	return true
 }

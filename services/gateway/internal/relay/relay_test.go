@@ -111,7 +111,7 @@ func messageEvent(off uint64) *roomsv1.Event {
 
 type noMetrics struct{}
 
-func (noMetrics) Delivered(time.Duration) {}
+func (noMetrics) Delivered(time.Duration, int) {}
 
 func newRelay(t *testing.T, rooms roomsv1.RoomsServiceClient, opts Options) (*Relay, *Room) {
 	t.Helper()

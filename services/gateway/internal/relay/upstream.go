@@ -126,8 +126,8 @@ func (r *Relay) dispatch(rm *Room, ev *roomsv1.Event) {
 	switch k := ev.GetKind().(type) {
 	case *roomsv1.Event_Message:
 		m := k.Message
-		if r.dispatchMessage(rm, wire.EncodeMessage(rm.key.Namespace, wire.NewMessage(m), m.GetSessionId())) {
-			r.metrics.Delivered(time.Since(m.GetCreateTime().AsTime()))
+		if sockets, ok := r.dispatchMessage(rm, wire.EncodeMessage(rm.key.Namespace, wire.NewMessage(m), m.GetSessionId())); ok {
+			r.metrics.Delivered(time.Since(m.GetCreateTime().AsTime()), sockets)
 		}
 	case *roomsv1.Event_MemberJoined:
 		r.presence(rm, wire.EventMemberJoined, k.MemberJoined.GetUserId(), +1)
@@ -154,11 +154,11 @@ func (r *Relay) dispatch(rm *Room, ev *roomsv1.Event) {
 // dispatchMessage hands a message to every member that does not have it yet:
 // written at once to live members, held for members catching up. It reports
 // false for a message already dispatched.
-func (r *Relay) dispatchMessage(rm *Room, p wire.MessagePacket) bool {
+func (r *Relay) dispatchMessage(rm *Room, p wire.MessagePacket) (sockets int, ok bool) {
 	rm.mu.Lock()
 	defer rm.mu.Unlock()
 	if p.Offset <= rm.delivered {
-		return false
+		return 0, false
 	}
 	rm.delivered = p.Offset
 	rm.recent = append(rm.recent, p)
@@ -171,11 +171,11 @@ func (r *Relay) dispatchMessage(rm *Room, p wire.MessagePacket) bool {
 			m.Out.Fail()
 		case pos.catching:
 			pos.backlog = append(pos.backlog, p)
-		case p.Offset > pos.seen:
-			deliver(m, p, false)
+		case p.Offset > pos.seen && deliver(m, p, false):
+			sockets++
 		}
 	}
-	return true
+	return sockets, true
 }
 
 // presence counts a member joining (delta +1) or leaving (-1) and tells the
