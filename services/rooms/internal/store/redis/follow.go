@@ -178,6 +178,8 @@ func (fl *Following) unwatch(channels []string) {
 		delete(fl.watchers, ch)
 		c, ok := fl.connOf[ch]
 		if !ok {
+			// Between connections: no confirmation is coming for it.
+			delete(fl.pending, ch)
 			continue
 		}
 		delete(fl.connOf, ch)
@@ -314,6 +316,7 @@ func (fl *Following) retry(chans []string) {
 func (fl *Following) resubscribe(chans []string) (failed []string) {
 	for _, ch := range chans {
 		if fl.watchers[ch] == 0 {
+			delete(fl.pending, ch)
 			continue
 		}
 		fl.awaitAgain(ch)

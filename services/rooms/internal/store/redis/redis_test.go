@@ -2,6 +2,7 @@ package redis_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -833,4 +834,29 @@ func TestClusterFailover(t *testing.T) {
 		t.Errorf("history after the failover: offsets %v, want %v", offsets, want)
 	}
 	t.Logf("%d publishes failed during the failover", failures)
+}
+
+// TestWatchAfterAFailedWatch checks that a Watch that failed, Redis being
+// down, leaves nothing behind that the next Watch of the room would wait
+// for once Redis is back.
+func TestWatchAfterAFailedWatch(t *testing.T) {
+	ctx := t.Context()
+	rd := redistest.StartDurable(t)
+	s := open(t, "redis://"+rd.Addr, "p:")
+	fl, err := s.Follow(ctx, redis.Follower{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fl.Stop()
+	key := store.RoomKey{Namespace: "/", Name: "lobby"}
+	rd.Kill()
+	if _, err := fl.Watch(ctx, []store.RoomKey{key}); err == nil {
+		t.Fatal("Watch with Redis down succeeded")
+	}
+	rd.Restart()
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := fl.Watch(wctx, []store.RoomKey{key}); err != nil {
+		t.Fatalf("Watch once Redis is back: %v", err)
+	}
 }
