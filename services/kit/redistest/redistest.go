@@ -393,10 +393,25 @@ func (c *Cluster) URL() string {
 // PATH the test is skipped, or fails when CI is "true".
 func StartCluster(t testing.TB) *Cluster {
 	t.Helper()
+	return startCluster(t, false)
+}
+
+// StartDurableCluster runs a cluster as StartCluster does, whose nodes
+// write and sync their append-only files before answering each write, as
+// StartDurable's server does, so that a node killed and restarted comes
+// back with every write it answered, and its place in the cluster.
+func StartDurableCluster(t testing.TB) *Cluster {
+	t.Helper()
+	return startCluster(t, true)
+}
+
+func startCluster(t testing.TB, durable bool) *Cluster {
+	t.Helper()
 	cli := need(t, "redis-cli")
 	c := &Cluster{}
 	for range 3 {
 		c.Nodes = append(c.Nodes, launchWith(t, clusterPort, func(s *Server) error {
+			s.durable = durable
 			s.extra = clusterArgs(s.dir, meetTimeout)
 			return nil
 		}))
@@ -435,6 +450,49 @@ func StartCluster(t testing.TB) *Cluster {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// NodeFor returns the primary that serves key's slot.
+func (c *Cluster) NodeFor(t testing.TB, key string) *Server {
+	t.Helper()
+	// In the unified protocol, so that the key may hold any byte.
+	slotReply, err := Do(c.Nodes[0].Addr, fmt.Sprintf("*3\r\n$7\r\nCLUSTER\r\n$7\r\nKEYSLOT\r\n$%d\r\n%s", len(key), key))
+	if err != nil {
+		t.Fatalf("CLUSTER KEYSLOT: %v", err)
+	}
+	slot, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(slotReply, ":")))
+	if err != nil {
+		t.Fatalf("CLUSTER KEYSLOT answered %q", slotReply)
+	}
+	nodes, err := Do(c.Nodes[0].Addr, "CLUSTER NODES")
+	if err != nil {
+		t.Fatalf("CLUSTER NODES: %v", err)
+	}
+	for _, line := range strings.Split(nodes, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 9 || !strings.Contains(f[2], "master") {
+			continue
+		}
+		addr, _, _ := strings.Cut(f[1], "@")
+		for _, r := range f[8:] {
+			lo, hi, found := strings.Cut(r, "-")
+			if !found {
+				hi = lo
+			}
+			from, err1 := strconv.Atoi(lo)
+			to, err2 := strconv.Atoi(hi)
+			if err1 != nil || err2 != nil || slot < from || slot > to {
+				continue
+			}
+			for _, n := range c.Nodes {
+				if n.Addr == addr {
+					return n
+				}
+			}
+		}
+	}
+	t.Fatalf("no primary of the cluster serves slot %d:\n%s", slot, nodes)
+	return nil
 }
 
 // AddReplica starts a node that replicates primary, one of the cluster's

@@ -185,4 +185,11 @@ func TestStartCluster(t *testing.T) {
 			t.Errorf("a node answered %q, want a redirection to %s", reply, owner)
 		}
 	}
+	if got := c.NodeFor(t, "parley").Addr; got != owner {
+		t.Errorf("NodeFor(parley) = %s, want %s, the node that accepted it", got, owner)
+	}
+	// A key with a hash tag and a NUL, as the rooms service names a room's.
+	if a, b := c.NodeFor(t, "x{/\x00lobby}"), c.NodeFor(t, "y{/\x00lobby}z"); a != b {
+		t.Errorf("NodeFor of two keys with the same hash tag: %s and %s", a.Addr, b.Addr)
+	}
 }
