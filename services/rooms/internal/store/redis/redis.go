@@ -176,7 +176,8 @@ func connectCluster(ctx context.Context, url string) (goredis.UniversalClient, e
 func (s *Store) Close() error { return s.c.Close() }
 
 // unavailable marks the errors of a Redis that cannot be reached or is not
-// ready yet as store.ErrUnavailable.
+// ready yet, or of a Cluster that is down until a node is back, as
+// store.ErrUnavailable.
 func unavailable(err error) error {
 	var netErr net.Error
 	switch {
@@ -184,7 +185,8 @@ func unavailable(err error) error {
 		return err
 	case errors.As(err, &netErr), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
 		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, goredis.ErrPoolTimeout),
-		goredis.HasErrorPrefix(err, "LOADING"), goredis.HasErrorPrefix(err, "MASTERDOWN"), goredis.HasErrorPrefix(err, "TRYAGAIN"):
+		goredis.HasErrorPrefix(err, "LOADING"), goredis.HasErrorPrefix(err, "MASTERDOWN"), goredis.HasErrorPrefix(err, "TRYAGAIN"),
+		goredis.HasErrorPrefix(err, "CLUSTERDOWN"):
 		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
 	}
 	return err

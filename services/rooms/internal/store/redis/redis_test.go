@@ -860,3 +860,43 @@ func TestWatchAfterAFailedWatch(t *testing.T) {
 		t.Fatalf("Watch once Redis is back: %v", err)
 	}
 }
+
+// TestClusterDownIsUnavailable stops a Cluster primary for longer than the
+// node timeout: the other primaries then refuse every command (CLUSTERDOWN)
+// until it is back, which callers must see as ErrUnavailable, a refusal to
+// retry, not as a failure of the request.
+func TestClusterDownIsUnavailable(t *testing.T) {
+	ctx := t.Context()
+	cl := redistest.StartDurableCluster(t)
+	s := open(t, cl.URL(), "p:")
+	key := store.RoomKey{Namespace: "/", Name: "lobby"}
+	if _, err := s.CreateRoom(ctx, key, store.RoomOptions{}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	holder := cl.NodeFor(t, "p:room{/\x00lobby}")
+	var other *redistest.Server
+	for _, n := range cl.Nodes {
+		if n != holder && n != cl.NodeFor(t, "p:{g}rooms") {
+			other = n
+		}
+	}
+	if other == nil {
+		t.Fatal("no third node") // two keys cannot rule out three nodes
+	}
+	other.Kill()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		_, _, err := s.Publish(ctx, store.PublishParams{Room: key, Payload: "x", Now: time.Now()})
+		if err != nil {
+			if !errors.Is(err, store.ErrUnavailable) {
+				t.Fatalf("publish while the cluster is down: %v, want ErrUnavailable", err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the cluster never refused a publish after a primary stopped")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	other.Restart()
+}
