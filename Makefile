@@ -96,7 +96,7 @@ test: tools node-deps web ## Run every test of every module with the race detect
 
 .PHONY: faults
 faults: node-deps web ## Run the long fault suite (processes killed under load, storms), 1,000 concurrent joins x JOIN_RUNS, a 10-minute soak of 1,000 clients
-	PARLEY_RACE=off PARLEY_FAULTS=long go test -count=1 -timeout 60m -v -run '^TestFaults(OnRedis)?$$' ./services/gateway/internal/e2e/
+	PARLEY_RACE=off PARLEY_FAULTS=long go test -count=1 -timeout 60m -v -run '^TestFaults(OnRedis|OnRedisCluster)?$$' ./services/gateway/internal/e2e/
 	PARLEY_RACE=off PARLEY_JOINERS=1000 go test -count=$(JOIN_RUNS) -timeout 60m -run '^TestConcurrentJoinsOfANewRoom$$' ./services/gateway/internal/e2e/
 	PARLEY_RACE=off PARLEY_SOAK=$(SOAK_TIME) PARLEY_SOAK_CLIENTS=$(SOAK_CLIENTS) \
 		go test -count=1 -timeout 60m -v -run '^TestSoak$$' ./services/gateway/internal/e2e/

@@ -20,17 +20,32 @@ import (
 // clients of the killed gateway lost their connection and each recovered,
 // and once the clients leave their sessions and memberships are gone.
 func TestFaultsOnRedis(t *testing.T) {
+	rd := redistest.StartDurable(t)
+	faultsOnRedis(t, "redis://"+rd.Addr, "SIGKILL Redis", func() { rd.Kill(); rd.Restart() })
+}
+
+// TestFaultsOnRedisCluster runs the faults of TestFaultsOnRedis on a Redis
+// Cluster of three primaries that sync every write, the Redis killed and
+// restarted on its data being the primary that holds the room.
+func TestFaultsOnRedisCluster(t *testing.T) {
+	cl := redistest.StartDurableCluster(t)
+	holder := cl.NodeFor(t, "parley:room{"+faultsNamespace+"\x00"+faultsRoom+"}")
+	faultsOnRedis(t, cl.URL(), "SIGKILL the room's Redis primary", func() { holder.Kill(); holder.Restart() })
+}
+
+const faultsNamespace, faultsRoom = "/faults", "faults"
+
+func faultsOnRedis(t *testing.T, redisURL, redisFault string, killRedis func()) {
 	dir, node := nodeDir(t)
 	scaleName := cmp.Or(os.Getenv("PARLEY_FAULTS"), "short")
 	scale, ok := faultScales[scaleName]
 	if !ok {
 		t.Fatalf("PARLEY_FAULTS=%q: want short or long", scaleName)
 	}
-	const namespace, room = "/faults", "faults"
-	rd := redistest.StartDurable(t)
+	const namespace, room = faultsNamespace, faultsRoom
 	// Both replicas come back on their addresses, which the gateways know.
 	replicas := []string{freeAddr(t), freeAddr(t)}
-	s := startStack(t, "--listen", replicas[0], "--redis-url", "redis://"+rd.Addr, "--log-level", "info",
+	s := startStack(t, "--listen", replicas[0], "--redis-url", redisURL, "--log-level", "info",
 		"--lease-check-interval", "200ms", "--lease-grace", "5s")
 	second := s.startReplica(replicas[1])
 
@@ -58,7 +73,7 @@ func TestFaultsOnRedis(t *testing.T) {
 		{"SIGKILL rooms replica 1", func() { s.restartRooms(func(p *proctest.Process) { p.Kill() }) }, nil},
 		{"SIGKILL rooms replica 2", func() { second.Kill(); second = s.startReplica(replicas[1]) }, nil},
 		{"SIGKILL gateway", func() { gws[0].Kill(); startGateway(0) }, clientsOfFirst},
-		{"SIGKILL Redis", func() { rd.Kill(); rd.Restart() }, nil},
+		{redisFault, killRedis, nil},
 	})
 	pause(t, scale.phase) // traffic after the last fault too
 
