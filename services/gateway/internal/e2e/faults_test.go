@@ -221,6 +221,11 @@ func (s *stack) checkDeliveries(t *testing.T, sc *script, namespace, room string
 	for _, p := range result.Problems {
 		t.Errorf("client problem: %s", p)
 	}
+	// A process or Redis going away is a refusal to retry; internal says
+	// the request itself failed, which none of these faults should cause.
+	if n := result.Refusals["internal"]; n > 0 {
+		t.Errorf("%d sends refused with internal, want unavailable while a process is down", n)
+	}
 	// Each acknowledged message was found stored (or trimmed) by the script;
 	// a run in which nothing was acknowledged tested nothing.
 	if result.Acked == 0 {
