@@ -559,29 +559,16 @@ func (s *Store) DeleteRoom(ctx context.Context, key store.RoomKey) error {
 
 // Join implements store.Store.
 func (s *Store) Join(ctx context.Context, p store.JoinParams) (store.JoinResult, error) {
-	join := func(indexed string) (any, error) {
-		return s.room(ctx, joinScript, p.Room, p.UserID, p.SessionID, p.Lease, flag(p.Ephemeral), flag(p.Admit),
-			stamp(p.Now), indexed)
-	}
-	var (
-		v   any
-		err error
-	)
-	if p.SessionID == "" && p.Ephemeral {
+	var err error
+	switch {
+	case p.SessionID != "" && p.Lease != "":
+		err = s.index(ctx, p.Room, p.Lease)
+	case p.SessionID == "" && p.Ephemeral:
 		err = s.index(ctx, p.Room, "", "lonely")
 	}
+	var v any
 	if err == nil {
-		// A session under a lease that other sessions of the room hold
-		// already needs no index: the room is among the lease's rooms.
-		// If the lease is being expired, the room's step either has yet
-		// to run, and ends this session too, or has emptied the lease's
-		// set, and the join takes the index, which waits for the expiry.
-		v, err = join("0")
-	}
-	if errors.Is(err, errUnindexed) {
-		if err = s.index(ctx, p.Room, p.Lease); err == nil {
-			v, err = join("1")
-		}
+		v, err = s.room(ctx, joinScript, p.Room, p.UserID, p.SessionID, p.Lease, flag(p.Ephemeral), flag(p.Admit), stamp(p.Now))
 	}
 	var res store.JoinResult
 	if err == nil {

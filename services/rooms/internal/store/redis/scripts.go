@@ -176,19 +176,14 @@ deleteRoom(ns, name)
 return 1
 `)
 
-// ARGV: prefix, ns, name, user, session, lease, ephemeral, admit, now,
-// indexed. Returns the room, the membership record, its session count and
-// whether the user joined. Unless indexed is "1", refuses with UNINDEXED,
-// changing nothing, to hold a session under a lease no session of the room
-// holds yet: the room may be missing from the lease's rooms.
+// ARGV: prefix, ns, name, user, session, lease, ephemeral, admit, now.
+// Returns the room, the membership record, its session count and whether
+// the user joined.
 var joinScript = roomScript(`
 local ns, name, user, session, lease = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local room, mem, memz, _, _, sess, lonely = keys(ns, name)
 local r = redis.call('HMGET', room, 'priv', 'max', 'count')
 if not r[1] then return redis.error_reply('NOTFOUND') end
-if session ~= '' and lease ~= '' and ARGV[10] ~= '1' and redis.call('EXISTS', leaseKey(ns, name, lease)) == 0 then
-	return redis.error_reply('UNINDEXED')
-end
 local m = redis.call('HGET', mem, user)
 local joined = 0
 if not m then
