@@ -251,10 +251,10 @@ func (fl *Following) unsubscribed(c *conn, ch string) {
 	if fl.connOf[ch] != c {
 		return
 	}
+	// The connection's own list keeps the channel: it would only subscribe
+	// to it again after a failure, and a failed connection is replaced.
+	// Unsubscribing from the old node could be answered MOVED.
 	delete(fl.connOf, ch)
-	if c.ps.SUnsubscribe(context.Background(), ch) == nil { // out of the connection's own list
-		fl.unsubs[ch]++
-	}
 	fl.awaitAgain(ch)
 	fl.lost = true
 	fl.wg.Add(1)
