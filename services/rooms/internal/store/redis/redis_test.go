@@ -617,6 +617,25 @@ func TestClaim(t *testing.T) {
 	}
 }
 
+// watch follows room with a new Following of s, stopped at the end of the
+// test, and returns what it is told of the room's messages and of losses.
+func watch(t *testing.T, s *redis.Store, room store.RoomKey) (<-chan store.Message, <-chan struct{}) {
+	t.Helper()
+	msgs, lost := make(chan store.Message, 10), make(chan struct{}, 10)
+	fl, err := s.Follow(t.Context(), redis.Follower{
+		Message: func(m store.Message) { msgs <- m },
+		Lost:    func() { lost <- struct{}{} },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(fl.Stop)
+	if _, err := fl.Watch(t.Context(), []store.RoomKey{room}); err != nil {
+		t.Fatal(err)
+	}
+	return msgs, lost
+}
+
 // TestFollowAcrossASlotMove moves the slot of a watched room to another
 // Cluster node, as resharding does, and checks that the follower reports
 // the loss and follows the room on its new node.
@@ -629,18 +648,7 @@ func TestFollowAcrossASlotMove(t *testing.T) {
 	if _, err := a.CreateRoom(ctx, key, store.RoomOptions{}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	msgs, lost := make(chan store.Message, 10), make(chan struct{}, 10)
-	fl, err := a.Follow(ctx, redis.Follower{
-		Message: func(m store.Message) { msgs <- m },
-		Lost:    func() { lost <- struct{}{} },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fl.Stop()
-	if _, err := fl.Watch(ctx, []store.RoomKey{key}); err != nil {
-		t.Fatal(err)
-	}
+	msgs, lost := watch(t, a, key)
 	timeout := time.After(10 * time.Second)
 	publish := func(payload string) {
 		t.Helper()
@@ -739,29 +747,10 @@ func TestClusterFailover(t *testing.T) {
 	}
 	c := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: cl.Addrs()})
 	defer c.Close()
-	holder, err := c.MasterForKey(ctx, "p:room{/\x00lobby}")
-	if err != nil {
-		t.Fatal(err)
-	}
-	i := slices.IndexFunc(cl.Nodes, func(s *redistest.Server) bool { return s.Addr == holder.Options().Addr })
-	if i < 0 {
-		t.Fatalf("no node at %s", holder.Options().Addr)
-	}
-	primary := cl.Nodes[i]
+	primary := cl.NodeFor(t, "p:room{/\x00lobby}")
 	cl.AddReplica(t, primary)
 
-	msgs, lost := make(chan store.Message, 10), make(chan struct{}, 10)
-	fl, err := a.Follow(ctx, redis.Follower{
-		Message: func(m store.Message) { msgs <- m },
-		Lost:    func() { lost <- struct{}{} },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fl.Stop()
-	if _, err := fl.Watch(ctx, []store.RoomKey{key}); err != nil {
-		t.Fatal(err)
-	}
+	msgs, lost := watch(t, a, key)
 	timeout := time.After(20 * time.Second)
 	received := func(payload string) {
 		t.Helper()
