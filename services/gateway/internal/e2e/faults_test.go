@@ -44,12 +44,8 @@ var faultScales = map[string]faultScale{
 // membership but the live ones.
 func TestFaults(t *testing.T) {
 	dir, node := nodeDir(t)
-	scaleName := cmp.Or(os.Getenv("PARLEY_FAULTS"), "short")
-	scale, ok := faultScales[scaleName]
-	if !ok {
-		t.Fatalf("PARLEY_FAULTS=%q: want short or long", scaleName)
-	}
-	const namespace, room = "/faults", "faults"
+	scale := chosenScale(t)
+	const namespace, room = faultsNamespace, faultsRoom
 	// Leases short enough to see ghosts go within the test (10 s, kept
 	// every 3 s, so a busy moment does not lapse them); a rooms service
 	// restart must not end live sessions the gateways renew.
@@ -65,22 +61,11 @@ func TestFaults(t *testing.T) {
 		startGateway(i)
 	}
 
-	sc := runScript(t, dir, node, "faults.mjs", 15*time.Minute,
-		"GATEWAY_URLS="+strings.Join(urls, ","), "NAMESPACE="+namespace, "ROOM="+room,
-		"CLIENTS="+strconv.Itoa(scale.clients), "PERIOD_MS="+strconv.Itoa(int(scale.period.Milliseconds())))
-	sc.expect("READY")
+	sc := startFaultClients(t, dir, node, urls, namespace, room, scale)
 
-	// clientsOf lists the clients the script spreads onto gateway g.
-	clientsOf := func(g int) []int {
-		var out []int
-		for i := g; i < scale.clients; i += len(gws) {
-			out = append(out, i)
-		}
-		return out
-	}
 	runFaults(t, sc, scale.phase, []fault{
-		{"SIGKILL gateway", func() { gws[0].Kill(); startGateway(0) }, clientsOf(0)},
-		{"SIGTERM gateway", func() { gws[1].Terminate(t); startGateway(1) }, clientsOf(1)},
+		{"SIGKILL gateway", func() { gws[0].Kill(); startGateway(0) }, clientsOf(0, len(gws), scale.clients)},
+		{"SIGTERM gateway", func() { gws[1].Terminate(t); startGateway(1) }, clientsOf(1, len(gws), scale.clients)},
 		{"SIGKILL rooms service", func() { s.restartRooms(func(p *proctest.Process) { p.Kill() }) }, nil},
 		{"SIGTERM rooms service", func() { s.restartRooms(func(p *proctest.Process) { p.Terminate(t) }) }, nil},
 		{"disconnect storm", func() {
@@ -104,10 +89,49 @@ func TestFaults(t *testing.T) {
 		}, nil},
 	})
 
+	s.finishFaults(t, sc, namespace, room, scale.clients)
+}
+
+// chosenScale is the fault scale PARLEY_FAULTS names, short by default.
+func chosenScale(t *testing.T) faultScale {
+	t.Helper()
+	name := cmp.Or(os.Getenv("PARLEY_FAULTS"), "short")
+	scale, ok := faultScales[name]
+	if !ok {
+		t.Fatalf("PARLEY_FAULTS=%q: want short or long", name)
+	}
+	return scale
+}
+
+// startFaultClients starts the fault script's clients, spread over the
+// gateways at urls, publishing to room, and waits until they are all in.
+func startFaultClients(t *testing.T, dir, node string, urls []string, namespace, room string, scale faultScale) *script {
+	t.Helper()
+	sc := runScript(t, dir, node, "faults.mjs", 15*time.Minute,
+		"GATEWAY_URLS="+strings.Join(urls, ","), "NAMESPACE="+namespace, "ROOM="+room,
+		"CLIENTS="+strconv.Itoa(scale.clients), "PERIOD_MS="+strconv.Itoa(int(scale.period.Milliseconds())))
+	sc.expect("READY")
+	return sc
+}
+
+// clientsOf lists the clients the fault script spreads onto gateway g of n.
+func clientsOf(g, n, clients int) []int {
+	var out []int
+	for i := g; i < clients; i += n {
+		out = append(out, i)
+	}
+	return out
+}
+
+// finishFaults stops the fault script's sending, checks what every client
+// received against what was stored, and has the clients leave: then no
+// session or membership may be left.
+func (s *stack) finishFaults(t *testing.T, sc *script, namespace, room string, clients int) {
+	t.Helper()
 	sc.nextLine("stop")
 	t.Logf("stopped sending; %s messages acknowledged", sc.expect("STOPPED"))
 	s.checkDeliveries(t, sc, namespace, room)
-	sc.nextLine("leave " + strconv.Itoa(scale.clients))
+	sc.nextLine("leave " + strconv.Itoa(clients))
 	sc.expect("LEFT")
 	s.settle(t, namespace, 0)
 }

@@ -1,13 +1,11 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
-	"time"
 )
 
 // debianPython is the interpreter Debian's python3-socketio package installs
@@ -27,19 +25,6 @@ func TestPythonClientContract(t *testing.T) {
 	}
 	s := startStack(t)
 	_, url := s.gateway("127.0.0.1:0")
-	for _, transport := range []string{"websocket", "polling"} {
-		t.Run(transport, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, debianPython, "-m", "unittest", "-v", "contract_test")
-			cmd.Dir = dir
-			cmd.Env = append(os.Environ(), "GATEWAY_URL="+url, "JWT_SECRET="+jwtSecret, "TRANSPORTS="+transport,
-				"PYTHONDONTWRITEBYTECODE=1")
-			out, err := cmd.CombinedOutput()
-			t.Logf("python3 -m unittest (%s):\n%s", transport, out)
-			if err != nil {
-				t.Fatalf("python contract suite failed over %s: %v", transport, err)
-			}
-		})
-	}
+	runPerTransport(t, url, dir, []string{"JWT_SECRET=" + jwtSecret, "PYTHONDONTWRITEBYTECODE=1"},
+		debianPython, "-m", "unittest", "-v", "contract_test")
 }

@@ -1,12 +1,8 @@
 package e2e
 
 import (
-	"cmp"
-	"os"
-	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/parleyhq/parley/services/kit/proctest"
 	"github.com/parleyhq/parley/services/kit/redistest"
@@ -37,11 +33,7 @@ const faultsNamespace, faultsRoom = "/faults", "faults"
 
 func faultsOnRedis(t *testing.T, redisURL, redisFault string, killRedis func()) {
 	dir, node := nodeDir(t)
-	scaleName := cmp.Or(os.Getenv("PARLEY_FAULTS"), "short")
-	scale, ok := faultScales[scaleName]
-	if !ok {
-		t.Fatalf("PARLEY_FAULTS=%q: want short or long", scaleName)
-	}
+	scale := chosenScale(t)
 	const namespace, room = faultsNamespace, faultsRoom
 	// Both replicas come back on their addresses, which the gateways know.
 	replicas := []string{freeAddr(t), freeAddr(t)}
@@ -60,27 +52,15 @@ func faultsOnRedis(t *testing.T, redisURL, redisFault string, killRedis func()) 
 		startGateway(i)
 	}
 
-	sc := runScript(t, dir, node, "faults.mjs", 15*time.Minute,
-		"GATEWAY_URLS="+strings.Join(urls, ","), "NAMESPACE="+namespace, "ROOM="+room,
-		"CLIENTS="+strconv.Itoa(scale.clients), "PERIOD_MS="+strconv.Itoa(int(scale.period.Milliseconds())))
-	sc.expect("READY")
+	sc := startFaultClients(t, dir, node, urls, namespace, room, scale)
 
-	var clientsOfFirst []int
-	for i := 0; i < scale.clients; i += len(gws) {
-		clientsOfFirst = append(clientsOfFirst, i)
-	}
 	runFaults(t, sc, scale.phase, []fault{
 		{"SIGKILL rooms replica 1", func() { s.restartRooms(func(p *proctest.Process) { p.Kill() }) }, nil},
 		{"SIGKILL rooms replica 2", func() { second.Kill(); second = s.startReplica(replicas[1]) }, nil},
-		{"SIGKILL gateway", func() { gws[0].Kill(); startGateway(0) }, clientsOfFirst},
+		{"SIGKILL gateway", func() { gws[0].Kill(); startGateway(0) }, clientsOf(0, len(gws), scale.clients)},
 		{redisFault, killRedis, nil},
 	})
 	pause(t, scale.phase) // traffic after the last fault too
 
-	sc.nextLine("stop")
-	t.Logf("stopped sending; %s messages acknowledged", sc.expect("STOPPED"))
-	s.checkDeliveries(t, sc, namespace, room)
-	sc.nextLine("leave " + strconv.Itoa(scale.clients))
-	sc.expect("LEFT")
-	s.settle(t, namespace, 0)
+	s.finishFaults(t, sc, namespace, room, scale.clients)
 }
