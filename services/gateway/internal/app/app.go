@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -25,6 +26,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	roomsv1 "github.com/parleyhq/parley/proto/parley/rooms/v1"
+	"github.com/parleyhq/parley/services/gateway/internal/admin"
 	"github.com/parleyhq/parley/services/gateway/internal/edge"
 	"github.com/parleyhq/parley/services/gateway/internal/relay"
 	"github.com/parleyhq/parley/services/gateway/internal/roomsclient"
@@ -40,6 +42,9 @@ import (
 func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "token" {
 		return runToken(args[1:], getenv, stdout)
+	}
+	if len(args) > 0 && args[0] == "hash-password" {
+		return runHashPassword(os.Stdin, stdout)
 	}
 	cfg, err := parseConfig(args, getenv, stdout)
 	if err != nil {
@@ -68,15 +73,35 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	rel := relay.New(rooms, log, metrics, relay.Options{Replay: 256, Backlog: cfg.CatchUpBacklog, PresenceMax: edge.PresenceLimits(cfg.Namespaces)})
 	defer rel.Close()
 
+	var (
+		adm      *admin.Server
+		observer edge.Observer
+	)
+	if a := cfg.AdminUI; a.Enabled() {
+		adm, err = admin.New(admin.Config{
+			Namespace: a.Namespace, Credentials: admin.Credentials{Username: a.Username, PasswordHash: a.PasswordHash},
+			ReadOnly: a.ReadOnly, ServerID: a.ServerID, Rooms: rooms, Log: log.With("component", "admin-ui"), MaxReport: a.MaxReport,
+		})
+		if err != nil {
+			return err
+		}
+		observer = adm
+	}
 	gw, err := edge.New(edge.Config{
 		Namespaces: cfg.Namespaces, Tokens: cfg.Tokens, Limits: cfg.Limits,
 		RecoveryWindow: cfg.RecoveryWindow, LeaseTTL: cfg.LeaseTTL, Rooms: rooms, Relay: rel, Log: log, Metrics: metrics,
+		Observer: observer,
 	})
 	if err != nil {
 		return err
 	}
-	if err := setupWithRetry(ctx, gw, log); err != nil {
+	if err := setupWithRetry(ctx, gw.Setup, log); err != nil {
 		return err
+	}
+	if adm != nil {
+		if err := setupWithRetry(ctx, adm.Setup, log); err != nil {
+			return err
+		}
 	}
 
 	var draining atomic.Bool
@@ -84,6 +109,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	opts.SetAdapter(gw.Adapter())
 	io := socket.NewServer(nil, opts)
 	gw.Attach(io)
+	if adm != nil {
+		adm.Attach(io, gw)
+	}
 
 	mux := http.NewServeMux()
 	mux.Handle("/socket.io/", checkPolling(io.ServeHandler(nil), io.Engine, opts.MaxHttpBufferSize()))
@@ -128,6 +156,13 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return nil
 	})
 	g.Go(func() error { return profiling.Serve(gctx, plis, log) })
+	if adm != nil {
+		g.Go(func() error {
+			adm.Run(gctx)
+			return nil
+		})
+		log.Info("admin UI enabled", "namespace", cfg.AdminUI.Namespace, "server_id", cfg.AdminUI.ServerID, "readonly", cfg.AdminUI.ReadOnly)
+	}
 	g.Go(func() error {
 		if err := httpSrv.Serve(lis); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http server: %w", err)
@@ -160,11 +195,11 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 // setupWithRetry creates the default rooms, waiting for the rooms service if
 // it is still starting (as under `make run`, which starts both at once).
-func setupWithRetry(ctx context.Context, gw *edge.Gateway, log *slog.Logger) error {
+func setupWithRetry(ctx context.Context, setup func(context.Context) error, log *slog.Logger) error {
 	delay := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := gw.Setup(sctx)
+		err := setup(sctx)
 		cancel()
 		if err == nil {
 			return nil

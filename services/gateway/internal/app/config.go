@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/parleyhq/parley/proto/rules"
+	"github.com/parleyhq/parley/services/gateway/internal/admin"
 	"github.com/parleyhq/parley/services/gateway/internal/edge"
 	"github.com/parleyhq/parley/services/gateway/internal/wire"
 	"github.com/parleyhq/parley/services/kit/cli"
@@ -42,11 +43,26 @@ type Config struct {
 	Web             bool
 	WebNamespace    string
 	DevTokens       bool
+	AdminUI         AdminUIConfig
 	LogFormat       string
 	LogLevel        string
 	Limits          edge.Limits
 	Namespaces      []edge.Namespace
 }
+
+// AdminUIConfig configures the socket.io Admin UI (package admin): on when
+// a username and password hash are set.
+type AdminUIConfig struct {
+	Username     string
+	PasswordHash string
+	Namespace    string
+	ReadOnly     bool
+	ServerID     string
+	MaxReport    int
+}
+
+// Enabled reports whether the Admin UI is configured.
+func (a AdminUIConfig) Enabled() bool { return a.Username != "" || a.PasswordHash != "" }
 
 // fileConfig is the JSON file given with --config.
 type fileConfig struct {
@@ -62,7 +78,7 @@ func defaultNamespaces() []edge.Namespace {
 
 func parseConfig(args []string, getenv func(string) string, out io.Writer) (Config, error) {
 	c := Config{}
-	fs := cli.NewFlagSet("gateway", envPrefix, "Usage: gateway [flags]\n       gateway token [--jwt-secret S] [--ttl D] USER\n\nParley gateway: socket.io v4 clients in, rooms service RPCs out.", out)
+	fs := cli.NewFlagSet("gateway", envPrefix, "Usage: gateway [flags]\n       gateway token [--jwt-secret S] [--ttl D] USER\n       gateway hash-password < password-file\n\nParley gateway: socket.io v4 clients in, rooms service RPCs out.", out)
 	fs.StringVar(&c.Listen, "listen", ":3000", "HTTP listen address (socket.io at /socket.io/, /healthz, /metrics)")
 	fs.StringVar(&c.RoomsAddr, "rooms-addr", "localhost:50051", "gRPC address of the rooms service: host:port, several separated by commas (replicas on Redis), or a target such as dns:///rooms:50051")
 	fs.StringVar(&c.ServiceToken, "service-token", "", "service credential for the rooms service (required)")
@@ -81,6 +97,13 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	fs.BoolVar(&c.Web, "web", true, "serve the chat page at /")
 	fs.StringVar(&c.WebNamespace, "web-namespace", "/chat", "namespace the chat page connects to (it should require auth)")
 	fs.BoolVar(&c.DevTokens, "dev-tokens", false, "DEVELOPMENT ONLY: let the chat page sign anyone in under a display name, with a token signed by --jwt-secret")
+	a := &c.AdminUI
+	fs.StringVar(&a.Username, "admin-ui-username", "", "username of the socket.io Admin UI; with --admin-ui-password-hash, serves the UI at /admin/ and its namespace (off by default)")
+	fs.StringVar(&a.PasswordHash, "admin-ui-password-hash", "", "bcrypt hash of the Admin UI's password (make one with `gateway hash-password`)")
+	fs.StringVar(&a.Namespace, "admin-ui-namespace", "/admin", "namespace the Admin UI connects to; every gateway of a deployment needs the same")
+	fs.BoolVar(&a.ReadOnly, "admin-ui-readonly", false, "let the Admin UI watch but not disconnect sockets or move them between rooms")
+	fs.StringVar(&a.ServerID, "admin-ui-server-id", admin.DefaultServerID(), "name of this gateway in the Admin UI; unique per gateway")
+	fs.IntVar(&a.MaxReport, "admin-ui-max-report-bytes", 32<<10, "largest report a gateway publishes for the Admin UI; below the rooms service's --max-payload-bytes")
 	fs.BoolVar(&c.ProtocolFixture, "protocol-fixture", false, "serve only what the protocol test suites expect: the socket.io echo namespaces / and /custom, and an Engine.IO echo server at /engine.io/ (ping 300ms/200ms, maxPayload 1e6, any origin), for conformance runs; needs no rooms service")
 	profiling.AddFlag(fs.FlagSet, &c.PprofListen)
 	logging.AddFlags(fs.FlagSet, &c.LogFormat, &c.LogLevel)
@@ -136,6 +159,22 @@ func (c Config) validate() error {
 	}
 	if c.DevTokens && len(c.Tokens.Secrets) == 0 {
 		errs = append(errs, errors.New("--dev-tokens needs --jwt-secret"))
+	}
+	if a := c.AdminUI; a.Enabled() {
+		if a.Username == "" || a.PasswordHash == "" {
+			errs = append(errs, errors.New("the Admin UI needs both --admin-ui-username and --admin-ui-password-hash"))
+		}
+		for _, ns := range c.Namespaces {
+			if ns.Name == a.Namespace {
+				errs = append(errs, fmt.Errorf("--admin-ui-namespace %s is also a chat namespace", a.Namespace))
+			}
+		}
+		if !strings.HasPrefix(a.Namespace, "/") || len(a.Namespace) < 2 {
+			errs = append(errs, fmt.Errorf("--admin-ui-namespace %q: a namespace such as /admin", a.Namespace))
+		}
+		if a.MaxReport < 4<<10 {
+			errs = append(errs, errors.New("--admin-ui-max-report-bytes must be at least 4096"))
+		}
 	}
 	if err := logging.CheckFormat(c.LogFormat); err != nil {
 		errs = append(errs, err)

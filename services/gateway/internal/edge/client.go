@@ -33,6 +33,9 @@ type client struct {
 	key     string // what its stored session is found by (see sessions.go)
 	member  *relay.Member
 	limiter *rate.Limiter
+	// sock is the socket.io socket; nil for a client built on a bare
+	// transport (newClientOn), which the Admin UI does not show.
+	sock *socket.Socket
 	// closeConn ends the socket's connection, which the client sees as a
 	// network failure: it reconnects and recovers its session.
 	closeConn func()
@@ -65,7 +68,9 @@ func (g *Gateway) newClient(ns *Namespace, s *socket.Socket, user, key string) *
 		// Engine.IO socket's per-packet queue and events.
 		out = d
 	}
-	return g.newClientOn(ns, string(s.Id()), user, key, out, func() { s.Conn().Close(true) })
+	c := g.newClientOn(ns, string(s.Id()), user, key, out, func() { s.Conn().Close(true) })
+	c.sock = s
+	return c
 }
 
 // newClientOn builds a client on any transport; key is the one its session
@@ -118,6 +123,12 @@ func (c *client) connected(s *socket.Socket) {
 	}
 	c.g.track(c, true)
 	c.g.cfg.Metrics.Connected(c.ns.Name, 1)
+	// Told after track, so that a UI arriving meanwhile finds the socket
+	// either in the gateway's list or in this report.
+	c.g.cfg.Observer.SocketConnected(c.describe)
+	s.Conn().On("upgrade", func(args ...any) {
+		c.g.cfg.Observer.SocketUpdated(c.ns.Name, c.id, s.Conn().Transport().Name())
+	})
 	c.g.cfg.Log.Debug("socket connected", "namespace", c.ns.Name, "socket", c.id, "user", c.user)
 }
 
@@ -172,6 +183,7 @@ func (c *client) record(room string, j *joined) bool {
 		return false
 	}
 	c.rooms[room] = j
+	c.g.cfg.Observer.RoomJoined(c.ns.Name, room, c.id)
 	return true
 }
 
@@ -183,6 +195,9 @@ func (c *client) take(room string) (*joined, bool) {
 	defer c.mu.Unlock()
 	j, ok := c.rooms[room]
 	delete(c.rooms, room)
+	if ok {
+		c.g.cfg.Observer.RoomLeft(c.ns.Name, room, c.id)
+	}
 	return j, ok
 }
 
@@ -274,6 +289,8 @@ func (c *client) disconnect(reason string) {
 	if live {
 		c.g.cfg.Metrics.Connected(c.ns.Name, -1)
 		c.g.track(c, false)
+		c.g.cfg.Observer.SocketDisconnected(c.ns.Name, c.id, reason)
+		c.g.cfg.Observer.RoomLeft(c.ns.Name, c.id, c.id)
 	}
 	if !socket.RECOVERABLE_DISCONNECT_REASONS.Has(reason) {
 		c.drop()

@@ -70,6 +70,8 @@ func truncate(s string, n int) string {
 // onEvent handles the event name with its raw arguments (the ack last, if
 // the client asked for one).
 func (c *client) onEvent(name string, raw []any) {
+	args, _ := splitAck(raw)
+	c.g.cfg.Observer.EventReceived(c.ns.Name, c.id, name, args)
 	if h, known := events[name]; known {
 		c.handle(name, h, raw)
 		return

@@ -124,6 +124,9 @@ type Config struct {
 	Relay    Relay
 	Log      *slog.Logger
 	Metrics  Metrics
+	// Observer, if set, is told of sockets, rooms and events for the
+	// Admin UI.
+	Observer Observer
 }
 
 // Gateway serves the configured namespaces on a socket.io server.
@@ -174,6 +177,9 @@ func New(cfg Config) (*Gateway, error) {
 			}
 			ns.roomRE = re
 		}
+	}
+	if cfg.Observer == nil {
+		cfg.Observer = unobserved{}
 	}
 	g := &Gateway{cfg: cfg, lease: newSessionKey(), live: map[*client]struct{}{}, creators: map[string]*rate.Limiter{}}
 	g.saver = newSaver(g)

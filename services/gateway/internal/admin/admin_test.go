@@ -1,0 +1,186 @@
+package admin
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/zishang520/socket.io/servers/socket/v3"
+	"golang.org/x/crypto/bcrypt"
+)
+
+func TestSignIn(t *testing.T) {
+	hash, err := bcrypt.GenerateFromPassword([]byte("right password"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := newAuthenticator(Credentials{Username: "admin", PasswordHash: string(hash)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	a.now = func() time.Time { return now }
+	session := a.session()
+	a.now = func() time.Time { return now.Add(-2 * sessionTTL) }
+	expired := a.session()
+	a.now = func() time.Time { return now }
+	for _, bad := range []string{"right password", string(hash) + "x", string(hash[:59])} {
+		if _, err := newAuthenticator(Credentials{Username: "admin", PasswordHash: bad}); err == nil {
+			t.Errorf("%q was accepted as a bcrypt hash", bad)
+		}
+	}
+
+	tests := []struct {
+		name        string
+		auth        map[string]any
+		wantErr     bool
+		wantSession bool
+	}{
+		{name: "password", auth: map[string]any{"username": "admin", "password": "right password"}, wantSession: true},
+		{name: "wrong password", auth: map[string]any{"username": "admin", "password": "wrong"}, wantErr: true},
+		{name: "wrong user", auth: map[string]any{"username": "root", "password": "right password"}, wantErr: true},
+		{name: "nothing", auth: map[string]any{}, wantErr: true},
+		{name: "nil auth", auth: nil, wantErr: true},
+		{name: "not strings", auth: map[string]any{"username": 1, "password": true}, wantErr: true},
+		{name: "session", auth: map[string]any{"sessionId": session}},
+		{name: "expired session", auth: map[string]any{"sessionId": expired}, wantErr: true},
+		{name: "forged session", auth: map[string]any{"sessionId": session[:len(session)-2] + "AA"}, wantErr: true},
+		{name: "garbage session", auth: map[string]any{"sessionId": "x.y.z"}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := a.check(tt.auth)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("check: err %v, want error %v", err, tt.wantErr)
+			}
+			if tt.wantErr && !errors.Is(err, errInvalid) {
+				t.Errorf("refused with %q, want %q (the UI shows that one)", err, errInvalid)
+			}
+			if (got != "") != tt.wantSession {
+				t.Errorf("session %q, want one: %v", got, tt.wantSession)
+			}
+			if got != "" && !a.valid(got) {
+				t.Errorf("the session handed out, %q, is not accepted", got)
+			}
+		})
+	}
+}
+
+func TestSessionsCrossGatewaysConfiguredAlike(t *testing.T) {
+	hash, _ := bcrypt.GenerateFromPassword([]byte("right password"), bcrypt.MinCost)
+	one, _ := newAuthenticator(Credentials{Username: "admin", PasswordHash: string(hash)})
+	two, _ := newAuthenticator(Credentials{Username: "admin", PasswordHash: string(hash)})
+	renamed, _ := newAuthenticator(Credentials{Username: "other", PasswordHash: string(hash)})
+	s := one.session()
+	if !two.valid(s) {
+		t.Error("a gateway with the same credentials refused another's session")
+	}
+	if renamed.valid(s) {
+		t.Error("a session outlived a change of username")
+	}
+}
+
+func TestSignInAttemptsAreLimited(t *testing.T) {
+	hash, _ := bcrypt.GenerateFromPassword([]byte("right password"), bcrypt.MinCost)
+	a, _ := newAuthenticator(Credentials{Username: "admin", PasswordHash: string(hash)})
+	limited := 0
+	for range attemptBurst + 5 {
+		if _, err := a.check(map[string]any{"username": "admin", "password": "guess"}); err != nil && !errors.Is(err, errInvalid) {
+			limited++
+		}
+	}
+	if limited == 0 {
+		t.Errorf("%d password attempts at once were all checked", attemptBurst+5)
+	}
+}
+
+func TestOutboxBatchesInOrder(t *testing.T) {
+	o := newOutbox(100)
+	ev := func(s string) json.RawMessage { return json.RawMessage(`["` + s + `"]`) }
+	o.event(ev("a"))
+	o.event(ev("b"))
+	o.send(&report{Fetch: "f1"})
+	o.event(ev(strings.Repeat("c", 40)))
+	o.event(ev(strings.Repeat("d", 40)))
+	o.event(ev(strings.Repeat("e", 200))) // alone, too big for any batch
+
+	var got []string
+	for range 5 {
+		r, _, ok := o.next("me")
+		if !ok {
+			t.Fatal("outbox closed")
+		}
+		if r.From != "me" {
+			t.Errorf("report from %q", r.From)
+		}
+		switch {
+		case r.Fetch != "":
+			got = append(got, "fetch:"+r.Fetch)
+		default:
+			var names []string
+			for _, e := range r.Events {
+				var v []string
+				json.Unmarshal(e, &v)
+				names = append(names, v[0][:1])
+			}
+			got = append(got, strings.Join(names, ""))
+		}
+	}
+	want := []string{"ab", "fetch:f1", "c", "d", "e"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("reports %q, want %q", got, want)
+	}
+	o.close()
+	if _, _, ok := o.next("me"); ok {
+		t.Error("next after close returned a report")
+	}
+}
+
+func TestOutboxDropsPastItsBound(t *testing.T) {
+	o := newOutbox(32 << 10)
+	big := json.RawMessage(`"` + strings.Repeat("x", 1<<20-8) + `"`)
+	for range 6 {
+		o.event(big)
+	}
+	if _, dropped, _ := o.next("me"); dropped != 2 {
+		t.Errorf("dropped %d of 6 one-MiB events, want 2 past the %d-byte bound", dropped, maxQueued)
+	}
+}
+
+func TestHandshakeHidesSecrets(t *testing.T) {
+	h := NewHandshake(&socket.Handshake{
+		Headers: map[string]any{
+			"Cookie": []string{"sid=1"}, "Authorization": []string{"Bearer x"}, "User-Agent": []string{"test"},
+			"X-Forwarded-For": []string{"203.0.113.7, 10.0.0.1"}, "Accept": []string{"a", "b"},
+		},
+		Query:   map[string]any{"EIO": []string{"4"}, "token": []string{"jwt"}, "access_key": "k"},
+		Address: "127.0.0.1:5000",
+		Url:     "/socket.io/?EIO=4&token=jwt",
+	})
+	tests := []struct{ what, got, want string }{
+		{"cookie", str(h.Headers["cookie"]), "(hidden)"},
+		{"authorization", str(h.Headers["authorization"]), "(hidden)"},
+		{"user-agent", str(h.Headers["user-agent"]), "test"},
+		{"accept", str(h.Headers["accept"]), "[a b]"},
+		{"token", str(h.Query["token"]), "(hidden)"},
+		{"access_key", str(h.Query["access_key"]), "(hidden)"},
+		{"EIO", str(h.Query["EIO"]), "4"},
+		{"address", h.Address, "203.0.113.7"},
+		{"url", h.URL, "/socket.io/?EIO=4&token=%28hidden%29"},
+	}
+	for _, tt := range tests {
+		if tt.got != tt.want {
+			t.Errorf("%s: %q, want %q", tt.what, tt.got, tt.want)
+		}
+	}
+}
+
+func str(v any) string {
+	if s, ok := v.(string); ok {
+		return s
+	}
+	b, _ := json.Marshal(v)
+	return strings.NewReplacer(`"`, "", ",", " ").Replace(string(b))
+}

@@ -1,0 +1,234 @@
+package e2e
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/zishang520/socket.io/clients/engine/v3/transports"
+	cio "github.com/zishang520/socket.io/clients/socket/v3"
+	"github.com/zishang520/socket.io/v3/pkg/types"
+	"golang.org/x/crypto/bcrypt"
+)
+
+const adminPassword = "e2e-admin-password"
+
+// adminFlags turn the Admin UI on with adminPassword for gateways with the
+// given ids, all with one hash, as a deployment's gateways are configured
+// alike (a session one hands out is good on the others).
+func adminFlags(t *testing.T, ids ...string) [][]string {
+	t.Helper()
+	hash, err := bcrypt.GenerateFromPassword([]byte(adminPassword), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var flags [][]string
+	for _, id := range ids {
+		flags = append(flags, []string{"--admin-ui-username", "admin", "--admin-ui-password-hash", string(hash), "--admin-ui-server-id", id})
+	}
+	return flags
+}
+
+// adminEvent is one event the Admin UI was sent.
+type adminEvent struct {
+	name string
+	args []any
+}
+
+// adminClient is a socket.io client on the admin namespace, as the UI is,
+// recording what it is sent.
+type adminClient struct {
+	t      *testing.T
+	sock   *cio.Socket
+	events chan adminEvent
+}
+
+// dialAdmin connects to url's admin namespace with auth; it returns the
+// connect_error's message instead when the gateway refuses. Like dialGo, it
+// tries a fresh client when the Go client's connection never completes.
+func dialAdmin(t *testing.T, url string, auth map[string]any) (*adminClient, string) {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		a, refused, err := tryDialAdmin(t, url, auth)
+		if err == nil {
+			return a, refused
+		}
+		if attempt == 3 {
+			t.Fatalf("admin namespace of %s: %v", url, err)
+		}
+		t.Logf("admin namespace of %s, attempt %d: %v; retrying with a new client", url, attempt, err)
+	}
+}
+
+func tryDialAdmin(t *testing.T, url string, auth map[string]any) (*adminClient, string, error) {
+	o := cio.DefaultOptions()
+	o.SetTransports(types.NewSet[transports.TransportCtor](cio.WebSocket))
+	o.SetReconnection(false)
+	o.SetForceNew(true)
+	o.SetAuth(auth)
+	a := &adminClient{t: t, events: make(chan adminEvent, 1024)}
+	connected := make(chan struct{}, 1)
+	refused := make(chan string, 1)
+	sock, err := cio.Connect(url+"/admin", o)
+	if err != nil {
+		return nil, "", err
+	}
+	a.sock = sock
+	sock.OnAny(func(args ...any) {
+		name, _ := args[0].(string)
+		a.events <- adminEvent{name, args[1:]}
+	})
+	sock.On("connect", func(...any) { connected <- struct{}{} })
+	sock.On("connect_error", func(args ...any) {
+		err, _ := args[0].(error)
+		refused <- fmt.Sprint(err)
+	})
+	t.Cleanup(func() { sock.Disconnect() })
+	select {
+	case <-connected:
+		return a, "", nil
+	case msg := <-refused:
+		return nil, msg, nil
+	case <-time.After(5 * time.Second):
+		sock.Disconnect()
+		return nil, "", errNoConnect
+	}
+}
+
+// await returns the first event named name for which match is true,
+// skipping the others, or fails after 10 s.
+func (a *adminClient) await(name string, match func(args []any) bool) []any {
+	a.t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case e := <-a.events:
+			if e.name == name && (match == nil || match(e.args)) {
+				return e.args
+			}
+		case <-deadline:
+			a.t.Fatalf("admin UI: no matching %q within 10s", name)
+		}
+	}
+}
+
+// socketsByID reads an all_sockets list: socket id -> its rooms.
+func socketsByID(t *testing.T, args []any) map[string][]string {
+	t.Helper()
+	list, ok := args[0].([]any)
+	if !ok {
+		t.Fatalf("all_sockets: %v is not a list", args)
+	}
+	out := map[string][]string{}
+	for _, s := range list {
+		m, _ := s.(map[string]any)
+		id, _ := m["id"].(string)
+		var rooms []string
+		rs, _ := m["rooms"].([]any)
+		for _, r := range rs {
+			rooms = append(rooms, fmt.Sprint(r))
+		}
+		out[id] = rooms
+		if hs, _ := m["handshake"].(map[string]any); hs != nil {
+			if h, _ := hs["headers"].(map[string]any); h["cookie"] != nil && h["cookie"] != "(hidden)" {
+				t.Errorf("socket %s: its cookie header reached the UI: %v", id, h["cookie"])
+			}
+		}
+	}
+	return out
+}
+
+// TestAdminUIProtocol speaks the Admin UI's protocol to two gateways of one
+// deployment with a socket.io client, as the UI does: sign-in and refusal,
+// the sockets of both gateways in one list, their events, joins, leaves and
+// disconnects carried out by the gateway that holds the socket, stats of
+// both, and a session that signs in again on the other gateway.
+func TestAdminUIProtocol(t *testing.T) {
+	s := startStack(t)
+	flags := adminFlags(t, "gw-one", "gw-two")
+	_, url1 := s.gateway("127.0.0.1:0", flags[0]...)
+	_, url2 := s.gateway("127.0.0.1:0", flags[1]...)
+
+	for _, auth := range []map[string]any{
+		{"username": "admin", "password": "wrong"},
+		{"username": "root", "password": adminPassword},
+		{"sessionId": "AAAAAGsJeQk.forged"},
+		{},
+	} {
+		if _, refused := dialAdmin(t, url1, auth); refused != "invalid credentials" {
+			t.Errorf("auth %v: got refusal %q, want invalid credentials", auth, refused)
+		}
+	}
+
+	ann := dialGo(t, url1+"/", nil)
+	bob := dialGo(t, url2+"/", nil)
+	ui, refused := dialAdmin(t, url1, map[string]any{"username": "admin", "password": adminPassword})
+	if ui == nil {
+		t.Fatalf("admin sign-in refused: %s", refused)
+	}
+	session, _ := ui.await("session", nil)[0].(string)
+	if session == "" {
+		t.Fatal("no session handed out")
+	}
+	config := ui.await("config", nil)[0].(map[string]any)
+	if features := fmt.Sprint(config["supportedFeatures"]); features != "[JOIN LEAVE DISCONNECT MJOIN MLEAVE MDISCONNECT AGGREGATED_EVENTS ALL_EVENTS]" {
+		t.Errorf("supportedFeatures %s", features)
+	}
+	all := socketsByID(t, ui.await("all_sockets", nil))
+	for _, c := range []*goClient{ann, bob} {
+		if rooms := all[c.sock.Id()]; !slices.Equal(rooms, []string{c.sock.Id(), "room1"}) {
+			t.Errorf("all_sockets: socket %s has rooms %v, want its own and room1 (list: %v)", c.sock.Id(), rooms, all)
+		}
+	}
+	servers := map[string]bool{}
+	for len(servers) < 2 {
+		stats := ui.await("server_stats", nil)[0].(map[string]any)
+		servers[fmt.Sprint(stats["serverId"])] = true
+	}
+	if !servers["gw-one"] || !servers["gw-two"] {
+		t.Errorf("server_stats from %v, want gw-one and gw-two", servers)
+	}
+
+	// What happens on the other gateway reaches the UI.
+	cid := dialGo(t, url2+"/", nil)
+	ui.await("socket_connected", func(a []any) bool { return a[0].(map[string]any)["id"] == cid.sock.Id() })
+	cid.mustOK("join", "admin-lobby")
+	ui.await("event_received", func(a []any) bool {
+		return a[1] == cid.sock.Id() && fmt.Sprint(a[2]) == "[join admin-lobby]"
+	})
+	ui.await("room_joined", func(a []any) bool { return a[1] == "admin-lobby" && a[2] == cid.sock.Id() })
+
+	// The UI's actions, carried out by the gateway holding the socket.
+	ui.sock.Emit("join", "/", "moved-here", bob.sock.Id())
+	ui.await("room_joined", func(a []any) bool { return a[1] == "moved-here" && a[2] == bob.sock.Id() })
+	ui.sock.Emit("leave", "/", "moved-here", bob.sock.Id())
+	ui.await("room_left", func(a []any) bool { return a[1] == "moved-here" && a[2] == bob.sock.Id() })
+	annID := ann.sock.Id() // a client forgets its id once disconnected
+	gone := make(chan string, 1)
+	ann.sock.On("disconnect", func(a ...any) { gone <- fmt.Sprint(a[0]) })
+	ui.sock.Emit("_disconnect", "/", false, ann.sock.Id())
+	select {
+	case reason := <-gone:
+		if reason != "io server disconnect" {
+			t.Errorf("ann disconnected with %q, want io server disconnect", reason)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("ann was not disconnected by the admin UI")
+	}
+	ui.await("socket_disconnected", func(a []any) bool { return a[1] == annID })
+	if !bob.sock.Connected() {
+		t.Error("bob was disconnected too")
+	}
+
+	// The session signs the UI in on the other gateway, which lists the
+	// sockets left.
+	ui2, refused := dialAdmin(t, url2, map[string]any{"sessionId": session})
+	if ui2 == nil {
+		t.Fatalf("session refused by the other gateway: %s", refused)
+	}
+	all = socketsByID(t, ui2.await("all_sockets", nil))
+	if _, ok := all[annID]; ok || all[bob.sock.Id()] == nil || all[cid.sock.Id()] == nil {
+		t.Errorf("all_sockets after the disconnect: %v, want bob and cid, not ann", all)
+	}
+}
