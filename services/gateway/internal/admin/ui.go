@@ -185,6 +185,11 @@ func emit(sock *socket.Socket, event []json.RawMessage) {
 	sock.Emit(name, args...)
 }
 
+// maxListed bounds the sockets one gateway lists for a UI: the list is
+// sent whole, and past a few thousand sockets it would outgrow the outbox
+// (maxQueued) and the browser's patience alike.
+const maxListed = 5000
+
 // answer sends this gateway's sockets to the UI that asked, in reports that
 // fit the bus.
 func (s *Server) answer(fetch string) {
@@ -192,7 +197,12 @@ func (s *Server) answer(fetch string) {
 		part []json.RawMessage
 		size int
 	)
-	for _, sk := range s.sockets.Sockets() {
+	sockets := s.sockets.Sockets()
+	if len(sockets) > maxListed {
+		s.cfg.Log.Warn("admin UI shown only part of this gateway's sockets", "sockets", len(sockets), "listed", maxListed)
+		sockets = sockets[:maxListed]
+	}
+	for _, sk := range sockets {
 		b := s.fit(sk)
 		if len(part) > 0 && size+len(b) > s.cfg.MaxReport-256 {
 			s.out.send(&report{Sockets: &socketList{Fetch: fetch, List: part}})
