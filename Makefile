@@ -34,6 +34,7 @@ NODE_TESTS := services/gateway/test/node
 BENCH_NODE := bench/node
 WEB := services/gateway/web
 WEB_BUNDLE := services/gateway/internal/web/static/app.js
+ADMIN_UI := services/gateway/internal/adminui/static/dist
 
 .PHONY: help
 help: ## Show this help
@@ -102,10 +103,21 @@ faults: node-deps web ## Run the long fault suite (processes killed under load, 
 		go test -count=1 -timeout 60m -v -run '^TestSoak$$' ./services/gateway/internal/e2e/
 
 .PHONY: web
-web: $(WEB_BUNDLE) ## Bundle the chat page's script with socket.io-client (npm) for embedding in the gateway
+web: $(WEB_BUNDLE) $(ADMIN_UI)/index.html ## Bundle the chat page's script and the Admin UI (npm) for embedding in the gateway
 
 $(WEB_BUNDLE): $(WEB)/package-lock.json $(WEB)/src/app.js
 	cd $(WEB) && npm ci --no-audit --no-fund && npm run --silent build
+
+# The Admin UI's build as published, less its source maps, with its icon
+# font served from the gateway instead of a CDN: the UI's buttons are icons.
+$(ADMIN_UI)/index.html: $(WEB_BUNDLE)
+	rm -rf $(ADMIN_UI) && mkdir -p $(ADMIN_UI)/mdi/css $(ADMIN_UI)/mdi/fonts
+	cp -R $(WEB)/node_modules/@socket.io/admin-ui/ui/dist/. $(ADMIN_UI)/
+	find $(ADMIN_UI) -name '*.map' -delete
+	cp $(WEB)/node_modules/@mdi/font/css/materialdesignicons.min.css $(ADMIN_UI)/mdi/css/
+	cp $(WEB)/node_modules/@mdi/font/fonts/materialdesignicons-webfont.woff2 $(WEB)/node_modules/@mdi/font/fonts/materialdesignicons-webfont.woff $(ADMIN_UI)/mdi/fonts/
+	sed -i 's|https://cdn.jsdelivr.net/npm/@mdi/font@latest/css/materialdesignicons.min.css|mdi/css/materialdesignicons.min.css|' $(ADMIN_UI)/index.html
+	grep -q 'href="mdi/css/materialdesignicons.min.css"' $(ADMIN_UI)/index.html
 
 .PHONY: node-deps
 node-deps: $(NODE_TESTS)/node_modules/.package-lock.json ## Install the Node test clients (npm ci)

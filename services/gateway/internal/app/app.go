@@ -27,6 +27,7 @@ import (
 
 	roomsv1 "github.com/parleyhq/parley/proto/parley/rooms/v1"
 	"github.com/parleyhq/parley/services/gateway/internal/admin"
+	"github.com/parleyhq/parley/services/gateway/internal/adminui"
 	"github.com/parleyhq/parley/services/gateway/internal/edge"
 	"github.com/parleyhq/parley/services/gateway/internal/relay"
 	"github.com/parleyhq/parley/services/gateway/internal/roomsclient"
@@ -123,6 +124,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			log.Warn("development sign-in is on: anyone can get a token for any display name (--dev-tokens)")
 		}
 		mux.Handle("/", web.Handler(opts))
+	}
+	if adm != nil {
+		mux.Handle("/admin/", http.StripPrefix("/admin", adminui.Handler()))
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		hctx, cancel := context.WithTimeout(r.Context(), time.Second)
