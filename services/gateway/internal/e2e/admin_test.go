@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"fmt"
+	"net/http"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -231,4 +233,41 @@ func TestAdminUIProtocol(t *testing.T) {
 	if _, ok := all[annID]; ok || all[bob.sock.Id()] == nil || all[cid.sock.Id()] == nil {
 		t.Errorf("all_sockets after the disconnect: %v, want bob and cid, not ann", all)
 	}
+}
+
+// TestAdminUIInBrowser drives the official Admin UI, served by the first of
+// two gateways, in headless Chromium (test/node/adminui.mjs): a wrong
+// password is refused; signed in, it lists a chat socket of each gateway and
+// both gateways as servers, and disconnecting one socket from its page
+// disconnects that client only. The screenshots are kept in
+// services/gateway/test/node/output/admin-ui (docs/admin-ui.md shows one).
+func TestAdminUIInBrowser(t *testing.T) {
+	dir, node := nodeDir(t)
+	chromium := chromiumPath(t)
+	s := startStack(t)
+	flags := adminFlags(t, "gateway-1", "gateway-2")
+	_, url1 := s.gateway("127.0.0.1:0", flags[0]...)
+	_, url2 := s.gateway("127.0.0.1:0", flags[1]...)
+	resp, err := http.Get(url1 + "/admin/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /admin/: %s; the UI is bundled into the gateway by make web", resp.Status)
+	}
+	sc := runScript(t, dir, node, "adminui.mjs", 2*time.Minute,
+		"ADMIN_URL="+url1+"/admin/", "SERVER_URL="+url1, "ADMIN_USER=admin", "ADMIN_PASSWORD="+adminPassword,
+		"GATEWAY_URL="+url1, "GATEWAY_URL_2="+url2, "CHROMIUM="+chromium,
+		"SCREENSHOT_DIR="+filepath.Join(dir, "output", "admin-ui"))
+	for _, step := range []string{"REFUSED", "SIGNEDIN", "LISTED"} {
+		sc.expect(step)
+	}
+	if n := sc.expect("SERVERS"); n != "2" {
+		t.Errorf("the Servers view lists %s gateways, want 2", n)
+	}
+	if reason := sc.expect("DISCONNECTED"); reason != "io server disconnect" {
+		t.Errorf("the disconnected client saw %q, want io server disconnect", reason)
+	}
+	sc.expect("OK")
 }

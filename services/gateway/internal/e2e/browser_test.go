@@ -37,16 +37,7 @@ func TestChatPageAcrossGatewaysOnRedis(t *testing.T) {
 // when the script asks.
 func chatInBrowser(t *testing.T, s *stack, extra []string, secondURL string) {
 	dir, node := nodeDir(t)
-	chromium := os.Getenv("CHROMIUM")
-	if chromium == "" {
-		chromium = "/usr/bin/chromium"
-	}
-	if _, err := os.Stat(chromium); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("chromium is needed for the browser test: %v (apt-get install chromium)", err)
-		}
-		t.Skipf("chromium not installed: %v", err)
-	}
+	chromium := chromiumPath(t)
 	addr := freeAddr(t)
 	args := append([]string{"--dev-tokens"}, extra...)
 	gw, url := s.gateway(addr, args...)
@@ -70,4 +61,21 @@ func chatInBrowser(t *testing.T, s *stack, extra []string, secondURL string) {
 	sc.next()
 	sc.expect("RECOVERED")
 	sc.expect("DONE")
+}
+
+// chromiumPath returns the browser the browser tests drive: $CHROMIUM or
+// Debian's. Without it they fail under CI and are skipped elsewhere.
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	chromium := os.Getenv("CHROMIUM")
+	if chromium == "" {
+		chromium = "/usr/bin/chromium"
+	}
+	if _, err := os.Stat(chromium); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("chromium is needed for the browser test: %v (apt-get install chromium)", err)
+		}
+		t.Skipf("chromium not installed: %v", err)
+	}
+	return chromium
 }
