@@ -25,6 +25,8 @@ RUN_ADMIN_TOKEN ?= dev-admin-token
 RUN_GATEWAY_PORT ?= 3000
 
 RUN_JWT_SECRET ?= dev-jwt-secret
+RUN_ADMIN_UI_USER ?= admin
+RUN_ADMIN_UI_PASSWORD ?= parley-dev
 
 # Settings of `make run-cluster`: Redis, two rooms replicas on it, two gateways.
 CLUSTER_DIR ?= $(TMP)/cluster
@@ -45,6 +47,7 @@ run: build ## Build and run the rooms service (embedded store) and the gateway, 
 	@echo "Parley is starting:"
 	@echo "  chat page           http://localhost:$(RUN_GATEWAY_PORT)/  (sign in with any display name: development tokens are on)"
 	@echo "  socket.io gateway   http://localhost:$(RUN_GATEWAY_PORT)  (namespace / serves the classic chat, every socket in room1; /chat needs a token)"
+	@echo "  socket.io Admin UI  http://localhost:$(RUN_GATEWAY_PORT)/admin/  (server URL http://localhost:$(RUN_GATEWAY_PORT), user $(RUN_ADMIN_UI_USER), password $(RUN_ADMIN_UI_PASSWORD); docs/admin-ui.md)"
 	@echo "  rooms service gRPC  localhost:$(RUN_GRPC_PORT)  (metrics http://localhost:$(RUN_METRICS_PORT)/metrics, data in $(RUN_DATA_DIR))"
 	@echo "Connect any socket.io v4 client, e.g. in Node:"
 	@echo "  const s = io('http://localhost:$(RUN_GATEWAY_PORT)'); s.on('receive message', m => console.log(m)); s.emit('send message', 'room1', 'hello')"
@@ -54,11 +57,13 @@ run: build ## Build and run the rooms service (embedded store) and the gateway, 
 	@echo "  grpcurl -plaintext -H 'authorization: Bearer $(RUN_ADMIN_TOKEN)' localhost:$(RUN_GRPC_PORT) parley.rooms.v1.AdminService/GetStats"
 	@echo "Ctrl-C stops both."
 	@trap 'kill $$(jobs -p) 2>/dev/null; wait' INT TERM; \
+	admin_hash=$$(echo '$(RUN_ADMIN_UI_PASSWORD)' | $(BIN)/gateway hash-password) || exit 1; \
 	$(BIN)/rooms --listen :$(RUN_GRPC_PORT) --metrics-listen :$(RUN_METRICS_PORT) --data-dir $(RUN_DATA_DIR) \
 		--service-token $(RUN_SERVICE_TOKEN) --admin-token $(RUN_ADMIN_TOKEN) & \
 	$(BIN)/gateway --listen :$(RUN_GATEWAY_PORT) --rooms-addr localhost:$(RUN_GRPC_PORT) \
 		--service-token $(RUN_SERVICE_TOKEN) --cors-origins '*' --config services/gateway/dev.json \
-		--jwt-secret $(RUN_JWT_SECRET) --dev-tokens & \
+		--jwt-secret $(RUN_JWT_SECRET) --dev-tokens \
+		--admin-ui-username $(RUN_ADMIN_UI_USER) --admin-ui-password-hash "$$admin_hash" & \
 	wait -n; status=$$?; kill $$(jobs -p) 2>/dev/null; wait; exit $$status
 
 .PHONY: run-cluster
@@ -68,9 +73,11 @@ run-cluster: build ## Run Redis, two rooms replicas on it and two gateways (:300
 	@echo "Parley is starting on Redis (localhost:$(CLUSTER_REDIS_PORT), data in $(CLUSTER_DIR)/redis, fsync on every write):"
 	@echo "  chat pages          http://localhost:3000/ and http://localhost:3001/  (two gateways: chat across them)"
 	@echo "  rooms replicas      localhost:50051 and localhost:50052  (metrics :9091 and :9092)"
+	@echo "  socket.io Admin UI  http://localhost:3000/admin/  (user $(RUN_ADMIN_UI_USER), password $(RUN_ADMIN_UI_PASSWORD): the sockets of both gateways)"
 	@echo "Each gateway reaches both replicas: stop one (pkill -f 'rooms --listen :50052') and chat goes on."
 	@echo "Ctrl-C stops all of it."
 	@trap 'kill $$(jobs -p) 2>/dev/null; wait' INT TERM; \
+	admin_hash=$$(echo '$(RUN_ADMIN_UI_PASSWORD)' | $(BIN)/gateway hash-password) || exit 1; \
 	redis-server --port $(CLUSTER_REDIS_PORT) --bind 127.0.0.1 --dir $(CLUSTER_DIR)/redis \
 		--appendonly yes --appendfsync always --save '' --loglevel warning & \
 	for i in $$(seq 100); do redis-cli -p $(CLUSTER_REDIS_PORT) ping >/dev/null 2>&1 && break; sleep 0.1; done; \
@@ -82,7 +89,8 @@ run-cluster: build ## Run Redis, two rooms replicas on it and two gateways (:300
 	for port in 3000 3001; do \
 		$(BIN)/gateway --listen :$$port --rooms-addr localhost:50051,localhost:50052 \
 			--service-token $(RUN_SERVICE_TOKEN) --cors-origins '*' --config services/gateway/dev.json \
-			--jwt-secret $(RUN_JWT_SECRET) --dev-tokens & \
+			--jwt-secret $(RUN_JWT_SECRET) --dev-tokens \
+			--admin-ui-username $(RUN_ADMIN_UI_USER) --admin-ui-password-hash "$$admin_hash" --admin-ui-server-id gateway-$$port & \
 	done; \
 	wait
 
