@@ -108,9 +108,12 @@ type Server struct {
 	agg aggregates
 
 	mu       sync.Mutex
-	uis      map[*socket.Socket]*viewer // the UIs connected here
-	gateways map[string]time.Time       // gateways by id -> their last stats
-	fetches  map[string]*viewer         // socket lists asked for -> who asked
+	uis      map[*viewer]struct{} // the UIs connected here
+	gateways map[string]time.Time // gateways by id -> their last report
+	fetches  map[string]*viewer   // socket lists asked for -> who asked
+	// owners are the sockets the UIs here were shown, with the gateway
+	// holding each and its rooms (see ghosts.go).
+	owners map[sockKey]*owned
 }
 
 // New returns a Server for cfg; Attach and Run start it.
@@ -130,7 +133,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	return &Server{
 		cfg: cfg, started: time.Now(), auth: auth, out: newOutbox(cfg.MaxReport),
-		uis: map[*socket.Socket]*viewer{}, gateways: map[string]time.Time{}, fetches: map[string]*viewer{},
+		uis: map[*viewer]struct{}{}, gateways: map[string]time.Time{}, fetches: map[string]*viewer{}, owners: map[sockKey]*owned{},
 	}, nil
 }
 
@@ -169,6 +172,7 @@ func (s *Server) Run(ctx context.Context) {
 	defer t.Stop()
 	for {
 		s.sendStats()
+		s.forgetSilent(time.Now())
 		select {
 		case <-ctx.Done():
 			s.out.close()

@@ -3,6 +3,8 @@ package admin
 import (
 	"encoding/json"
 	"errors"
+	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -183,4 +185,56 @@ func str(v any) string {
 	}
 	b, _ := json.Marshal(v)
 	return strings.NewReplacer(`"`, "", ",", " ").Replace(string(b))
+}
+
+// recorder is a UI's socket that records what it is sent.
+type recorder struct{ sent []string }
+
+func (r *recorder) Emit(ev string, args ...any) error {
+	b, _ := json.Marshal(args)
+	r.sent = append(r.sent, ev+" "+string(b))
+	return nil
+}
+
+func TestSilentGatewaysSocketsLeaveTheUI(t *testing.T) {
+	hash, _ := bcrypt.GenerateFromPassword([]byte("right password"), bcrypt.MinCost)
+	now := time.Now()
+	sock := func(id string, rooms ...string) json.RawMessage {
+		return mustJSON(Socket{ID: id, Nsp: "/", Rooms: append([]string{id}, rooms...)})
+	}
+	tests := []struct {
+		name     string
+		selfSeen time.Duration // ago
+		want     []string
+	}{
+		{name: "the dead gateway's sockets go", selfSeen: time.Second, want: []string{ // sorted
+			`room_left ["/","a","a","` + timestamp(now) + `"]`,
+			`room_left ["/","lobby","a","` + timestamp(now) + `"]`,
+			`socket_disconnected ["/","a","gateway unreachable","` + timestamp(now) + `"]`,
+		}},
+		{name: "nothing goes while the bus is down", selfSeen: 2 * aliveFor},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := New(Config{Namespace: "/admin", ServerID: "me", Log: slog.New(slog.DiscardHandler), Credentials: Credentials{Username: "admin", PasswordHash: string(hash)}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ui := &recorder{}
+			s.uis[&viewer{sock: ui, ready: true}] = struct{}{}
+			s.gateways = map[string]time.Time{"me": now.Add(-tt.selfSeen), "dead": now.Add(-2 * aliveFor), "alive": now}
+			s.own("dead", sock("a", "lobby", "gone"))
+			s.own("dead", sock("b"))
+			s.own("alive", sock("c"))
+			// b recovered on the live gateway; a left a room.
+			s.track("alive", []json.RawMessage{mustJSON("socket_connected"), sock("b")})
+			s.track("dead", []json.RawMessage{mustJSON("room_left"), mustJSON("/"), mustJSON("gone"), mustJSON("a")})
+
+			s.forgetSilent(now)
+			slices.Sort(ui.sent)
+			if strings.Join(ui.sent, "\n") != strings.Join(tt.want, "\n") {
+				t.Errorf("the UI was sent\n%s\nwant\n%s", strings.Join(ui.sent, "\n"), strings.Join(tt.want, "\n"))
+			}
+		})
+	}
 }

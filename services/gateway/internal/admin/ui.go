@@ -26,13 +26,18 @@ const maxQueuedEvents = 10_000
 // gateway's sockets (ready), the events of the gateways that have answered
 // wait in queued; those of the others are in their answers.
 type viewer struct {
-	sock    *socket.Socket
+	sock    emitter
 	fetch   string
 	waiting map[string]bool // gateways whose sockets are awaited
 	list    []json.RawMessage
 	queued  [][]json.RawMessage
 	ready   bool
 	timer   *time.Timer
+}
+
+// emitter is what a viewer needs of its socket.
+type emitter interface {
+	Emit(ev string, args ...any) error
 }
 
 // admit signs the UI in; a session it may reconnect with is sent once it is
@@ -59,7 +64,7 @@ func (s *Server) connected(sock *socket.Socket) {
 			v.waiting[id] = true
 		}
 	}
-	s.uis[sock] = v
+	s.uis[v] = struct{}{}
 	s.fetches[v.fetch] = v
 	v.timer = time.AfterFunc(gatherFor, func() {
 		s.mu.Lock()
@@ -84,9 +89,12 @@ func (s *Server) connected(sock *socket.Socket) {
 	}
 	sock.On("disconnect", func(...any) {
 		s.mu.Lock()
-		delete(s.uis, sock)
+		delete(s.uis, v)
 		delete(s.fetches, v.fetch)
 		v.timer.Stop()
+		if len(s.uis) == 0 {
+			clear(s.owners)
+		}
 		s.mu.Unlock()
 	})
 	s.watch()
@@ -122,13 +130,15 @@ func arg[T any](args []any, i int) (T, bool) {
 
 // receive handles a report from the bus, this gateway's own included.
 func (s *Server) receive(r *report) {
+	s.mu.Lock()
+	s.gateways[r.From] = time.Now()
+	s.mu.Unlock()
 	switch {
 	case r.Stats != nil:
 		s.mu.Lock()
-		s.gateways[r.From] = time.Now()
 		// Stats carry no socket state: no UI need wait for them.
-		for sock := range s.uis {
-			sock.Emit("server_stats", r.Stats)
+		for v := range s.uis {
+			v.sock.Emit("server_stats", r.Stats)
 		}
 		s.mu.Unlock()
 		if r.Watchers > 0 {
@@ -157,9 +167,10 @@ func (s *Server) deliver(from string, events []json.RawMessage) {
 		var parts []json.RawMessage
 		if json.Unmarshal(e, &parts) == nil && len(parts) > 0 {
 			parsed = append(parsed, parts)
+			s.track(from, parts)
 		}
 	}
-	for _, v := range s.uis {
+	for v := range s.uis {
 		switch {
 		case v.ready:
 			for _, e := range parsed {
@@ -173,7 +184,7 @@ func (s *Server) deliver(from string, events []json.RawMessage) {
 	}
 }
 
-func emit(sock *socket.Socket, event []json.RawMessage) {
+func emit(sock emitter, event []json.RawMessage) {
 	var name string
 	if json.Unmarshal(event[0], &name) != nil {
 		return
@@ -238,9 +249,13 @@ func (s *Server) gathered(from string, l *socketList) {
 		// Too late for the list: shown as they come.
 		ts := mustJSON(timestamp(time.Now()))
 		for _, sk := range l.List {
+			s.own(from, sk)
 			emit(v.sock, []json.RawMessage{mustJSON("socket_connected"), sk, ts})
 		}
 		return
+	}
+	for _, sk := range l.List {
+		s.own(from, sk)
 	}
 	v.list = append(v.list, l.List...)
 	if l.Last {

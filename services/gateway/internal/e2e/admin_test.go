@@ -102,7 +102,12 @@ func tryDialAdmin(t *testing.T, url string, auth map[string]any) (*adminClient, 
 // skipping the others, or fails after 10 s.
 func (a *adminClient) await(name string, match func(args []any) bool) []any {
 	a.t.Helper()
-	deadline := time.After(10 * time.Second)
+	return a.awaitWithin(name, 10*time.Second, match)
+}
+
+func (a *adminClient) awaitWithin(name string, limit time.Duration, match func(args []any) bool) []any {
+	a.t.Helper()
+	deadline := time.After(limit)
 	for {
 		select {
 		case e := <-a.events:
@@ -110,7 +115,7 @@ func (a *adminClient) await(name string, match func(args []any) bool) []any {
 				return e.args
 			}
 		case <-deadline:
-			a.t.Fatalf("admin UI: no matching %q within 10s", name)
+			a.t.Fatalf("admin UI: no matching %q within %v", name, limit)
 		}
 	}
 }
@@ -232,6 +237,52 @@ func TestAdminUIProtocol(t *testing.T) {
 	all = socketsByID(t, ui2.await("all_sockets", nil))
 	if _, ok := all[annID]; ok || all[bob.sock.Id()] == nil || all[cid.sock.Id()] == nil {
 		t.Errorf("all_sockets after the disconnect: %v, want bob and cid, not ann", all)
+	}
+}
+
+// TestAdminUIForgetsADeadGateway kills a gateway (SIGKILL, so it says
+// nothing): the UI on the other one is told within seconds that the dead
+// gateway's sockets are gone, and keeps its own.
+func TestAdminUIForgetsADeadGateway(t *testing.T) {
+	s := startStack(t)
+	flags := adminFlags(t, "gw-one", "gw-two")
+	_, url1 := s.gateway("127.0.0.1:0", flags[0]...)
+	second, url2 := s.gateway("127.0.0.1:0", flags[1]...)
+	ann := dialGo(t, url1+"/", nil)
+	bob := dialGo(t, url2+"/", nil)
+	annID, bobID := ann.sock.Id(), bob.sock.Id()
+	ui, refused := dialAdmin(t, url1, map[string]any{"username": "admin", "password": adminPassword})
+	if ui == nil {
+		t.Fatalf("admin sign-in refused: %s", refused)
+	}
+	if all := socketsByID(t, ui.await("all_sockets", nil)); all[annID] == nil || all[bobID] == nil {
+		t.Fatalf("all_sockets %v, want ann and bob", all)
+	}
+
+	second.Kill()
+	start := time.Now()
+	got := ui.awaitWithin("socket_disconnected", 20*time.Second, func(a []any) bool { return a[1] == bobID })
+	if got[2] != "gateway unreachable" {
+		t.Errorf("bob's socket left the UI for %q, want gateway unreachable", got[2])
+	}
+	ui.awaitWithin("room_left", 5*time.Second, func(a []any) bool { return a[1] == "room1" && a[2] == bobID })
+	t.Logf("the dead gateway's socket left the UI %v after the kill", time.Since(start).Round(100*time.Millisecond))
+
+	// Ann's gateway still reports, and her socket stays.
+	ui.await("server_stats", func(a []any) bool { return a[0].(map[string]any)["serverId"] == "gw-one" })
+	ui2, _ := dialAdmin(t, url1, map[string]any{"username": "admin", "password": adminPassword})
+	if all := socketsByID(t, ui2.await("all_sockets", nil)); all[annID] == nil || all[bobID] != nil {
+		t.Errorf("all_sockets after the kill: %v, want ann alone", all)
+	}
+	for {
+		select {
+		case e := <-ui.events:
+			if e.name == "socket_disconnected" && e.args[1] == annID {
+				t.Fatal("ann's socket was taken off the UI too")
+			}
+		default:
+			return
+		}
 	}
 }
 
