@@ -238,3 +238,27 @@ func TestSilentGatewaysSocketsLeaveTheUI(t *testing.T) {
 		})
 	}
 }
+
+// When the bus comes back, the first report may be this gateway's own: the
+// others, silent only because the bus was down, must be given time to
+// report again before their sockets are taken off.
+func TestBusBackGivesTheOthersTime(t *testing.T) {
+	hash, _ := bcrypt.GenerateFromPassword([]byte("right password"), bcrypt.MinCost)
+	s, err := New(Config{Namespace: "/admin", ServerID: "me", Log: slog.New(slog.DiscardHandler), Credentials: Credentials{Username: "admin", PasswordHash: string(hash)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ui := &recorder{}
+	s.uis[&viewer{sock: ui, ready: true}] = struct{}{}
+	outage := time.Now().Add(-3 * aliveFor)
+	s.gateways = map[string]time.Time{"me": outage, "other": outage}
+	s.own("other", mustJSON(Socket{ID: "a", Nsp: "/", Rooms: []string{"a"}}))
+
+	s.receive(&report{From: "me", Stats: mustJSON(map[string]any{"serverId": "me"})})
+	s.forgetSilent(time.Now())
+	for _, sent := range ui.sent {
+		if strings.HasPrefix(sent, "socket_disconnected") {
+			t.Fatalf("the other gateway's socket was taken off as soon as the bus came back: %s", sent)
+		}
+	}
+}

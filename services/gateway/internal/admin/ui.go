@@ -130,8 +130,16 @@ func arg[T any](args []any, i int) (T, bool) {
 
 // receive handles a report from the bus, this gateway's own included.
 func (s *Server) receive(r *report) {
+	now := time.Now()
 	s.mu.Lock()
-	s.gateways[r.From] = time.Now()
+	if r.From == s.cfg.ServerID && now.Sub(s.gateways[r.From]) >= aliveFor {
+		// The bus is back after an outage: the others, silent because of
+		// it, get as long to report again as a gateway that just started.
+		for id := range s.gateways {
+			s.gateways[id] = now
+		}
+	}
+	s.gateways[r.From] = now
 	s.mu.Unlock()
 	switch {
 	case r.Stats != nil:

@@ -12,6 +12,8 @@ import (
 	cio "github.com/zishang520/socket.io/clients/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/parleyhq/parley/services/kit/proctest"
 )
 
 const adminPassword = "e2e-admin-password"
@@ -279,6 +281,49 @@ func TestAdminUIForgetsADeadGateway(t *testing.T) {
 		case e := <-ui.events:
 			if e.name == "socket_disconnected" && e.args[1] == annID {
 				t.Fatal("ann's socket was taken off the UI too")
+			}
+		default:
+			return
+		}
+	}
+}
+
+// TestAdminUIThroughARoomsServiceRestart kills the rooms service, which
+// carries the gateways' reports, and starts it again after longer than a
+// gateway counts as alive: no socket leaves the UI meanwhile, and once it
+// is back the UI hears from both gateways again and of new sockets.
+func TestAdminUIThroughARoomsServiceRestart(t *testing.T) {
+	s := startStack(t, "--listen", freeAddr(t))
+	flags := adminFlags(t, "gw-one", "gw-two")
+	_, url1 := s.gateway("127.0.0.1:0", flags[0]...)
+	_, url2 := s.gateway("127.0.0.1:0", flags[1]...)
+	ann := dialGo(t, url1+"/", nil)
+	bob := dialGo(t, url2+"/", nil)
+	annID, bobID := ann.sock.Id(), bob.sock.Id()
+	ui, refused := dialAdmin(t, url1, map[string]any{"username": "admin", "password": adminPassword})
+	if ui == nil {
+		t.Fatalf("admin sign-in refused: %s", refused)
+	}
+	if all := socketsByID(t, ui.await("all_sockets", nil)); all[annID] == nil || all[bobID] == nil {
+		t.Fatalf("all_sockets %v, want ann and bob", all)
+	}
+
+	s.restartRooms(func(p *proctest.Process) {
+		p.Kill()
+		time.Sleep(8 * time.Second) // longer than a silent gateway is kept
+	})
+	for _, id := range []string{"gw-one", "gw-two"} {
+		ui.awaitWithin("server_stats", 20*time.Second, func(a []any) bool { return a[0].(map[string]any)["serverId"] == id })
+	}
+	cid := dialGo(t, url2+"/", nil)
+	ui.await("socket_connected", func(a []any) bool { return a[0].(map[string]any)["id"] == cid.sock.Id() })
+	// Reports come in order, so by now any removal would have arrived.
+	time.Sleep(3 * time.Second)
+	for {
+		select {
+		case e := <-ui.events:
+			if e.name == "socket_disconnected" {
+				t.Fatalf("a socket left the UI across the restart: %v", e.args)
 			}
 		default:
 			return
