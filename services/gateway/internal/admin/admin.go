@@ -46,6 +46,8 @@ const (
 	// gatherFor bounds how long a new UI waits for the other gateways'
 	// sockets; those that answer later are shown as they come.
 	gatherFor = 2 * time.Second
+	// drainFor bounds the publishing of the last reports at shutdown.
+	drainFor = 2 * time.Second
 )
 
 // Credentials sign the UI in, as the Node instrument's basic auth does.
@@ -163,11 +165,15 @@ func (s *Server) Attach(io *socket.Server, sockets Sockets) {
 }
 
 // Run publishes this gateway's reports and follows everyone's until ctx
-// ends.
+// ends, then publishes what is left for up to drainFor: end it once the
+// gateway's sockets are closed, and the UIs see them go as they went
+// rather than, later, as lost with the gateway.
 func (s *Server) Run(ctx context.Context) {
+	pctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	defer stop()
 	var wg sync.WaitGroup
 	wg.Go(func() { s.follow(ctx) })
-	wg.Go(func() { s.publish(ctx) })
+	wg.Go(func() { s.publish(pctx) })
 	t := time.NewTicker(statsEvery)
 	defer t.Stop()
 	for {
@@ -176,6 +182,8 @@ func (s *Server) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			s.out.close()
+			drain := time.AfterFunc(drainFor, stop)
+			defer drain.Stop()
 			wg.Wait()
 			return
 		case <-t.C:

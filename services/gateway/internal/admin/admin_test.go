@@ -134,9 +134,14 @@ func TestOutboxBatchesInOrder(t *testing.T) {
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("reports %q, want %q", got, want)
 	}
+	o.event(ev("f"))
 	o.close()
+	o.event(ev("g"))
+	if r, _, ok := o.next("me"); !ok || len(r.Events) != 1 {
+		t.Errorf("after close, next returned %v, %v; want the event queued before", r, ok)
+	}
 	if _, _, ok := o.next("me"); ok {
-		t.Error("next after close returned a report")
+		t.Error("next returned a report pushed after close")
 	}
 }
 

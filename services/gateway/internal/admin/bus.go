@@ -113,12 +113,12 @@ func (o *outbox) close() {
 	}
 }
 
-// next waits for the next report to publish; false once closed. It also
-// returns how many reports were dropped since the last call.
+// next waits for the next report to publish; false once closed and empty.
+// It also returns how many reports were dropped since the last call.
 func (o *outbox) next(from string) (*report, int, bool) {
 	for {
 		o.mu.Lock()
-		if o.closed {
+		if o.closed && len(o.items) == 0 {
 			o.mu.Unlock()
 			return nil, 0, false
 		}
@@ -162,12 +162,12 @@ func (o *outbox) take(from string) *report {
 }
 
 // publish sends the outbox's reports to the bus, one at a time so that they
-// arrive in order, until the outbox is closed.
+// arrive in order, until the outbox is closed and empty or ctx ends.
 func (s *Server) publish(ctx context.Context) {
 	warned := time.Time{}
 	for {
 		r, dropped, ok := s.out.next(s.cfg.ServerID)
-		if !ok {
+		if !ok || ctx.Err() != nil {
 			return
 		}
 		payload, err := json.Marshal(r)

@@ -160,9 +160,13 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return nil
 	})
 	g.Go(func() error { return profiling.Serve(gctx, plis, log) })
+	// The Admin UI's reports go on until the sockets are closed, so that
+	// the UIs see them go (see admin.Server.Run).
+	actx, stopAdmin := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopAdmin()
 	if adm != nil {
 		g.Go(func() error {
-			adm.Run(gctx)
+			adm.Run(actx)
 			return nil
 		})
 		log.Info("admin UI enabled", "namespace", cfg.AdminUI.Namespace, "server_id", cfg.AdminUI.ServerID, "readonly", cfg.AdminUI.ReadOnly)
@@ -188,6 +192,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if err := gw.Wait(sctx); err != nil {
 			log.Error("shutdown: rooms service calls still pending", "err", err)
 		}
+		stopAdmin()
 		return httpSrv.Shutdown(sctx)
 	})
 	if err := g.Wait(); err != nil {

@@ -242,49 +242,62 @@ func TestAdminUIProtocol(t *testing.T) {
 	}
 }
 
-// TestAdminUIForgetsADeadGateway kills a gateway (SIGKILL, so it says
-// nothing): the UI on the other one is told within seconds that the dead
-// gateway's sockets are gone, and keeps its own.
-func TestAdminUIForgetsADeadGateway(t *testing.T) {
-	s := startStack(t)
-	flags := adminFlags(t, "gw-one", "gw-two")
-	_, url1 := s.gateway("127.0.0.1:0", flags[0]...)
-	second, url2 := s.gateway("127.0.0.1:0", flags[1]...)
-	ann := dialGo(t, url1+"/", nil)
-	bob := dialGo(t, url2+"/", nil)
-	annID, bobID := ann.sock.Id(), bob.sock.Id()
-	ui, refused := dialAdmin(t, url1, map[string]any{"username": "admin", "password": adminPassword})
-	if ui == nil {
-		t.Fatalf("admin sign-in refused: %s", refused)
-	}
-	if all := socketsByID(t, ui.await("all_sockets", nil)); all[annID] == nil || all[bobID] == nil {
-		t.Fatalf("all_sockets %v, want ann and bob", all)
-	}
-
-	second.Kill()
-	start := time.Now()
-	got := ui.awaitWithin("socket_disconnected", 20*time.Second, func(a []any) bool { return a[1] == bobID })
-	if got[2] != "gateway unreachable" {
-		t.Errorf("bob's socket left the UI for %q, want gateway unreachable", got[2])
-	}
-	ui.awaitWithin("room_left", 5*time.Second, func(a []any) bool { return a[1] == "room1" && a[2] == bobID })
-	t.Logf("the dead gateway's socket left the UI %v after the kill", time.Since(start).Round(100*time.Millisecond))
-
-	// Ann's gateway still reports, and her socket stays.
-	ui.await("server_stats", func(a []any) bool { return a[0].(map[string]any)["serverId"] == "gw-one" })
-	ui2, _ := dialAdmin(t, url1, map[string]any{"username": "admin", "password": adminPassword})
-	if all := socketsByID(t, ui2.await("all_sockets", nil)); all[annID] == nil || all[bobID] != nil {
-		t.Errorf("all_sockets after the kill: %v, want ann alone", all)
-	}
-	for {
-		select {
-		case e := <-ui.events:
-			if e.name == "socket_disconnected" && e.args[1] == annID {
-				t.Fatal("ann's socket was taken off the UI too")
+// TestAdminUIWhenAGatewayStops stops one of two gateways: terminated, it
+// reports its sockets going as they go; killed (SIGKILL, so it says
+// nothing), the UI on the other gateway takes its sockets off within
+// seconds. Either way the other gateway's sockets stay.
+func TestAdminUIWhenAGatewayStops(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		stop   func(*proctest.Process)
+		reason string
+		within time.Duration
+	}{
+		{name: "SIGTERM", stop: func(p *proctest.Process) { p.Terminate(t) }, reason: "server shutting down", within: 5 * time.Second},
+		{name: "SIGKILL", stop: func(p *proctest.Process) { p.Kill() }, reason: "gateway unreachable", within: 20 * time.Second},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := startStack(t)
+			flags := adminFlags(t, "gw-one", "gw-two")
+			_, url1 := s.gateway("127.0.0.1:0", flags[0]...)
+			second, url2 := s.gateway("127.0.0.1:0", flags[1]...)
+			ann := dialGo(t, url1+"/", nil)
+			bob := dialGo(t, url2+"/", nil)
+			annID, bobID := ann.sock.Id(), bob.sock.Id()
+			ui, refused := dialAdmin(t, url1, map[string]any{"username": "admin", "password": adminPassword})
+			if ui == nil {
+				t.Fatalf("admin sign-in refused: %s", refused)
 			}
-		default:
-			return
-		}
+			if all := socketsByID(t, ui.await("all_sockets", nil)); all[annID] == nil || all[bobID] == nil {
+				t.Fatalf("all_sockets %v, want ann and bob", all)
+			}
+
+			start := time.Now()
+			tt.stop(second)
+			got := ui.awaitWithin("socket_disconnected", tt.within, func(a []any) bool { return a[1] == bobID })
+			if got[2] != tt.reason {
+				t.Errorf("bob's socket left the UI for %q, want %q", got[2], tt.reason)
+			}
+			ui.awaitWithin("room_left", 5*time.Second, func(a []any) bool { return a[1] == "room1" && a[2] == bobID })
+			t.Logf("the stopped gateway's socket left the UI %v after the signal", time.Since(start).Round(100*time.Millisecond))
+
+			// Ann's gateway still reports, and her socket stays.
+			ui.await("server_stats", func(a []any) bool { return a[0].(map[string]any)["serverId"] == "gw-one" })
+			ui2, _ := dialAdmin(t, url1, map[string]any{"username": "admin", "password": adminPassword})
+			if all := socketsByID(t, ui2.await("all_sockets", nil)); all[annID] == nil || all[bobID] != nil {
+				t.Errorf("all_sockets after the stop: %v, want ann alone", all)
+			}
+			for {
+				select {
+				case e := <-ui.events:
+					if e.name == "socket_disconnected" && e.args[1] == annID {
+						t.Fatal("ann's socket was taken off the UI too")
+					}
+				default:
+					return
+				}
+			}
+		})
 	}
 }
 
