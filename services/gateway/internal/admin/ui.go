@@ -57,6 +57,22 @@ func (s *Server) admit(sock *socket.Socket, next func(*socket.ExtendedError)) {
 
 func (s *Server) connected(sock *socket.Socket) {
 	v := &viewer{sock: sock, fetch: newID(), waiting: map[string]bool{s.cfg.ServerID: true}}
+	s.cfg.Log.Info("admin UI connected", "socket", sock.Id(), "address", sock.Handshake().Address)
+	if session, _ := sock.Data().(string); session != "" {
+		sock.Emit("session", session)
+	}
+	features := featuresActions
+	if s.cfg.ReadOnly {
+		features = featuresReadOnly
+	}
+	sock.Emit("config", map[string]any{"supportedFeatures": features})
+	if !s.cfg.ReadOnly {
+		sock.On("join", func(args ...any) { s.request("join", args) })
+		sock.On("leave", func(args ...any) { s.request("leave", args) })
+		sock.On("_disconnect", func(args ...any) { s.request("disconnect", args) })
+	}
+	sock.On("disconnect", func(...any) { s.drop(v) })
+
 	now := time.Now()
 	s.mu.Lock()
 	for id, seen := range s.gateways {
@@ -72,33 +88,29 @@ func (s *Server) connected(sock *socket.Socket) {
 		s.finish(v)
 	})
 	s.mu.Unlock()
-	s.cfg.Log.Info("admin UI connected", "socket", sock.Id(), "address", sock.Handshake().Address)
-
-	if session, _ := sock.Data().(string); session != "" {
-		sock.Emit("session", session)
+	if !sock.Connected() {
+		// Gone before it was recorded: its disconnect found nothing to drop.
+		s.drop(v)
+		return
 	}
-	features := featuresActions
-	if s.cfg.ReadOnly {
-		features = featuresReadOnly
-	}
-	sock.Emit("config", map[string]any{"supportedFeatures": features})
-	if !s.cfg.ReadOnly {
-		sock.On("join", func(args ...any) { s.request("join", args) })
-		sock.On("leave", func(args ...any) { s.request("leave", args) })
-		sock.On("_disconnect", func(args ...any) { s.request("disconnect", args) })
-	}
-	sock.On("disconnect", func(...any) {
-		s.mu.Lock()
-		delete(s.uis, v)
-		delete(s.fetches, v.fetch)
-		v.timer.Stop()
-		if len(s.uis) == 0 {
-			clear(s.owners)
-		}
-		s.mu.Unlock()
-	})
 	s.watch()
 	s.out.send(&report{Fetch: v.fetch})
+}
+
+// drop forgets a UI that disconnected; with the last one goes the record of
+// which gateway holds the sockets shown.
+func (s *Server) drop(v *viewer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.uis[v]; !ok {
+		return
+	}
+	delete(s.uis, v)
+	delete(s.fetches, v.fetch)
+	v.timer.Stop()
+	if len(s.uis) == 0 {
+		clear(s.owners)
+	}
 }
 
 // request passes a UI's action to every gateway. The UI sends join and
