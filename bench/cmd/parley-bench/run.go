@@ -54,7 +54,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.BoolVar(&o.quick, "quick", false, "a smoke run: 1 run, 1 s warm-up, 3 s windows, sweep 1,3,6, written to .tmp/bench (overrides only flags left unset)")
 	fs.StringVar(&o.sweep, "sweep", "1,2,3,4,5,6,8,12,16", "W3's messages per second per client, rising; a server's sweep stops once saturated")
 	fs.StringVar(&o.workloads, "workloads", "W1,W2,W3,C5k,storm", "workloads to run")
-	fs.StringVar(&o.servers, "servers", "node,parley,parley-redis", "servers to run, in the order each run starts them: node, parley, and parley-redis (Parley on a redis-server, W1 and W2 only)")
+	fs.StringVar(&o.servers, "servers", "node,parley,parley-redis", "servers to run, in the order each run starts them: node, parley, parley-redis (Parley on a redis-server) and parley-cluster (on a Redis Cluster of three primaries), the last two W1 and W2 only")
 	fs.StringVar(&o.gatewayFlags, "gateway-flags", "", "extra flags of Parley's gateway, space-separated, after the benchmark's own")
 	fs.StringVar(&o.roomsFlags, "rooms-flags", "", "extra flags of Parley's rooms service, space-separated, after the benchmark's own")
 	fs.StringVar(&o.pprof, "pprof", "", "workload (e.g. W1) during whose first measured window Parley's processes are CPU-profiled into .tmp/bench/; W1-connect profiles its connect instead")
@@ -177,8 +177,8 @@ func (o *options) config() (suite.Config, error) {
 	}
 	var servers []string
 	for s := range strings.SplitSeq(o.servers, ",") {
-		if s = strings.TrimSpace(s); s != "node" && s != "parley" && s != "parley-redis" {
-			return suite.Config{}, fmt.Errorf("--servers %q: want node, parley and/or parley-redis", o.servers)
+		if s = strings.TrimSpace(s); s != "node" && s != "parley" && s != "parley-redis" && s != "parley-cluster" {
+			return suite.Config{}, fmt.Errorf("--servers %q: want node, parley, parley-redis and/or parley-cluster", o.servers)
 		}
 		servers = append(servers, s)
 	}

@@ -18,14 +18,16 @@ type LayoutRow struct {
 }
 
 // layouts are the servers whose stores the comparison shows, by name.
-var layouts = []struct{ server, store string }{{"parley", "SQLite"}, {"parley-redis", "Redis"}}
+var layouts = []struct{ server, store string }{{"parley", "SQLite"}, {"parley-redis", "Redis"}, {"parley-cluster", "Redis Cluster"}}
 
 // Layouts compares Parley on SQLite with Parley on Redis, for each workload
 // both ran; none when Parley did not run on Redis.
 func Layouts(runs []suite.Run) []LayoutRow {
 	var workloads []string
+	ran := map[string]bool{}
 	for _, r := range runs {
-		if r.Server == "parley-redis" && !slices.Contains(workloads, r.Workload) {
+		ran[r.Server] = true
+		if (r.Server == "parley-redis" || r.Server == "parley-cluster") && !slices.Contains(workloads, r.Workload) {
 			workloads = append(workloads, r.Workload)
 		}
 	}
@@ -35,6 +37,9 @@ func Layouts(runs []suite.Run) []LayoutRow {
 	var rows []LayoutRow
 	for _, w := range workloads {
 		for _, l := range layouts {
+			if !ran[l.server] {
+				continue
+			}
 			f := func(value func(suite.Run) float64) Cell {
 				return cell(runs, l.server, figure{workload: w, value: func(r suite.Run) float64 {
 					if r.Phase == nil || r.Phase.WindowDeliveries == 0 {
@@ -51,7 +56,7 @@ func Layouts(runs []suite.Run) []LayoutRow {
 				Gateway:          f(perDelivery("gateway")),
 				Rooms:            f(perDelivery("rooms service")),
 			}
-			if l.server == "parley-redis" {
+			if l.server != "parley" {
 				row.Redis = f(perDelivery("redis"))
 				row.RedisPerPublish = f(func(r suite.Run) float64 {
 					return us(r.CPUByProc["redis"]) / (r.Rate * float64(r.Clients) * r.Phase.Window.Seconds())
@@ -81,7 +86,8 @@ func writeLayouts(b *strings.Builder, rows []LayoutRow) {
 	b.WriteString("\n## Parley on Redis\n\n" +
 		"The same workloads with the rooms service on a redis-server (`--redis-url`; append-only file, synced every second, " +
 		"so that an acknowledged message survives a crash of Redis as it survives one of the rooms service on SQLite) " +
-		"next to Parley on SQLite. One rooms service in both, so the figures compare; docs/scaling.md says what more replicas add. " +
+		"next to Parley on SQLite, and, when it ran (`--servers ...,parley-cluster`), on a Redis Cluster of three primaries " +
+		"on the same machine. One rooms service in each, so the figures compare; docs/scaling.md says what more replicas add. " +
 		"CPU per delivery in µs, of every process, Redis's included.\n\n")
 	b.WriteString("| workload | store | deliveries/s | p99 (ms) | CPU per delivery | gateway | rooms service | Redis | Redis CPU per publish (µs) |\n" +
 		"|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
@@ -91,7 +97,7 @@ func writeLayouts(b *strings.Builder, rows []LayoutRow) {
 			continue
 		}
 		redis, perPublish := "", ""
-		if r.Store == "Redis" {
+		if r.Store != "SQLite" {
 			redis, perPublish = r.Redis.format(1), r.RedisPerPublish.format(1)
 		}
 		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.Workload, r.Store,

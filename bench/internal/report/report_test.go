@@ -231,7 +231,21 @@ func TestLayouts(t *testing.T) {
 	if rows[3].DeliveriesPerSec.Failure == "" || !LayoutsFailed(rows) {
 		t.Error("a lost delivery on Redis is not a failure")
 	}
+	// A Redis Cluster run gets its rows, with its nodes' CPU as Redis's.
+	cluster := phaseRun("parley-cluster", "W1", 1, 1, 110*time.Millisecond*90, 90000, 5*time.Millisecond, 0)
+	cluster.CPUByProc = map[string]time.Duration{"gateway": 50 * time.Millisecond * 90, "rooms service": 30 * time.Millisecond * 90,
+		"redis": 30 * time.Millisecond * 90}
+	cluster.Phase.Window = 10 * time.Second
+	withCluster := Layouts(append(runs, cluster))
+	if len(withCluster) != 6 || withCluster[2].Store != "Redis Cluster" || withCluster[2].Redis.Value != 30 || withCluster[5].Store != "Redis Cluster" {
+		t.Errorf("with a Redis Cluster run: %d rows %+v, want a Redis Cluster row after each workload's Redis one", len(withCluster), withCluster)
+	}
 	var b strings.Builder
+	writeLayouts(&b, withCluster)
+	if !strings.Contains(b.String(), "| W1 | Redis Cluster | 9,000 | 5.00 | 110.0 | 50.0 | 30.0 | 30.0 | 270.0 |") {
+		t.Errorf("the Redis section lacks W1's Redis Cluster row:\n%s", b.String())
+	}
+	b.Reset()
 	writeLayouts(&b, rows)
 	if !strings.Contains(b.String(), "| W1 | Redis | 9,000 | 6.00 | 100.0 | 50.0 | 30.0 | 20.0 | 180.0 |") ||
 		!strings.Contains(b.String(), "| W2 | Redis | FAIL: run 1: 1 lost | | | | | | |") {

@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -141,7 +140,7 @@ func StartNode(ctx context.Context, log *slog.Logger, o Options, tag string) (*S
 // gateway in front of it, with the limits that would otherwise be measured
 // instead of Parley raised, and returns once the gateway is ready.
 func StartParley(ctx context.Context, log *slog.Logger, o Options, tag string, pprof bool) (*Server, error) {
-	return startParley(ctx, log, o, tag, pprof, false)
+	return startParley(ctx, log, o, tag, pprof, storeSQLite)
 }
 
 // StartParleyOnRedis starts Parley as StartParley does, but with the rooms
@@ -151,17 +150,34 @@ func StartParley(ctx context.Context, log *slog.Logger, o Options, tag string, p
 // it survives one of the rooms service. Redis's CPU and memory count as
 // Parley's.
 func StartParleyOnRedis(ctx context.Context, log *slog.Logger, o Options, tag string) (*Server, error) {
-	return startParley(ctx, log, o, tag, false, true)
+	return startParley(ctx, log, o, tag, false, storeRedis)
 }
 
-func startParley(ctx context.Context, log *slog.Logger, o Options, tag string, pprof, onRedis bool) (*Server, error) {
+// StartParleyOnRedisCluster starts Parley as StartParleyOnRedis does, on a
+// Redis Cluster of three primaries instead, each as durable as that
+// redis-server; the three count as Parley's.
+func StartParleyOnRedisCluster(ctx context.Context, log *slog.Logger, o Options, tag string) (*Server, error) {
+	return startParley(ctx, log, o, tag, false, storeCluster)
+}
+
+// The rooms service's stores.
+const (
+	storeSQLite = iota
+	storeRedis
+	storeCluster
+)
+
+func startParley(ctx context.Context, log *slog.Logger, o Options, tag string, pprof bool, store int) (*Server, error) {
 	dir, err := os.MkdirTemp("", "parley-bench-")
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{Name: "parley", PprofAddrs: map[string]string{}, cleanup: func() { os.RemoveAll(dir) }}
-	if onRedis {
+	switch store {
+	case storeRedis:
 		s.Name = "parley-redis"
+	case storeCluster:
+		s.Name = "parley-cluster"
 	}
 	fail := func(err error) (*Server, error) {
 		s.Stop(log)
@@ -204,8 +220,12 @@ func startParley(ctx context.Context, log *slog.Logger, o Options, tag string, p
 			*a.args = append(*a.args, "--pprof-listen", s.PprofAddrs[a.name])
 		}
 	}
-	if onRedis {
-		url, err := s.startRedis(ctx, o, tag, filepath.Join(dir, "redis"))
+	if store != storeSQLite {
+		start := s.startRedis
+		if store == storeCluster {
+			start = s.startRedisCluster
+		}
+		url, err := start(ctx, o, tag, filepath.Join(dir, "redis"))
 		if err != nil {
 			return fail(err)
 		}
@@ -234,43 +254,6 @@ func startParley(ctx context.Context, log *slog.Logger, o Options, tag string, p
 		return fail(err)
 	}
 	return s, nil
-}
-
-// startRedis starts redis-server with its data in dir, adds it to s's
-// processes and returns its URL once it answers.
-func (s *Server) startRedis(ctx context.Context, o Options, tag, dir string) (string, error) {
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		return "", fmt.Errorf("Parley on Redis needs redis-server (apt-get install redis-server): %w", err)
-	}
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return "", err
-	}
-	port, err := freePort()
-	if err != nil {
-		return "", err
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	p, err := startProc(o.LogDir, tag+"-redis", "redis", nil, nil, bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-		"--dir", dir, "--save", "", "--appendonly", "yes", "--appendfsync", "everysec")
-	if err != nil {
-		return "", err
-	}
-	s.procs = append(s.procs, p)
-	err = s.wait(ctx, func() bool {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err != nil {
-			return false
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(time.Second))
-		if _, err := io.WriteString(c, "PING\r\n"); err != nil {
-			return false
-		}
-		line, err := bufio.NewReader(c).ReadString('\n')
-		return err == nil && line == "+PONG\r\n"
-	})
-	return "redis://" + addr, err
 }
 
 // wait polls ready until it holds, a process exits, or readyTimeout passes.
@@ -340,7 +323,9 @@ func (s *Server) Sample() (Sample, error) {
 		if err != nil {
 			return Sample{}, fmt.Errorf("%s: %w", p.name, err)
 		}
-		out.CPU[p.name], out.RSS[p.name] = cpu, rss
+		// Processes of one name (a cluster's nodes) count together.
+		out.CPU[p.name] += cpu
+		out.RSS[p.name] += rss
 	}
 	return out, nil
 }

@@ -54,8 +54,9 @@ func Workloads(sweep []float64) []Workload {
 // Config is how the suite runs.
 type Config struct {
 	// Servers are the servers compared ("node", "parley", and
-	// "parley-redis": Parley on Redis, for the workloads OnRedis), in the
-	// order each run starts them.
+	// "parley-redis" and "parley-cluster": Parley on Redis and on a Redis
+	// Cluster, for the workloads OnRedis), in the order each run starts
+	// them.
 	Servers   []string
 	Server    server.Options
 	Workloads []Workload
@@ -161,7 +162,7 @@ func RunAll(ctx context.Context, log *slog.Logger, cfg Config) ([]Run, error) {
 				if err := ctx.Err(); err != nil {
 					return runs, err
 				}
-				if srv == "parley-redis" && !w.OnRedis {
+				if (srv == "parley-redis" || srv == "parley-cluster") && !w.OnRedis {
 					continue
 				}
 				log.Info("run", "workload", w.Name, "server", srv, "run", i, "of", cfg.Runs)
@@ -215,6 +216,8 @@ func runOne(ctx context.Context, log *slog.Logger, cfg Config, w Workload, srvNa
 		srv, err = server.StartNode(ctx, log, cfg.Server, tag)
 	case "parley-redis":
 		srv, err = server.StartParleyOnRedis(ctx, log, cfg.Server, tag)
+	case "parley-cluster":
+		srv, err = server.StartParleyOnRedisCluster(ctx, log, cfg.Server, tag)
 	default:
 		srv, err = server.StartParley(ctx, log, cfg.Server, tag, profile)
 	}
