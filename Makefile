@@ -118,14 +118,16 @@ $(WEB_BUNDLE): $(WEB)/package-lock.json $(WEB)/src/app.js
 
 # The Admin UI's build as published, less its source maps, with its icon
 # font served from the gateway instead of a CDN: the UI's buttons are icons.
+# Built aside and moved in place whole, so that a failed build leaves none.
 $(ADMIN_UI)/index.html: $(WEB_BUNDLE)
-	rm -rf $(ADMIN_UI) && mkdir -p $(ADMIN_UI)/mdi/css $(ADMIN_UI)/mdi/fonts
-	cp -R $(WEB)/node_modules/@socket.io/admin-ui/ui/dist/. $(ADMIN_UI)/
-	find $(ADMIN_UI) -name '*.map' -delete
-	cp $(WEB)/node_modules/@mdi/font/css/materialdesignicons.min.css $(ADMIN_UI)/mdi/css/
-	cp $(WEB)/node_modules/@mdi/font/fonts/materialdesignicons-webfont.woff2 $(WEB)/node_modules/@mdi/font/fonts/materialdesignicons-webfont.woff $(ADMIN_UI)/mdi/fonts/
-	sed -i 's|https://cdn.jsdelivr.net/npm/@mdi/font@latest/css/materialdesignicons.min.css|mdi/css/materialdesignicons.min.css|' $(ADMIN_UI)/index.html
-	grep -q 'href="mdi/css/materialdesignicons.min.css"' $(ADMIN_UI)/index.html
+	rm -rf $(ADMIN_UI) $(ADMIN_UI).new && mkdir -p $(ADMIN_UI).new/mdi/css $(ADMIN_UI).new/mdi/fonts
+	cp -R $(WEB)/node_modules/@socket.io/admin-ui/ui/dist/. $(ADMIN_UI).new/
+	find $(ADMIN_UI).new -name '*.map' -delete
+	cp $(WEB)/node_modules/@mdi/font/css/materialdesignicons.min.css $(ADMIN_UI).new/mdi/css/
+	cp $(WEB)/node_modules/@mdi/font/fonts/materialdesignicons-webfont.woff2 $(WEB)/node_modules/@mdi/font/fonts/materialdesignicons-webfont.woff $(ADMIN_UI).new/mdi/fonts/
+	sed -i 's|https://cdn.jsdelivr.net/npm/@mdi/font@latest/css/materialdesignicons.min.css|mdi/css/materialdesignicons.min.css|' $(ADMIN_UI).new/index.html
+	grep -q 'href="mdi/css/materialdesignicons.min.css"' $(ADMIN_UI).new/index.html
+	mv $(ADMIN_UI).new $(ADMIN_UI)
 
 .PHONY: node-deps
 node-deps: $(NODE_TESTS)/node_modules/.package-lock.json ## Install the Node test clients (npm ci)
