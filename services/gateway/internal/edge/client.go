@@ -51,6 +51,7 @@ type client struct {
 	rooms  map[string]*joined
 	live   bool // counted as connected
 	closed bool
+	reason string // why it disconnected, once closed
 	// ready is closed once the socket's default rooms (or, for a restored
 	// session, its rooms and missed messages) are in place.
 	ready chan struct{}
@@ -130,6 +131,17 @@ func (c *client) connected(s *socket.Socket) {
 		c.g.cfg.Observer.SocketUpdated(c.ns.Name, c.id, s.Conn().Transport().Name())
 	})
 	c.g.cfg.Log.Debug("socket connected", "namespace", c.ns.Name, "socket", c.id, "user", c.user)
+	// A disconnect that ran meanwhile found the socket live, but may have
+	// untracked it before it was tracked (its sessions would be renewed for
+	// good) and reported it gone before it was reported connected: both
+	// are done again.
+	c.mu.Lock()
+	closed, reason := c.closed, c.reason
+	c.mu.Unlock()
+	if closed {
+		c.g.track(c, false)
+		c.g.cfg.Observer.SocketDisconnected(c.ns.Name, c.id, reason)
+	}
 }
 
 func (c *client) isLive() bool {
@@ -278,7 +290,7 @@ func (c *client) disconnect(reason string) {
 		c.mu.Unlock()
 		return
 	}
-	c.closed = true
+	c.closed, c.reason = true, reason
 	live := c.live
 	rooms := make([]string, 0, len(c.rooms))
 	for r := range c.rooms {
