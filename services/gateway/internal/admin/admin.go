@@ -195,12 +195,15 @@ func (s *Server) Run(ctx context.Context) {
 // then are sockets described and reported.
 func (s *Server) Watching() bool { return time.Now().UnixNano() < s.watched.Load() }
 
-func (s *Server) watch() {
-	until := time.Now().Add(aliveFor).UnixNano()
+// watch makes the deployment count as watched for aliveFor more, and
+// reports whether it was not before.
+func (s *Server) watch() (began bool) {
+	now := time.Now()
+	until := now.Add(aliveFor).UnixNano()
 	for {
 		cur := s.watched.Load()
 		if cur >= until || s.watched.CompareAndSwap(cur, until) {
-			return
+			return cur <= now.UnixNano()
 		}
 	}
 }

@@ -24,14 +24,17 @@ type owned struct {
 	rooms   map[string]bool
 }
 
+// shownSocket is what the tracking reads of a socket.
+type shownSocket struct {
+	ID    string   `json:"id"`
+	Nsp   string   `json:"nsp"`
+	Rooms []string `json:"rooms"`
+}
+
 // own records a socket from gateway's answer or connect report. Called with
 // s.mu held.
 func (s *Server) own(gateway string, socket json.RawMessage) {
-	var sk struct {
-		ID    string   `json:"id"`
-		Nsp   string   `json:"nsp"`
-		Rooms []string `json:"rooms"`
-	}
+	var sk shownSocket
 	if json.Unmarshal(socket, &sk) != nil || sk.ID == "" {
 		return
 	}
@@ -40,6 +43,17 @@ func (s *Server) own(gateway string, socket json.RawMessage) {
 		o.rooms[r] = true
 	}
 	s.owners[sockKey{sk.Nsp, sk.ID}] = o
+}
+
+// owns reports whether the UIs here are known to show socket, held by
+// gateway. Called with s.mu held.
+func (s *Server) owns(gateway string, socket json.RawMessage) bool {
+	var sk shownSocket
+	if json.Unmarshal(socket, &sk) != nil {
+		return false
+	}
+	o := s.owners[sockKey{sk.Nsp, sk.ID}]
+	return o != nil && o.gateway == gateway
 }
 
 // track follows one reported event's effect on the sockets shown. Called

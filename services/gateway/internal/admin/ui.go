@@ -161,8 +161,12 @@ func (s *Server) receive(r *report) {
 			v.sock.Emit("server_stats", r.Stats)
 		}
 		s.mu.Unlock()
-		if r.Watchers > 0 {
-			s.watch()
+		if r.Watchers > 0 && s.watch() {
+			// The sockets that connected while nobody watched were not
+			// reported, and a UI that connected before this gateway heard
+			// of it (its list was not asked of this gateway) would never
+			// show them.
+			s.answer("")
 		}
 	case len(r.Events) > 0:
 		s.deliver(r.From, r.Events)
@@ -221,8 +225,8 @@ func emit(sock emitter, event []json.RawMessage) {
 // (maxQueued) and the browser's patience alike.
 const maxListed = 5000
 
-// answer sends this gateway's sockets to the UI that asked, in reports that
-// fit the bus.
+// answer sends this gateway's sockets to the UI that asked for them with
+// fetch, or, with none, to every UI, in reports that fit the bus.
 func (s *Server) answer(fetch string) {
 	var (
 		part []json.RawMessage
@@ -261,24 +265,39 @@ func (s *Server) fit(sk Socket) json.RawMessage {
 func (s *Server) gathered(from string, l *socketList) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	v := s.fetches[l.Fetch]
-	if v == nil {
+	// UIs already showing a socket are not told of it again.
+	var fresh []json.RawMessage
+	for _, sk := range l.List {
+		if !s.owns(from, sk) {
+			fresh = append(fresh, sk)
+		}
+		s.own(from, sk)
+	}
+	if l.Fetch == "" {
+		// Offered to every UI: see receive.
+		for v := range s.uis {
+			s.offer(v, from, l, fresh)
+		}
 		return
 	}
+	if v := s.fetches[l.Fetch]; v != nil {
+		s.offer(v, from, l, fresh)
+	}
+}
+
+// offer gives a UI a gateway's socket list: as part of its own list if it
+// is still gathering one, otherwise the sockets it does not show yet, at
+// once. Called with s.mu held.
+func (s *Server) offer(v *viewer, from string, l *socketList, fresh []json.RawMessage) {
 	if v.ready {
-		// Too late for the list: shown as they come.
 		ts := mustJSON(timestamp(time.Now()))
-		for _, sk := range l.List {
-			s.own(from, sk)
+		for _, sk := range fresh {
 			emit(v.sock, []json.RawMessage{mustJSON("socket_connected"), sk, ts})
 		}
 		return
 	}
-	for _, sk := range l.List {
-		s.own(from, sk)
-	}
 	v.list = append(v.list, l.List...)
-	if l.Last {
+	if l.Last && l.Fetch == v.fetch {
 		delete(v.waiting, from)
 		if len(v.waiting) == 0 {
 			s.finish(v)

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"fmt"
+	"maps"
+	"math/rand/v2"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -342,6 +344,115 @@ func TestAdminUIThroughARoomsServiceRestart(t *testing.T) {
 			return
 		}
 	}
+}
+
+// uiView follows what a UI shows of the sockets: the list it was sent,
+// then each connect and disconnect, as the UI's store applies them.
+type uiView struct {
+	ui      *adminClient
+	sockets map[string]bool
+}
+
+// newView waits for the UI's all_sockets and follows it from there.
+func newView(t *testing.T, ui *adminClient) *uiView {
+	v := &uiView{ui: ui, sockets: map[string]bool{}}
+	for id := range socketsByID(t, ui.await("all_sockets", nil)) {
+		v.sockets[id] = true
+	}
+	return v
+}
+
+// catchUp applies what the UI has been sent so far.
+func (v *uiView) catchUp() {
+	for {
+		select {
+		case e := <-v.ui.events:
+			switch e.name {
+			case "socket_connected":
+				id, _ := e.args[0].(map[string]any)["id"].(string)
+				v.sockets[id] = true
+			case "socket_disconnected":
+				id, _ := e.args[1].(string)
+				delete(v.sockets, id)
+			}
+		default:
+			return
+		}
+	}
+}
+
+// TestAdminUIUnderChurn connects and disconnects sockets on two gateways
+// while they chat, with one UI watching from the start (connected as the
+// second gateway is still starting) and one that connects half way: in the
+// end each UI shows exactly the sockets the gateways hold, whatever order
+// the reports, the lists and the events of the two gateways crossed in.
+func TestAdminUIUnderChurn(t *testing.T) {
+	s := startStack(t)
+	flags := adminFlags(t, "gw-one", "gw-two")
+	_, url1 := s.gateway("127.0.0.1:0", flags[0]...)
+	_, url2 := s.gateway("127.0.0.1:0", flags[1]...)
+	urls := []string{url1, url2}
+	signIn := map[string]any{"username": "admin", "password": adminPassword}
+	first, refused := dialAdmin(t, url1, signIn)
+	if first == nil {
+		t.Fatalf("admin sign-in refused: %s", refused)
+	}
+	views := []*uiView{newView(t, first)}
+
+	rng := rand.New(rand.NewPCG(1, 2))
+	live := map[string]*goClient{}
+	const steps = 60
+	for i := range steps {
+		if i == steps/2 {
+			second, refused := dialAdmin(t, url2, signIn)
+			if second == nil {
+				t.Fatalf("admin sign-in refused: %s", refused)
+			}
+			views = append(views, newView(t, second))
+		}
+		if len(live) > 0 && rng.IntN(3) == 0 {
+			for id, c := range live {
+				c.sock.Disconnect()
+				delete(live, id)
+				break
+			}
+			continue
+		}
+		c := dialGo(t, urls[rng.IntN(2)]+"/", nil)
+		live[c.sock.Id()] = c
+		c.sock.Emit("send message", "room1", fmt.Sprintf("step %d", i))
+		for _, v := range views {
+			v.catchUp()
+		}
+	}
+	// What the gateways hold, as a UI that connects now is told. (Not
+	// what the clients hold: the Go client now and then goes on taking
+	// itself for connected after the gateway saw its connection close, or
+	// gives up on a connection the gateway completed.)
+	last, _ := dialAdmin(t, url1, signIn)
+	truth := socketsByID(t, last.await("all_sockets", nil))
+	want := slices.Sorted(maps.Keys(truth))
+	for i, v := range views {
+		eventually(t, 10*time.Second, func() error {
+			v.catchUp()
+			var extra, missing []string
+			for id := range v.sockets {
+				if truth[id] == nil {
+					extra = append(extra, id)
+				}
+			}
+			for _, id := range want {
+				if !v.sockets[id] {
+					missing = append(missing, id)
+				}
+			}
+			if len(extra)+len(missing) > 0 {
+				return fmt.Errorf("UI %d shows %d sockets, the gateways hold %d: shown but not held %v, held but not shown %v", i+1, len(v.sockets), len(want), extra, missing)
+			}
+			return nil
+		})
+	}
+	t.Logf("%d sockets connected at the end (%d held by clients), shown alike by both UIs", len(want), len(live))
 }
 
 // TestAdminUIInBrowser drives the official Admin UI, served by the first of
