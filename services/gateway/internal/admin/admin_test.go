@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -265,5 +266,45 @@ func TestBusBackGivesTheOthersTime(t *testing.T) {
 		if strings.HasPrefix(sent, "socket_disconnected") {
 			t.Fatalf("the other gateway's socket was taken off as soon as the bus came back: %s", sent)
 		}
+	}
+}
+
+// sockets is a gateway's own sockets, for tests.
+type sockets []Socket
+
+func (ss sockets) Sockets() []Socket                          { return ss }
+func (ss sockets) Counts() (map[string]int, int)              { return map[string]int{"/": len(ss)}, 0 }
+func (sockets) Disconnect(string, string, bool)               {}
+func (sockets) Join(context.Context, string, string, string)  {}
+func (sockets) Leave(context.Context, string, string, string) {}
+
+// A gateway whose sockets left the UIs for its silence, back again, has its
+// sockets asked for, and every gateway answers such a request to all UIs.
+func TestAGatewayBackIsAskedForItsSockets(t *testing.T) {
+	hash, _ := bcrypt.GenerateFromPassword([]byte("right password"), bcrypt.MinCost)
+	s, err := New(Config{Namespace: "/admin", ServerID: "me", Log: slog.New(slog.DiscardHandler), Credentials: Credentials{Username: "admin", PasswordHash: string(hash)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.sockets = sockets{{ID: "mine", Nsp: "/", Rooms: []string{"mine"}}}
+	ui := &recorder{}
+	s.uis[&viewer{sock: ui, ready: true}] = struct{}{}
+	s.gateways = map[string]time.Time{"me": time.Now(), "other": time.Now()}
+
+	s.receive(&report{From: "back", Stats: mustJSON(map[string]any{"serverId": "back"})})
+	if r, _, _ := s.out.next("me"); !r.Offer {
+		t.Fatalf("after a report of a gateway not known, published %+v, want a request for sockets", r)
+	}
+	s.receive(&report{From: "back", Stats: mustJSON(map[string]any{"serverId": "back"})})
+	s.receive(&report{From: "other", Offer: true})
+	r, _, _ := s.out.next("me")
+	if r.Offer || r.Sockets == nil || r.Sockets.Fetch != "" || len(r.Sockets.List) != 1 {
+		t.Fatalf("after a known gateway's report and a request, published %+v, want only this gateway's sockets for every UI", r)
+	}
+	// Offered back through the bus, the sockets reach the UI once.
+	s.receive(r)
+	s.receive(r)
+	if len(ui.sent) != 3 || !strings.HasPrefix(ui.sent[2], `socket_connected [{"id":"mine"`) {
+		t.Errorf("the UI was sent %q, want two stats and the offered socket once", ui.sent)
 	}
 }

@@ -28,6 +28,9 @@ type report struct {
 	Sockets *socketList `json:"sockets,omitempty"`
 	// Do is an action of a UI, for the gateways holding the sockets.
 	Do *action `json:"do,omitempty"`
+	// Offer asks every gateway to offer its sockets to every UI (see
+	// receive).
+	Offer bool `json:"offer,omitempty"`
 }
 
 // socketList is part of a gateway's answer to a fetch; Last marks its end.

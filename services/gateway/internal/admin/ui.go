@@ -144,6 +144,11 @@ func arg[T any](args []any, i int) (T, bool) {
 func (s *Server) receive(r *report) {
 	now := time.Now()
 	s.mu.Lock()
+	if _, known := s.gateways[r.From]; !known && r.From != s.cfg.ServerID && len(s.uis) > 0 {
+		// A gateway started, or came back after its sockets were taken
+		// off the UIs here for its silence: its sockets are asked for.
+		s.out.send(&report{Offer: true})
+	}
 	if r.From == s.cfg.ServerID && now.Sub(s.gateways[r.From]) >= aliveFor {
 		// The bus is back after an outage: the others, silent because of
 		// it, get as long to report again as a gateway that just started.
@@ -177,6 +182,8 @@ func (s *Server) receive(r *report) {
 		s.gathered(r.From, r.Sockets)
 	case r.Do != nil:
 		s.act(r.Do)
+	case r.Offer:
+		s.answer("")
 	}
 }
 
