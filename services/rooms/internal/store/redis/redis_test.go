@@ -351,14 +351,7 @@ func testLostAnswer(t *testing.T, url string, armed *atomic.Bool) {
 	if armed.Load() {
 		t.Fatal("the publish did not go through a proxy")
 	}
-	msgs, err := s.History(ctx, store.HistoryQuery{Room: key, Mode: store.HistoryAfter, Limit: 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var payloads []string
-	for _, m := range msgs {
-		payloads = append(payloads, m.Payload)
-	}
+	payloads := storetest.Payloads(storetest.All(t, s, key))
 	if want := []string{"first", "second"}; !slices.Equal(payloads, want) {
 		t.Errorf("stored %q, want %q", payloads, want)
 	}
@@ -488,14 +481,7 @@ func TestSentinelFailover(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	msgs2, err := a.History(ctx, store.HistoryQuery{Room: key, Mode: store.HistoryAfter, Limit: 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var payloads []string
-	for _, m := range msgs2 {
-		payloads = append(payloads, m.Payload)
-	}
+	payloads := storetest.Payloads(storetest.All(t, a, key))
 	if want := []string{"before", "after"}; !slices.Equal(payloads, want) {
 		t.Errorf("history after the failover: %q, want %q", payloads, want)
 	}
@@ -811,14 +797,7 @@ func TestClusterFailover(t *testing.T) {
 	case <-timeout:
 		t.Fatal("nothing received once followed again")
 	}
-	h, err := a.History(ctx, store.HistoryQuery{Room: key, Mode: store.HistoryAfter, Limit: 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var offsets []uint64
-	for _, m := range h {
-		offsets = append(offsets, m.Offset)
-	}
+	offsets := storetest.Offsets(storetest.All(t, a, key))
 	if want := []uint64{first.Offset, first.Offset + 1, first.Offset + 2}; !slices.Equal(offsets, want) {
 		t.Errorf("history after the failover: offsets %v, want %v", offsets, want)
 	}

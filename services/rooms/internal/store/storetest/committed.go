@@ -101,6 +101,6 @@ func testCommitted(t *testing.T, s store.Store, log *committedLog) {
 	}
 	wg.Wait()
 	for _, k := range rooms {
-		check(t, "messages of "+k.Namespace+"/"+k.Name+" passed to the Committed hook", all(t, s, k), log.of(k))
+		check(t, "messages of "+k.Namespace+"/"+k.Name+" passed to the Committed hook", All(t, s, k), log.of(k))
 	}
 }

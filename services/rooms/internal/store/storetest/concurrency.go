@@ -68,8 +68,8 @@ func testConcurrentPublish(t *testing.T, s store.Store) {
 	check(t, "offsets returned by Publish", seq(1, n), offs)
 	check(t, "LastOffset", uint64(n), getRoom(t, s, key).LastOffset)
 
-	msgs := all(t, s, key)
-	check(t, "offsets in History", seq(1, n), offsets(msgs))
+	msgs := All(t, s, key)
+	check(t, "offsets in History", seq(1, n), Offsets(msgs))
 	for _, m := range msgs {
 		if m.Payload != payloads[m.Offset] {
 			t.Errorf("History: offset %d holds %q, Publish returned it for %q", m.Offset, m.Payload, payloads[m.Offset])
@@ -112,7 +112,7 @@ func testConcurrentDedupe(t *testing.T, s store.Store) {
 	}
 	wg.Wait()
 	check(t, "count of publishes not reported as duplicates", 1, stored)
-	check(t, "offsets in History", []uint64{1}, offsets(all(t, s, key)))
+	check(t, "offsets in History", []uint64{1}, Offsets(All(t, s, key)))
 	check(t, "LastOffset", uint64(1), getRoom(t, s, key).LastOffset)
 }
 
@@ -202,6 +202,6 @@ func testConcurrentPublishTrim(t *testing.T, s store.Store) {
 	for _, k := range rooms {
 		last := getRoom(t, s, k).LastOffset
 		check(t, "LastOffset of "+k.Name, uint64(workers*perWorker/len(rooms)), last)
-		check(t, "offsets kept in "+k.Name, seq(last-keep+1, last), offsets(all(t, s, k)))
+		check(t, "offsets kept in "+k.Name, seq(last-keep+1, last), Offsets(All(t, s, k)))
 	}
 }

@@ -42,7 +42,7 @@ func testPublish(t *testing.T, s store.Store) {
 		want = append(want, m)
 	}
 	check(t, "LastOffset", uint64(3), getRoom(t, s, key).LastOffset)
-	check(t, "History", want, all(t, s, key))
+	check(t, "History", want, All(t, s, key))
 
 	_, _, err = s.Publish(ctx, store.PublishParams{Room: key, Sender: "stranger", Payload: "x", Now: at(time.Hour)})
 	wantErr(t, "Publish by a non-member", err, store.ErrNotMember)
@@ -57,7 +57,7 @@ func testPublish(t *testing.T, s store.Store) {
 		m := publish(t, s, store.PublishParams{Room: key, Sender: "u1", Payload: "same", Now: at(time.Hour), DedupeSince: at(-time.Hour)})
 		check(t, "offset of a message without ClientMessageID", off, m.Offset)
 	}
-	check(t, "offsets", seq(1, 6), offsets(all(t, s, key)))
+	check(t, "offsets", seq(1, 6), Offsets(All(t, s, key)))
 	check(t, "Stats", store.Stats{Rooms: 1, Members: 1, Sessions: 1, Messages: 6}, stats(t, s, ""))
 }
 
@@ -113,7 +113,7 @@ func testPublishDedupe(t *testing.T, s store.Store) {
 		Room: key, Sender: "u1", Payload: "first", ClientMessageID: "c1",
 		Now: at(time.Minute), DedupeSince: t0,
 	}, first)
-	check(t, "History after duplicates", []store.Message{first}, all(t, s, key))
+	check(t, "History after duplicates", []store.Message{first}, All(t, s, key))
 	check(t, "LastOffset after duplicates", uint64(1), getRoom(t, s, key).LastOffset)
 
 	second := publish(t, s, store.PublishParams{
@@ -164,7 +164,7 @@ func testPublishDedupe(t *testing.T, s store.Store) {
 	}
 	check(t, "offset of a duplicate of a purged message", second.Offset, got.Offset)
 	check(t, "time of a duplicate of a purged message", second.CreateTime, got.CreateTime)
-	check(t, "History after a duplicate of a purged message", []store.Message(nil), all(t, s, key))
+	check(t, "History after a duplicate of a purged message", []store.Message(nil), All(t, s, key))
 	check(t, "LastOffset", uint64(4), getRoom(t, s, key).LastOffset)
 }
 
@@ -174,7 +174,7 @@ func testPublishTrim(t *testing.T, s store.Store) {
 	createRoom(t, s, key, store.RoomOptions{HistoryMaxMessages: 3}, t0)
 	msgs := publishN(t, s, key, 5)
 
-	check(t, "History after trimming", msgs[2:], all(t, s, key))
+	check(t, "History after trimming", msgs[2:], All(t, s, key))
 	check(t, "latest History after trimming", msgs[2:],
 		history(t, s, store.HistoryQuery{Room: key, Mode: store.HistoryLatest, Limit: 10}))
 	check(t, "LastOffset after trimming", uint64(5), getRoom(t, s, key).LastOffset)
@@ -183,13 +183,13 @@ func testPublishTrim(t *testing.T, s store.Store) {
 	_, err := s.UpdateRoom(ctx, key, store.RoomOptionsPatch{HistoryMaxMessages: new(uint32(2))}, t0)
 	noErr(t, "UpdateRoom", err)
 	publish(t, s, store.PublishParams{Room: key, Payload: "m6", Now: t0})
-	check(t, "offsets after lowering the limit", []uint64{5, 6}, offsets(all(t, s, key)))
+	check(t, "offsets after lowering the limit", []uint64{5, 6}, Offsets(All(t, s, key)))
 
 	_, err = s.UpdateRoom(ctx, key, store.RoomOptionsPatch{HistoryMaxMessages: new(uint32(0))}, t0)
 	noErr(t, "UpdateRoom", err)
 	publish(t, s, store.PublishParams{Room: key, Payload: "m7", Now: t0})
 	publish(t, s, store.PublishParams{Room: key, Payload: "m8", Now: t0})
-	check(t, "offsets without a limit", []uint64{5, 6, 7, 8}, offsets(all(t, s, key)))
+	check(t, "offsets without a limit", []uint64{5, 6, 7, 8}, Offsets(All(t, s, key)))
 }
 
 func testHistory(t *testing.T, s store.Store) {
@@ -256,11 +256,11 @@ func testPurge(t *testing.T, s store.Store) {
 		check(t, "count of Purge "+what, want, n)
 	}
 	purge("before 4", 4, 3)
-	check(t, "offsets after Purge before 4", seq(4, 10), offsets(all(t, s, key)))
+	check(t, "offsets after Purge before 4", seq(4, 10), Offsets(All(t, s, key)))
 	purge("before 4 again", 4, 0)
 	purge("before 1", 1, 0)
 	purge("all", 0, 7)
-	check(t, "History after Purge of all", []store.Message(nil), all(t, s, key))
+	check(t, "History after Purge of all", []store.Message(nil), All(t, s, key))
 	check(t, "LastOffset after Purge", uint64(10), getRoom(t, s, key).LastOffset)
 
 	m := publish(t, s, store.PublishParams{Room: key, Payload: "next", Now: t0})
@@ -268,7 +268,7 @@ func testPurge(t *testing.T, s store.Store) {
 	purge("before beyond the last", 100, 1)
 	check(t, "LastOffset after Purge", uint64(11), getRoom(t, s, key).LastOffset)
 
-	check(t, "History of another room", otherMsgs, all(t, s, other))
+	check(t, "History of another room", otherMsgs, All(t, s, other))
 	check(t, "Stats after Purge", store.Stats{Rooms: 2, Messages: 2}, stats(t, s, ""))
 
 	_, err := s.Purge(ctx, store.RoomKey{Namespace: "acme", Name: "missing"}, 0)
@@ -296,14 +296,14 @@ func testSweepRetention(t *testing.T, s store.Store) {
 
 	// A message exactly as old as the retention is not older than it.
 	noErr(t, "Sweep", s.Sweep(ctx, at(2*time.Hour), at(-24*time.Hour)))
-	check(t, "offsets kept for an hour", []uint64{3}, offsets(all(t, s, hour)))
-	check(t, "offsets kept forever", []uint64{1}, offsets(all(t, s, forever)))
-	check(t, "offsets kept for two hours", []uint64{1, 2}, offsets(all(t, s, twoHours)))
+	check(t, "offsets kept for an hour", []uint64{3}, Offsets(All(t, s, hour)))
+	check(t, "offsets kept forever", []uint64{1}, Offsets(All(t, s, forever)))
+	check(t, "offsets kept for two hours", []uint64{1, 2}, Offsets(All(t, s, twoHours)))
 
 	noErr(t, "Sweep", s.Sweep(ctx, at(3*time.Hour), at(-24*time.Hour)))
-	check(t, "offsets kept for an hour", []uint64(nil), offsets(all(t, s, hour)))
-	check(t, "offsets kept forever", []uint64{1}, offsets(all(t, s, forever)))
-	check(t, "offsets kept for two hours", []uint64{2}, offsets(all(t, s, twoHours)))
+	check(t, "offsets kept for an hour", []uint64(nil), Offsets(All(t, s, hour)))
+	check(t, "offsets kept forever", []uint64{1}, Offsets(All(t, s, forever)))
+	check(t, "offsets kept for two hours", []uint64{2}, Offsets(All(t, s, twoHours)))
 
 	check(t, "LastOffset after Sweep", uint64(3), getRoom(t, s, hour).LastOffset)
 	m := publish(t, s, store.PublishParams{Room: hour, Payload: "next", Now: at(3 * time.Hour)})
@@ -323,7 +323,7 @@ func testSweepDedupe(t *testing.T, s store.Store) {
 	}
 
 	noErr(t, "Sweep", s.Sweep(ctx, at(2*time.Hour), at(time.Hour)))
-	check(t, "offsets after Sweep without retention", seq(1, 3), offsets(all(t, s, key)))
+	check(t, "offsets after Sweep without retention", seq(1, 3), Offsets(All(t, s, key)))
 
 	for _, tt := range []struct {
 		id         string

@@ -252,13 +252,13 @@ func testDeleteRoom(t *testing.T, s store.Store) {
 	_, _, err = s.Publish(ctx, store.PublishParams{Room: key, Payload: "x", Now: t0})
 	wantErr(t, "Publish to a deleted room", err, store.ErrNotFound)
 	check(t, "Stats after DeleteRoom", store.Stats{Rooms: 1, Members: 1, Sessions: 1, Messages: 1}, stats(t, s, ""))
-	check(t, "History of the other room", []string{"kept"}, payloads(all(t, s, other)))
+	check(t, "History of the other room", []string{"kept"}, Payloads(All(t, s, other)))
 
 	// The name can be taken again, by a room that shares nothing with the old one.
 	want := store.Room{RoomKey: key, CreateTime: at(time.Hour), UpdateTime: at(time.Hour)}
 	check(t, "CreateRoom after DeleteRoom", want, createRoom(t, s, key, store.RoomOptions{}, at(time.Hour)))
 	check(t, "ListMembers of the new room", []store.Member(nil), listMembers(t, s, key, "", 10))
-	check(t, "History of the new room", []store.Message(nil), all(t, s, key))
+	check(t, "History of the new room", []store.Message(nil), All(t, s, key))
 	_, _, err = s.Publish(ctx, store.PublishParams{Room: key, Sender: "u1", Payload: "x", Now: at(time.Hour)})
 	wantErr(t, "Publish by a member of the deleted room", err, store.ErrNotMember)
 	m := publish(t, s, store.PublishParams{
@@ -269,14 +269,6 @@ func testDeleteRoom(t *testing.T, s store.Store) {
 		DedupeSince:     at(-time.Hour),
 	})
 	check(t, "offset of the first message of the new room", uint64(1), m.Offset)
-}
-
-func payloads(msgs []store.Message) []string {
-	out := make([]string, len(msgs))
-	for i, m := range msgs {
-		out[i] = m.Payload
-	}
-	return out
 }
 
 // testEpochs checks that every room gets an epoch, that it does not change

@@ -176,8 +176,8 @@ func history(t *testing.T, s store.Store, q store.HistoryQuery) []store.Message 
 	return msgs
 }
 
-// all reads every message a room keeps.
-func all(t *testing.T, s store.Store, key store.RoomKey) []store.Message {
+// All reads every message a room keeps.
+func All(t *testing.T, s store.Store, key store.RoomKey) []store.Message {
 	t.Helper()
 	return history(t, s, store.HistoryQuery{Room: key, Mode: store.HistoryAfter, Limit: 1 << 20})
 }
@@ -189,7 +189,17 @@ func stats(t *testing.T, s store.Store, namespace string) store.Stats {
 	return st
 }
 
-func offsets(msgs []store.Message) []uint64 {
+// Payloads returns the messages' payloads, in order.
+func Payloads(msgs []store.Message) []string {
+	out := make([]string, len(msgs))
+	for i, m := range msgs {
+		out[i] = m.Payload
+	}
+	return out
+}
+
+// Offsets returns the messages' offsets, in order.
+func Offsets(msgs []store.Message) []uint64 {
 	out := make([]uint64, len(msgs))
 	for i, m := range msgs {
 		out[i] = m.Offset
