@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -50,15 +51,19 @@ type adminClient struct {
 	events chan adminEvent
 }
 
-// dialAdmin connects to url's admin namespace with auth; it returns the
-// connect_error's message instead when the gateway refuses. Like dialGo, it
-// tries a fresh client when the Go client's connection never completes.
-func dialAdmin(t *testing.T, url string, auth map[string]any) (*adminClient, string) {
+// dialAdmin connects to url's admin namespace with auth, as the UI does,
+// and fails the test if the gateway refuses (refusals are read off the
+// wire instead: see TestAdminUIProtocol). Like dialGo, it tries a fresh
+// client when the Go client's connection never completes.
+func dialAdmin(t *testing.T, url string, auth map[string]any) *adminClient {
 	t.Helper()
 	for attempt := 1; ; attempt++ {
-		a, refused, err := tryDialAdmin(t, url, auth)
+		a, err := tryDialAdmin(t, url, auth)
 		if err == nil {
-			return a, refused
+			return a
+		}
+		if !errors.Is(err, errNoConnect) {
+			t.Fatalf("admin namespace of %s: %v", url, err)
 		}
 		if attempt == 5 {
 			t.Fatalf("admin namespace of %s: %v", url, err)
@@ -67,7 +72,13 @@ func dialAdmin(t *testing.T, url string, auth map[string]any) (*adminClient, str
 	}
 }
 
-func tryDialAdmin(t *testing.T, url string, auth map[string]any) (*adminClient, string, error) {
+// signIn connects a UI to url with the right password.
+func signIn(t *testing.T, url string) *adminClient {
+	t.Helper()
+	return dialAdmin(t, url, map[string]any{"username": "admin", "password": adminPassword})
+}
+
+func tryDialAdmin(t *testing.T, url string, auth map[string]any) (*adminClient, error) {
 	o := cio.DefaultOptions()
 	o.SetTransports(types.NewSet[transports.TransportCtor](cio.WebSocket))
 	o.SetReconnection(false)
@@ -78,7 +89,7 @@ func tryDialAdmin(t *testing.T, url string, auth map[string]any) (*adminClient, 
 	refused := make(chan string, 1)
 	sock, err := cio.Connect(url+"/admin", o)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	a.sock = sock
 	sock.OnAny(func(args ...any) {
@@ -93,12 +104,12 @@ func tryDialAdmin(t *testing.T, url string, auth map[string]any) (*adminClient, 
 	t.Cleanup(func() { sock.Disconnect() })
 	select {
 	case <-connected:
-		return a, "", nil
+		return a, nil
 	case msg := <-refused:
-		return nil, msg, nil
+		return nil, fmt.Errorf("refused: %s", msg)
 	case <-time.After(5 * time.Second):
 		sock.Disconnect()
-		return nil, "", errNoConnect
+		return nil, errNoConnect
 	}
 }
 
@@ -179,10 +190,7 @@ func TestAdminUIProtocol(t *testing.T) {
 
 	ann := dialGo(t, url1+"/", nil)
 	bob := dialGo(t, url2+"/", nil)
-	ui, refused := dialAdmin(t, url1, map[string]any{"username": "admin", "password": adminPassword})
-	if ui == nil {
-		t.Fatalf("admin sign-in refused: %s", refused)
-	}
+	ui := signIn(t, url1)
 	session, _ := ui.await("session", nil)[0].(string)
 	if session == "" {
 		t.Fatal("no session handed out")
@@ -239,14 +247,36 @@ func TestAdminUIProtocol(t *testing.T) {
 
 	// The session signs the UI in on the other gateway, which lists the
 	// sockets left.
-	ui2, refused := dialAdmin(t, url2, map[string]any{"sessionId": session})
-	if ui2 == nil {
-		t.Fatalf("session refused by the other gateway: %s", refused)
-	}
+	ui2 := dialAdmin(t, url2, map[string]any{"sessionId": session}) // a session of the other gateway
 	all = socketsByID(t, ui2.await("all_sockets", nil))
 	if _, ok := all[annID]; ok || all[bob.sock.Id()] == nil || all[cid.sock.Id()] == nil {
 		t.Errorf("all_sockets after the disconnect: %v, want bob and cid, not ann", all)
 	}
+}
+
+// watched is two gateways of one deployment with the UI on ("gw-one" and
+// "gw-two"), a chat socket on each, ann's and bob's, and a UI signed in to
+// the first that lists both.
+type watched struct {
+	url1, url2   string
+	second       *proctest.Process
+	annID, bobID string
+	ui           *adminClient
+}
+
+func watchTwo(t *testing.T, s *stack) watched {
+	t.Helper()
+	flags := adminFlags(t, "gw-one", "gw-two")
+	w := watched{}
+	_, w.url1 = s.gateway("127.0.0.1:0", flags[0]...)
+	w.second, w.url2 = s.gateway("127.0.0.1:0", flags[1]...)
+	w.annID = dialGo(t, w.url1+"/", nil).sock.Id()
+	w.bobID = dialGo(t, w.url2+"/", nil).sock.Id()
+	w.ui = signIn(t, w.url1)
+	if all := socketsByID(t, w.ui.await("all_sockets", nil)); all[w.annID] == nil || all[w.bobID] == nil {
+		t.Fatalf("all_sockets %v, want ann and bob", all)
+	}
+	return w
 }
 
 // TestAdminUIWhenAGatewayStops stops one of two gateways: terminated, it
@@ -264,20 +294,8 @@ func TestAdminUIWhenAGatewayStops(t *testing.T) {
 		{name: "SIGKILL", stop: func(p *proctest.Process) { p.Kill() }, reason: "gateway unreachable", within: 20 * time.Second},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			s := startStack(t)
-			flags := adminFlags(t, "gw-one", "gw-two")
-			_, url1 := s.gateway("127.0.0.1:0", flags[0]...)
-			second, url2 := s.gateway("127.0.0.1:0", flags[1]...)
-			ann := dialGo(t, url1+"/", nil)
-			bob := dialGo(t, url2+"/", nil)
-			annID, bobID := ann.sock.Id(), bob.sock.Id()
-			ui, refused := dialAdmin(t, url1, map[string]any{"username": "admin", "password": adminPassword})
-			if ui == nil {
-				t.Fatalf("admin sign-in refused: %s", refused)
-			}
-			if all := socketsByID(t, ui.await("all_sockets", nil)); all[annID] == nil || all[bobID] == nil {
-				t.Fatalf("all_sockets %v, want ann and bob", all)
-			}
+			w := watchTwo(t, startStack(t))
+			second, url1, ui, annID, bobID := w.second, w.url1, w.ui, w.annID, w.bobID
 
 			start := time.Now()
 			tt.stop(second)
@@ -290,7 +308,7 @@ func TestAdminUIWhenAGatewayStops(t *testing.T) {
 
 			// Ann's gateway still reports, and her socket stays.
 			ui.await("server_stats", func(a []any) bool { return a[0].(map[string]any)["serverId"] == "gw-one" })
-			ui2, _ := dialAdmin(t, url1, map[string]any{"username": "admin", "password": adminPassword})
+			ui2 := signIn(t, url1)
 			if all := socketsByID(t, ui2.await("all_sockets", nil)); all[annID] == nil || all[bobID] != nil {
 				t.Errorf("all_sockets after the stop: %v, want ann alone", all)
 			}
@@ -314,19 +332,8 @@ func TestAdminUIWhenAGatewayStops(t *testing.T) {
 // is back the UI hears from both gateways again and of new sockets.
 func TestAdminUIThroughARoomsServiceRestart(t *testing.T) {
 	s := startStack(t, "--listen", freeAddr(t))
-	flags := adminFlags(t, "gw-one", "gw-two")
-	_, url1 := s.gateway("127.0.0.1:0", flags[0]...)
-	_, url2 := s.gateway("127.0.0.1:0", flags[1]...)
-	ann := dialGo(t, url1+"/", nil)
-	bob := dialGo(t, url2+"/", nil)
-	annID, bobID := ann.sock.Id(), bob.sock.Id()
-	ui, refused := dialAdmin(t, url1, map[string]any{"username": "admin", "password": adminPassword})
-	if ui == nil {
-		t.Fatalf("admin sign-in refused: %s", refused)
-	}
-	if all := socketsByID(t, ui.await("all_sockets", nil)); all[annID] == nil || all[bobID] == nil {
-		t.Fatalf("all_sockets %v, want ann and bob", all)
-	}
+	w := watchTwo(t, s)
+	url2, ui := w.url2, w.ui
 
 	s.restartRooms(func(p *proctest.Process) {
 		p.Kill()
@@ -397,11 +404,7 @@ func TestAdminUIUnderChurn(t *testing.T) {
 	_, url1 := s.gateway("127.0.0.1:0", flags[0]...)
 	_, url2 := s.gateway("127.0.0.1:0", flags[1]...)
 	urls := []string{url1, url2}
-	signIn := map[string]any{"username": "admin", "password": adminPassword}
-	first, refused := dialAdmin(t, url1, signIn)
-	if first == nil {
-		t.Fatalf("admin sign-in refused: %s", refused)
-	}
+	first := signIn(t, url1)
 	views := []*uiView{newView(t, first)}
 
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -409,10 +412,7 @@ func TestAdminUIUnderChurn(t *testing.T) {
 	const steps = 60
 	for i := range steps {
 		if i == steps/2 {
-			second, refused := dialAdmin(t, url2, signIn)
-			if second == nil {
-				t.Fatalf("admin sign-in refused: %s", refused)
-			}
+			second := signIn(t, url2)
 			views = append(views, newView(t, second))
 		}
 		if len(live) > 0 && rng.IntN(3) == 0 {
@@ -434,7 +434,7 @@ func TestAdminUIUnderChurn(t *testing.T) {
 	// what the clients hold: the Go client now and then goes on taking
 	// itself for connected after the gateway saw its connection close, or
 	// gives up on a connection the gateway completed.)
-	last, _ := dialAdmin(t, url1, signIn)
+	last := signIn(t, url1)
 	truth := socketsByID(t, last.await("all_sockets", nil))
 	want := slices.Sorted(maps.Keys(truth))
 	for i, v := range views {
