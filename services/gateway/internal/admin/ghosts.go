@@ -24,36 +24,26 @@ type owned struct {
 	rooms   map[string]bool
 }
 
-// shownSocket is what the tracking reads of a socket.
-type shownSocket struct {
-	ID    string   `json:"id"`
-	Nsp   string   `json:"nsp"`
-	Rooms []string `json:"rooms"`
-}
-
-// own records a socket from gateway's answer or connect report. Called with
-// s.mu held.
-func (s *Server) own(gateway string, socket json.RawMessage) {
-	var sk shownSocket
-	if json.Unmarshal(socket, &sk) != nil || sk.ID == "" {
-		return
+// own records a socket from gateway's answer or connect report, and
+// reports whether the UIs here were known to show it already, held by that
+// gateway. Called with s.mu held.
+func (s *Server) own(gateway string, socket json.RawMessage) (known bool) {
+	var sk struct {
+		ID    string   `json:"id"`
+		Nsp   string   `json:"nsp"`
+		Rooms []string `json:"rooms"`
 	}
+	if json.Unmarshal(socket, &sk) != nil || sk.ID == "" {
+		return false
+	}
+	k := sockKey{sk.Nsp, sk.ID}
+	known = s.owners[k] != nil && s.owners[k].gateway == gateway
 	o := &owned{gateway: gateway, rooms: map[string]bool{}}
 	for _, r := range sk.Rooms {
 		o.rooms[r] = true
 	}
-	s.owners[sockKey{sk.Nsp, sk.ID}] = o
-}
-
-// owns reports whether the UIs here are known to show socket, held by
-// gateway. Called with s.mu held.
-func (s *Server) owns(gateway string, socket json.RawMessage) bool {
-	var sk shownSocket
-	if json.Unmarshal(socket, &sk) != nil {
-		return false
-	}
-	o := s.owners[sockKey{sk.Nsp, sk.ID}]
-	return o != nil && o.gateway == gateway
+	s.owners[k] = o
+	return known
 }
 
 // track follows one reported event's effect on the sockets shown. Called

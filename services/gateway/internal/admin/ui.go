@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -275,10 +276,9 @@ func (s *Server) gathered(from string, l *socketList) {
 	// UIs already showing a socket are not told of it again.
 	var fresh []json.RawMessage
 	for _, sk := range l.List {
-		if !s.owns(from, sk) {
+		if !s.own(from, sk) {
 			fresh = append(fresh, sk)
 		}
-		s.own(from, sk)
 	}
 	if l.Fetch == "" {
 		// Offered to every UI: see receive.
@@ -365,12 +365,7 @@ func (s *Server) sendStats() {
 	for name, n := range counts {
 		namespaces = append(namespaces, nsCount{name, n})
 	}
-	slices.SortFunc(namespaces, func(a, b nsCount) int {
-		if a.Name < b.Name {
-			return -1
-		}
-		return 1
-	})
+	slices.SortFunc(namespaces, func(a, b nsCount) int { return cmp.Compare(a.Name, b.Name) })
 	host, _ := os.Hostname()
 	stats := map[string]any{
 		"serverId":            s.cfg.ServerID,
