@@ -70,21 +70,20 @@ func truncate(s string, n int) string {
 // onEvent handles the event name with its raw arguments (the ack last, if
 // the client asked for one).
 func (c *client) onEvent(name string, raw []any) {
-	args, _ := splitAck(raw)
+	args, ack := splitAck(raw)
 	c.g.cfg.Observer.EventReceived(c.ns.Name, c.id, name, args)
 	if h, known := events[name]; known {
-		c.handle(name, h, raw)
+		c.handle(name, h, args, ack)
 		return
 	}
-	c.handle("unknown", unknown(name), raw)
+	c.handle("unknown", unknown(name), args, ack)
 }
 
 // handle runs one event, in the socket's own goroutine (events of a socket are
 // handled in order), and answers it. The event's request id, the socket id
 // and the event's number, goes with the rooms-service calls it makes, whose
 // log lines carry it too.
-func (c *client) handle(name string, h handler, raw []any) {
-	args, ack := splitAck(raw)
+func (c *client) handle(name string, h handler, args []any, ack socket.Ack) {
 	id := c.id + ":" + strconv.FormatUint(c.events.Add(1), 10)
 	start := time.Now()
 	result, err := c.run(h, args, id)

@@ -394,7 +394,7 @@ func TestHandlerPanic(t *testing.T) {
 	c.g.cfg.Log = slog.New(slog.NewJSONHandler(&log, nil))
 	var ack []any
 	boom := func(*client, context.Context, []any) (any, error) { panic("boom") }
-	c.handle("join", boom, []any{"lobby", socket.Ack(func(a []any, _ error) { ack = a })})
+	c.handle("join", boom, []any{"lobby"}, socket.Ack(func(a []any, _ error) { ack = a }))
 	if len(ack) != 1 {
 		t.Fatalf("ack %v, want one argument", ack)
 	}
